@@ -1,0 +1,32 @@
+"""Trio-native structured concurrency for streaming assistant responses.
+
+``create_run(callback)`` prepares a run; ``async with`` starts it and yields
+its chunks. The callback receives a :class:`RunController` and streams text,
+reasoning, tool calls, state, sources, files and errors through it, in a
+nursery that the ``async with`` block owns.
+"""
+
+from ._controller import RunController, Substream, ToolCallController
+from ._errors import SerializationError, StreamClosedError, TrioStreamError, UsageError
+from ._run import DEFAULT_HIGH_WATER_MARK, ChunkStream, Run, RunCallback, create_run
+from ._scope import CancellationSignal
+from ._state import StateProxy
+
+__all__ = [
+    "DEFAULT_HIGH_WATER_MARK",
+    "CancellationSignal",
+    "ChunkStream",
+    "Run",
+    "RunCallback",
+    "RunController",
+    "SerializationError",
+    "StateProxy",
+    "StreamClosedError",
+    "Substream",
+    "ToolCallController",
+    "TrioStreamError",
+    "UsageError",
+    "create_run",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,135 @@
+"""The queue between a run's producers and the one consumer of its chunks.
+
+Producers are the run's tasks; most of what they call (``append_text``,
+``set_response``, state writes) is synchronous, as in assistant-stream, so a
+put can never block: it appends and returns. What keeps memory bounded is
+the *high-water mark*: every asynchronous producer path (``add_stream``,
+``add_tool_call``, ``drain()``, entering a sub-stream) waits while the queue
+holds that many chunks or more, and resumes once the consumer has taken it
+down to half. A producer that only ever appends synchronously is bounded by
+its own pace instead: it cannot outrun the consumer for longer than it runs
+without awaiting something.
+
+State operations are not queued one by one. They collect in a pending batch
+that becomes a single ``update-state`` chunk the moment another chunk is put
+(so order is kept) or the consumer finds the queue empty, so a burst of state
+writes made in one step reaches the client as one chunk.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import anyio
+from anyio.lowlevel import checkpoint, checkpoint_if_cancelled
+
+from ._errors import StreamClosedError
+from .chunks import Chunk, StateOperation, UpdateStateChunk
+
+__all__ = ["ChunkBuffer"]
+
+
+class ChunkBuffer:
+    """A FIFO of chunks with synchronous puts and one asynchronous reader."""
+
+    __slots__ = ("_chunks", "_closed", "_high_water", "_pending", "_reader", "_writers")
+
+    def __init__(self, high_water: int) -> None:
+        if high_water < 1:
+            raise ValueError(f"the high-water mark must be at least 1, not {high_water}")
+        self._chunks: deque[Chunk] = deque()
+        self._pending: list[StateOperation] = []
+        self._high_water = high_water
+        self._closed = False
+        self._reader: anyio.Event | None = None
+        self._writers: anyio.Event | None = None
+
+    def __len__(self) -> int:
+        return len(self._chunks)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StreamClosedError("the run has finished; no more chunks can be added")
+
+    def _wake_reader(self) -> None:
+        reader = self._reader
+        if reader is not None:
+            self._reader = None
+            reader.set()
+
+    def _flush_pending(self) -> None:
+        operations, self._pending = self._pending, []
+        self._chunks.append(UpdateStateChunk(operations=tuple(operations)))
+
+    def put(self, chunk: Chunk) -> None:
+        """Queue ``chunk`` (after any pending state operations). Never blocks."""
+        if self._closed:
+            self._check_open()
+        if self._pending:
+            self._flush_pending()
+        self._chunks.append(chunk)
+        if self._reader is not None:
+            self._wake_reader()
+
+    def add_operations(self, operations: list[StateOperation]) -> None:
+        """Add state operations to the pending batch."""
+        self._check_open()
+        self._pending.extend(operations)
+        self._wake_reader()
+
+    def flush(self) -> None:
+        """Turn the pending state operations into a chunk now."""
+        if self._pending:
+            self._flush_pending()
+            self._wake_reader()
+
+    async def wait_writable(self) -> None:
+        """Wait while the queue is at or above the high-water mark.
+
+        Always a checkpoint, so a producer that awaits this between items
+        also lets the consumer run.
+        """
+        await checkpoint()
+        while len(self._chunks) >= self._high_water and not self._closed:
+            if self._writers is None:
+                self._writers = anyio.Event()
+            await self._writers.wait()
+
+    async def receive(self) -> Chunk:
+        """The next chunk; :class:`anyio.EndOfStream` once closed and drained."""
+        chunks = self._chunks
+        if chunks:
+            await checkpoint_if_cancelled()
+        else:
+            while not chunks:
+                if self._pending:
+                    self._flush_pending()
+                    await checkpoint_if_cancelled()
+                    break
+                if self._closed:
+                    await checkpoint()
+                    raise anyio.EndOfStream
+                reader = self._reader = anyio.Event()
+                await reader.wait()
+        chunk = chunks.popleft()
+        writers = self._writers
+        if writers is not None and len(chunks) <= self._high_water // 2:
+            self._writers = None
+            writers.set()
+        return chunk
+
+    def close(self) -> None:
+        """Flush pending operations and mark the end; the reader drains what is left."""
+        if self._closed:
+            return
+        if self._pending:
+            self._flush_pending()
+        self._closed = True
+        self._wake_reader()
+        if self._writers is not None:
+            self._writers.set()
+            self._writers = None

@@ -1,0 +1,495 @@
+"""Controllers: what a run's callback, its tools and its sub-streams write through.
+
+:class:`RunController` carries assistant-stream's API unchanged (same names,
+same arguments, same synchronous appends) plus what Trio makes possible:
+tasks in the run's nursery (``start_soon``, ``start``), tool calls that run as
+tasks of their own (``spawn_tool_call``), and sub-streams with child nurseries
+(``open_substream``) nested to any depth. Every controller of a run writes to
+the same queue, so each producer's chunks keep their order.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import warnings
+from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
+from contextlib import aclosing
+from types import TracebackType
+from typing import Any, TypeVarTuple, Unpack, get_args
+
+import anyio
+
+from . import _ids
+from ._buffer import ChunkBuffer
+from ._errors import StreamClosedError, describe
+from ._json import encode_checked, ensure_serializable
+from ._scope import CancellationSignal, Scope
+from ._state import Key, StateProxy, StateTree
+from ._taskgroups import exit_task_group
+from .chunks import (
+    CHUNK_TYPES,
+    AnnotationsChunk,
+    Chunk,
+    DataChunk,
+    ErrorChunk,
+    FileChunk,
+    FinishReason,
+    ReasoningDeltaChunk,
+    SourceChunk,
+    StepFinishChunk,
+    StepStartChunk,
+    TextDeltaChunk,
+    ToolCallBeginChunk,
+    ToolCallDeltaChunk,
+    ToolResultChunk,
+)
+
+__all__ = ["RunController", "Substream", "ToolCallController"]
+
+logger = logging.getLogger("trio_stream")
+
+PosArgs = TypeVarTuple("PosArgs")
+ToolFunction = Callable[["ToolCallController"], Awaitable[Any]]
+
+_FINISH_REASONS = frozenset(get_args(FinishReason))
+
+
+def _require_str(value: object, what: str) -> None:
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a str, not {type(value).__name__}")
+
+
+class RunController:
+    """Writes chunks into a run and runs tasks in one of its nurseries.
+
+    The callback given to :func:`create_run` receives the root controller.
+    ``with_parent_id`` gives a view that tags chunks with another parent id
+    and shares this controller's nursery; ``open_substream`` gives a child
+    controller with a nursery of its own.
+    """
+
+    __slots__ = ("_buffer", "_parent_id", "_scope", "_state")
+
+    def __init__(
+        self, buffer: ChunkBuffer, state: StateTree, scope: Scope, parent_id: str | None
+    ) -> None:
+        self._buffer = buffer
+        self._state = state
+        self._scope = scope
+        self._parent_id = parent_id
+
+    @property
+    def parent_id(self) -> str | None:
+        """The parent id this controller puts on the chunks that carry one."""
+        return self._parent_id
+
+    def with_parent_id(self, parent_id: str) -> RunController:
+        """A controller for the same nursery whose chunks carry ``parent_id``."""
+        return RunController(self._buffer, self._state, self._scope, parent_id)
+
+    # -- message content -------------------------------------------------
+
+    def append_text(self, text_delta: str) -> None:
+        """Append a piece of answer text."""
+        _require_str(text_delta, "append_text's text_delta")
+        self._buffer.put(TextDeltaChunk(text_delta, self._parent_id))
+
+    def append_reasoning(self, reasoning_delta: str) -> None:
+        """Append a piece of reasoning."""
+        _require_str(reasoning_delta, "append_reasoning's reasoning_delta")
+        self._buffer.put(ReasoningDeltaChunk(reasoning_delta, self._parent_id))
+
+    def add_data(self, data: Any) -> None:
+        """Send a JSON value to the front-end as a data chunk."""
+        ensure_serializable(data, "add_data's data")
+        self._buffer.put(DataChunk(data))
+
+    def add_error(self, error: str) -> None:
+        """Send an error message; the run goes on (see the docs on errors)."""
+        _require_str(error, "add_error's error")
+        self._buffer.put(ErrorChunk(error))
+
+    def add_source(self, id: str, url: str, title: str | None = None) -> None:
+        """Cite a URL source."""
+        _require_str(id, "add_source's id")
+        _require_str(url, "add_source's url")
+        if title is not None:
+            _require_str(title, "add_source's title")
+        self._buffer.put(SourceChunk(id=id, url=url, title=title, parent_id=self._parent_id))
+
+    def add_file(self, data: str | bytes, mime_type: str) -> None:
+        """Send a file: ``data`` is base64 text, or raw bytes to be encoded."""
+        if isinstance(data, bytes | bytearray | memoryview):
+            data = base64.b64encode(data).decode("ascii")
+        _require_str(data, "add_file's data")
+        _require_str(mime_type, "add_file's mime_type")
+        self._buffer.put(FileChunk(data, mime_type, self._parent_id))
+
+    def add_annotations(self, annotations: Sequence[Any]) -> None:
+        """Attach message annotations (a list of JSON values)."""
+        if isinstance(annotations, str | bytes) or not isinstance(annotations, Sequence):
+            raise TypeError(
+                f"add_annotations expects a list, not {type(annotations).__name__}"
+            )
+        items = tuple(annotations)
+        ensure_serializable(items, "add_annotations's annotations")
+        self._buffer.put(AnnotationsChunk(items))
+
+    def add_step_start(self, message_id: str | None = None) -> None:
+        """Start a model step; ``message_id`` defaults to a new random id."""
+        if message_id is None:
+            message_id = _ids.message_id()
+        _require_str(message_id, "add_step_start's message_id")
+        self._buffer.put(StepStartChunk(message_id))
+
+    def add_step_finish(
+        self,
+        finish_reason: FinishReason,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        is_continued: bool = False,
+    ) -> None:
+        """Finish a model step and report its token usage."""
+        if finish_reason not in _FINISH_REASONS:
+            raise ValueError(
+                f"finish_reason must be one of {sorted(_FINISH_REASONS)}, not {finish_reason!r}"
+            )
+        for name, count in (("input_tokens", input_tokens), ("output_tokens", output_tokens)):
+            if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+                raise ValueError(f"{name} must be a non-negative int, not {count!r}")
+        self._buffer.put(
+            StepFinishChunk(finish_reason, input_tokens, output_tokens, bool(is_continued))
+        )
+
+    # -- tool calls ------------------------------------------------------
+
+    async def add_tool_call(
+        self, tool_name: str, tool_call_id: str | None = None
+    ) -> ToolCallController:
+        """Open a tool call and return its controller.
+
+        Waits first if the run's queue is above its high-water mark.
+        """
+        await self._buffer.wait_writable()
+        return ToolCallController(self, tool_name, tool_call_id)
+
+    def spawn_tool_call(
+        self,
+        tool_name: str,
+        tool: ToolFunction,
+        *,
+        args: Any = None,
+        tool_call_id: str | None = None,
+        errors_as_result: bool = False,
+    ) -> ToolCallController:
+        """Open a tool call and run ``tool(tool_call_controller)`` as a task.
+
+        ``args``, when given, is sent at once as the call's JSON arguments
+        text. The task runs in this controller's nursery, in parallel with
+        everything else; whatever ``tool`` returns becomes the call's result,
+        unless it already set a response or closed the call.
+
+        If ``tool`` raises, the run fails as with any task, unless
+        ``errors_as_result`` is true: then the exception's message becomes the
+        call's result with ``is_error`` set, it is logged, and the run goes on.
+        Returns the tool call's controller; its ``response`` holds the result
+        once the task is done.
+        """
+        arguments = None
+        if args is not None:
+            arguments = encode_checked(args, f"the args of tool call {tool_name!r}").decode()
+        call = ToolCallController(self, tool_name, tool_call_id)
+        if arguments is not None:
+            call.append_args_text(arguments)
+        self._scope.task_group.start_soon(
+            _run_tool,
+            call,
+            tool,
+            errors_as_result,
+            name=f"trio_stream tool {tool_name} {call.tool_call_id}",
+        )
+        return call
+
+    def add_tool_result(
+        self,
+        tool_call_id: str,
+        result: Any,
+        *,
+        artifact: Any = None,
+        is_error: bool = False,
+    ) -> None:
+        """Send a tool result for a call whose controller is not at hand."""
+        _require_str(tool_call_id, "add_tool_result's tool_call_id")
+        ensure_serializable(result, f"tool-result of {tool_call_id}")
+        ensure_serializable(artifact, f"tool-result artifact of {tool_call_id}")
+        self._buffer.put(ToolResultChunk(tool_call_id, result, artifact, bool(is_error)))
+
+    # -- streams, tasks and nurseries ------------------------------------
+
+    def add_stream(self, stream: AsyncIterable[Chunk]) -> None:
+        """Copy every chunk of ``stream`` into the run, from a task of this nursery.
+
+        The copy waits while the run's queue is above its high-water mark, so
+        a fast stream cannot outgrow a slow consumer.
+        """
+        if not isinstance(stream, AsyncIterable):
+            raise TypeError(f"add_stream expects an async iterable, not {type(stream).__name__}")
+        self._scope.task_group.start_soon(
+            _copy_stream, self._buffer, stream, name="trio_stream add_stream"
+        )
+
+    def start_soon(
+        self,
+        func: Callable[[Unpack[PosArgs]], Awaitable[Any]],
+        *args: Unpack[PosArgs],
+        name: object = None,
+    ) -> None:
+        """Run ``func(*args)`` as a task in this controller's nursery."""
+        self._scope.task_group.start_soon(func, *args, name=name)
+
+    async def start(
+        self, func: Callable[..., Awaitable[Any]], *args: object, name: object = None
+    ) -> Any:
+        """Start ``func(*args, task_status=...)`` in this nursery and wait until it
+        reports ready; returns the value it passes to ``task_status.started``."""
+        return await self._scope.task_group.start(func, *args, name=name)
+
+    def open_substream(self, parent_id: str | None = None) -> Substream:
+        """A child controller with its own nursery, as an async context manager.
+
+        ``async with controller.open_substream("p1") as sub:`` — chunks written
+        through ``sub`` carry ``parent_id`` (this controller's when omitted);
+        tasks started through it run in the child nursery, and leaving the
+        block waits for them. Cancelling this controller's scope cancels the
+        sub-stream and everything below it.
+        """
+        return Substream(self, parent_id if parent_id is not None else self._parent_id)
+
+    async def drain(self) -> None:
+        """Wait until the run's queue is below its high-water mark.
+
+        A producer that appends synchronously in a loop and awaits this
+        between items gets the same back-pressure as ``add_stream``.
+        """
+        await self._buffer.wait_writable()
+
+    # -- state -----------------------------------------------------------
+
+    @property
+    def state(self) -> Any:
+        """The run's state: a :class:`StateProxy` for a dict or list, else the value."""
+        value = self._state.value
+        if isinstance(value, dict | list):
+            return StateProxy(self._state)
+        return value
+
+    @state.setter
+    def state(self, value: Any) -> None:
+        current = self._state.value
+        if isinstance(value, StateProxy):
+            if value._tree is self._state and not value._path:
+                return  # the write-back half of ``controller.state += [...]``
+            raise TypeError("state values must be plain data; use proxy.value to copy one")
+        if (
+            isinstance(current, str)
+            and current
+            and isinstance(value, str)
+            and len(value) > len(current)
+            and value.startswith(current)
+        ):
+            self._state.append_text([], value[len(current) :])
+        else:
+            self._state.set([], value)
+
+    def append_state_text(self, path: Sequence[Key], text_delta: str) -> None:
+        """Append ``text_delta`` to the string at ``path`` (an ``append-text`` operation)."""
+        self._state.append_text(path, text_delta)
+
+    def flush(self) -> None:
+        """Emit pending state operations now instead of with the next chunk."""
+        self._buffer.flush()
+
+    # -- cancellation ----------------------------------------------------
+
+    @property
+    def is_cancelled(self) -> bool:
+        """Whether this controller's scope (or one enclosing it) was cancelled."""
+        return self._scope.signal.is_set()
+
+    @property
+    def cancelled_event(self) -> CancellationSignal:
+        """A signal to poll (``is_set()``) or wait on (``await wait()``)."""
+        return self._scope.signal
+
+    def cancel(self) -> None:
+        """Cancel this controller's scope: the whole run for the root controller.
+
+        Every task of the scope and of the sub-streams nested in it is
+        cancelled; the run then ends normally, with no error chunk.
+        """
+        self._scope.cancel()
+
+
+class ToolCallController:
+    """One tool call: stream its arguments, then set its response."""
+
+    __slots__ = ("_closed", "_owner", "_response", "tool_call_id", "tool_name")
+
+    def __init__(self, owner: RunController, tool_name: str, tool_call_id: str | None) -> None:
+        _require_str(tool_name, "tool_name")
+        if tool_call_id is None:
+            tool_call_id = _ids.tool_call_id()
+        _require_str(tool_call_id, "tool_call_id")
+        self._owner = owner
+        self.tool_name = tool_name
+        self.tool_call_id = tool_call_id
+        self._closed = False
+        self._response: ToolResultChunk | None = None
+        owner._buffer.put(ToolCallBeginChunk(tool_call_id, tool_name, owner._parent_id))
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<ToolCallController {self.tool_name!r} {self.tool_call_id} {state}>"
+
+    @property
+    def parent_id(self) -> str | None:
+        """The parent id of the tool-call-begin chunk."""
+        return self._owner._parent_id
+
+    @property
+    def closed(self) -> bool:
+        """Whether a response was set or the call was closed."""
+        return self._closed
+
+    @property
+    def response(self) -> ToolResultChunk | None:
+        """The result chunk, once a response has been set."""
+        return self._response
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StreamClosedError(
+                f"tool call {self.tool_name!r} ({self.tool_call_id}) is already closed"
+            )
+
+    def append_args_text(self, args_text_delta: str) -> None:
+        """Append a piece of the call's JSON arguments text."""
+        self._check_open()
+        _require_str(args_text_delta, "append_args_text's args_text_delta")
+        self._owner._buffer.put(ToolCallDeltaChunk(self.tool_call_id, args_text_delta))
+
+    def set_response(self, result: Any, *, artifact: Any = None, is_error: bool = False) -> None:
+        """Send the call's result and close it."""
+        self._check_open()
+        what = f"tool-result of {self.tool_name!r} ({self.tool_call_id})"
+        ensure_serializable(result, what)
+        ensure_serializable(artifact, f"{what} artifact")
+        chunk = ToolResultChunk(self.tool_call_id, result, artifact, bool(is_error))
+        self._owner._buffer.put(chunk)
+        self._response = chunk
+        self._closed = True
+
+    def set_result(self, result: Any) -> None:
+        """Deprecated spelling of :meth:`set_response`."""
+        warnings.warn(
+            "set_result() is deprecated; use set_response()", DeprecationWarning, stacklevel=2
+        )
+        self.set_response(result)
+
+    def close(self) -> None:
+        """Close the call without a result. Closing twice is harmless."""
+        self._closed = True
+
+    def open_substream(self, parent_id: str | None = None) -> Substream:
+        """A child controller whose chunks carry this call's id as parent id.
+
+        See :meth:`RunController.open_substream`.
+        """
+        return Substream(self._owner, parent_id if parent_id is not None else self.tool_call_id)
+
+    @property
+    def is_cancelled(self) -> bool:
+        """Whether the scope the call belongs to was cancelled."""
+        return self._owner.is_cancelled
+
+    @property
+    def cancelled_event(self) -> CancellationSignal:
+        """The cancellation signal of the scope the call belongs to."""
+        return self._owner.cancelled_event
+
+
+class Substream:
+    """``async with`` gives a child :class:`RunController` with its own nursery.
+
+    Leaving the block waits for the child's tasks. If one fails, the others
+    are cancelled and the failure propagates from the block: a single
+    exception as itself, several as an exception group.
+    """
+
+    __slots__ = ("_owner", "_parent_id", "_scope")
+
+    def __init__(self, owner: RunController, parent_id: str | None) -> None:
+        self._owner = owner
+        self._parent_id = parent_id
+        self._scope: Scope | None = None
+
+    async def __aenter__(self) -> RunController:
+        if self._scope is not None:
+            raise RuntimeError("a sub-stream can be entered only once")
+        owner = self._owner
+        await owner._buffer.wait_writable()
+        task_group = anyio.create_task_group()
+        await task_group.__aenter__()
+        self._scope = Scope(task_group, owner._scope)
+        return RunController(owner._buffer, owner._state, self._scope, self._parent_id)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool:
+        scope = self._scope
+        assert scope is not None
+        try:
+            return await exit_task_group(scope.task_group, exc_type, exc, traceback)
+        finally:
+            scope.detach()
+
+
+async def _run_tool(call: ToolCallController, tool: ToolFunction, errors_as_result: bool) -> None:
+    try:
+        result = await tool(call)
+    except Exception as exc:
+        if not errors_as_result or call.closed:
+            raise
+        logger.warning(
+            "tool call %r (%s) failed; reported as its result",
+            call.tool_name,
+            call.tool_call_id,
+            exc_info=exc,
+        )
+        call.set_response(describe(exc), is_error=True)
+        return
+    if not call.closed:
+        call.set_response(result)
+
+
+async def _copy_stream(buffer: ChunkBuffer, stream: AsyncIterable[Chunk]) -> None:
+    iterator = aiter(stream)
+
+    async def copy() -> None:
+        async for chunk in iterator:
+            if not isinstance(chunk, CHUNK_TYPES):
+                raise TypeError(
+                    f"add_stream: the stream yielded a {type(chunk).__name__}, not a chunk"
+                )
+            await buffer.wait_writable()
+            buffer.put(chunk)
+
+    if hasattr(iterator, "aclose"):
+        async with aclosing(iterator):  # type: ignore[type-var]
+            await copy()
+    else:
+        await copy()

@@ -1,0 +1,66 @@
+"""The exceptions trio_stream raises, and how it reports the ones it catches.
+
+Every error the library raises derives from :class:`TrioStreamError`, and also
+from the built-in type a caller would naturally catch (``TypeError`` for a
+value that cannot go on the wire, ``RuntimeError`` for using an object at the
+wrong time), so both ``except TrioStreamError`` and ``except TypeError`` work.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "SerializationError",
+    "StreamClosedError",
+    "TrioStreamError",
+    "UsageError",
+]
+
+
+class TrioStreamError(Exception):
+    """Base class of every exception raised by trio_stream itself."""
+
+
+class UsageError(TrioStreamError, RuntimeError):
+    """A run or controller was used in a way that cannot work.
+
+    For example iterating a run without entering it, or entering it twice.
+    """
+
+
+class StreamClosedError(TrioStreamError, RuntimeError):
+    """A chunk was written after the run, or the tool call, had finished."""
+
+
+class SerializationError(TrioStreamError, TypeError):
+    """A value handed to a controller cannot be encoded as JSON.
+
+    Raised at the call that produced the value, naming the chunk it was meant
+    for, rather than later and deep inside a wire encoder.
+    """
+
+
+def leaf_exceptions(exc: BaseException) -> list[BaseException]:
+    """Flatten (possibly nested) exception groups into their leaves."""
+    if isinstance(exc, BaseExceptionGroup):
+        leaves: list[BaseException] = []
+        for inner in exc.exceptions:
+            leaves.extend(leaf_exceptions(inner))
+        return leaves
+    return [exc]
+
+
+def collapse(exc: BaseException) -> BaseException:
+    """Return the single exception inside ``exc``, or ``exc`` itself.
+
+    Task groups always wrap what their tasks raise in an exception group. A
+    run has one failure far more often than several, and callers want to write
+    ``except ValueError`` around it, so a group holding exactly one leaf is
+    replaced by that leaf. Several concurrent failures stay a group.
+    """
+    leaves = leaf_exceptions(exc)
+    return leaves[0] if len(leaves) == 1 else exc
+
+
+def describe(exc: BaseException) -> str:
+    """The text an error chunk carries for ``exc``: its message, else its type."""
+    return str(exc) or type(exc).__name__

@@ -1,0 +1,200 @@
+"""Runs: a callback, the nursery it runs in, and the chunks it produces.
+
+A run is started by entering it::
+
+    async with create_run(callback) as chunks:
+        async for chunk in chunks:
+            ...
+
+Entering opens a task group that lives exactly as long as the ``async with``
+block. Inside it, a supervisor task opens the run's own nursery and calls
+``callback(controller)`` there; everything the callback starts runs in that
+nursery or in nurseries nested inside it. Leaving the block, however it is
+left, cancels whatever is still running and waits for it, so no task of the
+run outlives the block.
+
+Why two nurseries: if a task of the run fails, its siblings must be
+cancelled, but the consumer (the body of the ``async with``) must not be:
+it still has to deliver the error chunk. The run's nursery is therefore
+inside the supervisor task, which turns a failure into error chunks, ends the
+stream, and keeps the exception until the consumer leaves the block, where it
+is raised.
+
+Why not an async generator: an ``async for`` over a generator that owns a
+nursery would yield to its caller from inside that nursery, which breaks
+cancellation (PEP 789). The ``async with`` form keeps the nursery and the
+consumer in one well-nested block, as ``trio.as_safe_channel`` does.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Any, NoReturn
+
+import anyio
+import anyio.abc
+
+from ._buffer import ChunkBuffer
+from ._controller import RunController
+from ._errors import UsageError, collapse, describe, leaf_exceptions
+from ._scope import Scope
+from ._state import StateTree
+from .chunks import Chunk, ErrorChunk
+
+__all__ = ["DEFAULT_HIGH_WATER_MARK", "ChunkStream", "Run", "RunCallback", "create_run"]
+
+logger = logging.getLogger("trio_stream")
+
+RunCallback = Callable[[RunController], Awaitable[Any]]
+
+DEFAULT_HIGH_WATER_MARK = 256
+"""Chunks a run may queue before its asynchronous producers wait for the consumer."""
+
+_ITERATE_UNENTERED = (
+    "a run must be entered before it is iterated: "
+    "`async with create_run(callback) as chunks: async for chunk in chunks: ...`. "
+    "The `async with` block owns the nursery the run's tasks live in, "
+    "so none of them can outlive it."
+)
+
+
+class ChunkStream:
+    """The chunks of a running run, in order; iterate it with ``async for``."""
+
+    __slots__ = ("_buffer",)
+
+    def __init__(self, buffer: ChunkBuffer) -> None:
+        self._buffer = buffer
+
+    def __aiter__(self) -> ChunkStream:
+        return self
+
+    async def __anext__(self) -> Chunk:
+        try:
+            return await self._buffer.receive()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+
+    async def receive(self) -> Chunk:
+        """The next chunk; raises :class:`anyio.EndOfStream` after the last one."""
+        return await self._buffer.receive()
+
+
+class Run:
+    """A run not started yet. Start it with ``async with``; see :func:`create_run`."""
+
+    __slots__ = (
+        "_buffer",
+        "_callback",
+        "_entered",
+        "_failure",
+        "_high_water_mark",
+        "_initial_state",
+        "_root",
+        "_task_group",
+    )
+
+    def __init__(self, callback: RunCallback, state: Any, high_water_mark: int) -> None:
+        self._callback = callback
+        self._initial_state = state
+        self._high_water_mark = high_water_mark
+        self._entered = False
+        self._buffer: ChunkBuffer | None = None
+        self._task_group: anyio.abc.TaskGroup | None = None
+        self._root: Scope | None = None
+        self._failure: BaseException | None = None
+
+    def __aiter__(self) -> NoReturn:
+        raise UsageError(_ITERATE_UNENTERED)
+
+    async def __aenter__(self) -> ChunkStream:
+        if self._entered:
+            raise UsageError("a run can be entered only once; call create_run() again")
+        self._entered = True
+        buffer = self._buffer = ChunkBuffer(self._high_water_mark)
+        task_group = anyio.create_task_group()
+        await task_group.__aenter__()
+        self._task_group = task_group
+        task_group.start_soon(self._supervise, buffer, name=f"trio_stream run {self._callback!r}")
+        return ChunkStream(buffer)
+
+    async def _supervise(self, buffer: ChunkBuffer) -> None:
+        try:
+            async with anyio.create_task_group() as task_group:
+                self._root = Scope(task_group, None)
+                state = StateTree(self._initial_state, buffer.add_operations)
+                controller = RunController(buffer, state, self._root, None)
+                task_group.start_soon(self._callback, controller)
+        except Exception as exc:
+            # Only a group of Exceptions lands here: a failure that arrives
+            # together with a cancellation is a BaseExceptionGroup and
+            # propagates as it is, since nobody is left to read the chunk.
+            for leaf in leaf_exceptions(exc):
+                buffer.put(ErrorChunk(describe(leaf)))
+            self._failure = collapse(exc)
+        finally:
+            buffer.close()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool:
+        task_group, buffer = self._task_group, self._buffer
+        assert task_group is not None and buffer is not None
+        self._task_group = None
+        if not buffer.closed:
+            # The consumer left before the end: stop the run.
+            if self._root is not None:
+                self._root.cancel()
+            task_group.cancel_scope.cancel()
+        # The body's own exception is not handed to the task group: it would
+        # come back wrapped in a group. It propagates by itself below.
+        failure: BaseException | None = None
+        try:
+            await task_group.__aexit__(None, None, None)
+        except BaseException as group:
+            failure = collapse(group)
+        if failure is None:
+            failure, self._failure = self._failure, None
+        if failure is None:
+            return False
+        if exc is not None:
+            if not isinstance(failure, anyio.get_cancelled_exc_class()):
+                logger.error(
+                    "run %r failed while its consumer was raising %r",
+                    self._callback,
+                    exc,
+                    exc_info=failure,
+                )
+            return False
+        raise failure
+
+
+def create_run(
+    callback: RunCallback,
+    *,
+    state: Any = None,
+    high_water_mark: int = DEFAULT_HIGH_WATER_MARK,
+) -> Run:
+    """Prepare a run of ``callback``; enter it with ``async with`` to start it.
+
+    ``callback`` is an async function taking a :class:`RunController`.
+    ``state`` is the initial state the controller's ``state`` proxy edits.
+    ``high_water_mark`` bounds how many chunks asynchronous producers may
+    queue ahead of a slow consumer.
+
+    If the callback or any task of the run raises, the others are cancelled,
+    an error chunk per exception is delivered after every chunk produced
+    before it, the stream ends, and the exception is raised when the
+    ``async with`` block exits (one failure as itself, several as an
+    exception group).
+    """
+    if not callable(callback):
+        raise TypeError(f"create_run expects an async callable, not {type(callback).__name__}")
+    if high_water_mark < 1:
+        raise ValueError(f"high_water_mark must be at least 1, not {high_water_mark}")
+    return Run(callback, state, high_water_mark)

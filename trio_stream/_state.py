@@ -1,0 +1,286 @@
+"""A run's state, and the proxy that turns Python mutations into state operations.
+
+The front-end mirrors the run's state by replaying ``update-state`` operations:
+``set`` (replace the value at a path) and ``append-text`` (extend the string at
+a path). :class:`StateTree` holds the server's copy and applies operations to
+it; :class:`StateProxy` lets a run write ``controller.state["a"]["b"] = v`` or
+``controller.state["log"] += "…"`` and emits the matching operations.
+
+Updates are copy-on-write: applying an operation copies the containers along
+its path and never mutates a container in place. Chunks already emitted hold
+references into earlier versions of the state, and must not change after the
+fact. The price is that one operation costs the size of the containers on its
+path, so a list grown one item at a time costs quadratic time overall; keep
+state lists modest, or set whole values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+from ._json import ensure_serializable
+from .chunks import StateOperation
+
+__all__ = ["StateProxy", "StateTree"]
+
+Key = str | int
+
+
+def _format_path(path: Sequence[str]) -> str:
+    return "[" + ", ".join(path) + "]"
+
+
+def _list_index(key: str, size: int, path: Sequence[str]) -> int:
+    """The list index ``key`` names; ``size`` itself is allowed (it appends)."""
+    try:
+        index = int(key)
+    except ValueError:
+        raise KeyError(f"state path {_format_path(path)}: {key!r} is not a list index") from None
+    if not 0 <= index <= size:
+        raise KeyError(f"state path {_format_path(path)}: index {index} is out of range")
+    return index
+
+
+def _applied(node: Any, path: Sequence[str], depth: int, op: StateOperation) -> Any:
+    """``node`` with ``op`` applied below it, copying every container on the way."""
+    if depth == len(path):
+        if op["type"] == "set":
+            return op["value"]
+        if node is None:
+            return op["value"]
+        if not isinstance(node, str):
+            raise TypeError(
+                f"append-text at state path {_format_path(path)}: "
+                f"the value there is a {type(node).__name__}, not a str"
+            )
+        return node + op["value"]
+    key = path[depth]
+    if isinstance(node, list):
+        index = _list_index(key, len(node), path[: depth + 1])
+        items = list(node)
+        if index == len(items):
+            items.append(_applied(None, path, depth + 1, op))
+        else:
+            items[index] = _applied(items[index], path, depth + 1, op)
+        return items
+    if node is None:
+        node = {}
+    if not isinstance(node, dict):
+        raise TypeError(
+            f"state path {_format_path(path[: depth + 1])}: cannot index into a "
+            f"{type(node).__name__}"
+        )
+    mapping = dict(node)
+    mapping[key] = _applied(node.get(key), path, depth + 1, op)
+    return mapping
+
+
+class StateTree:
+    """The server's copy of a run's state.
+
+    ``emit`` receives every batch of operations once it has been applied here.
+    """
+
+    __slots__ = ("_emit", "_value")
+
+    def __init__(self, value: Any, emit: Callable[[list[StateOperation]], None]) -> None:
+        self._value = value
+        self._emit = emit
+
+    @property
+    def value(self) -> Any:
+        """The current state (a snapshot: later operations build new containers)."""
+        return self._value
+
+    def lookup(self, path: Sequence[str]) -> Any:
+        """The value at ``path``; :class:`KeyError` if there is none."""
+        node = self._value
+        for depth, key in enumerate(path):
+            if isinstance(node, list):
+                index = _list_index(key, len(node) - 1, path[: depth + 1])
+                node = node[index]
+            elif isinstance(node, dict) and key in node:
+                node = node[key]
+            else:
+                raise KeyError(f"state path {_format_path(path[: depth + 1])} does not exist")
+        return node
+
+    def apply(self, operations: list[StateOperation]) -> None:
+        """Apply ``operations`` in order, all or none, then emit them."""
+        value = self._value
+        for op in operations:
+            path = op["path"]
+            if op["type"] == "set":
+                ensure_serializable(op["value"], f"update-state set at {_format_path(path)}")
+            elif not isinstance(op["value"], str):
+                raise TypeError(
+                    f"append-text at state path {_format_path(path)} needs a str, "
+                    f"not {type(op['value']).__name__}"
+                )
+            value = _applied(value, path, 0, op)
+        self._value = value
+        self._emit(operations)
+
+    def set(self, path: Sequence[Key], value: Any) -> None:
+        """Replace the value at ``path``."""
+        self.apply([{"type": "set", "path": [str(k) for k in path], "value": value}])
+
+    def append_text(self, path: Sequence[Key], text: str) -> None:
+        """Append ``text`` to the string at ``path`` (a missing value counts as "")."""
+        self.apply([{"type": "append-text", "path": [str(k) for k in path], "value": text}])
+
+
+class StateProxy:
+    """A live view of one container (dict or list) in a run's state.
+
+    Reading an item gives a plain value for scalars and a proxy for
+    containers. Writing an item emits a ``set`` operation, except that
+    assigning a string that extends the current non-empty string emits
+    ``append-text`` with just the new part, so ``state["log"] += "…"``
+    streams a delta rather than the whole text. ``append``, ``extend`` and
+    ``+=`` on a list emit one ``set`` per new index. Mutations that have no
+    operation (``pop``, ``del``, ``insert``…) are not offered.
+    """
+
+    __slots__ = ("_path", "_tree")
+
+    def __init__(self, tree: StateTree, path: Sequence[str] = ()) -> None:
+        self._tree = tree
+        self._path = list(path)
+
+    @property
+    def value(self) -> Any:
+        """The plain value this proxy points at."""
+        return self._tree.lookup(self._path)
+
+    def _child_key(self, container: Any, key: Key, *, existing: bool) -> str:
+        if isinstance(container, list):
+            if not isinstance(key, int | str):
+                raise TypeError(f"list indices must be int, not {type(key).__name__}")
+            index = int(key)
+            if index < 0:
+                index += len(container)
+            limit = len(container) - 1 if existing else len(container)
+            if not 0 <= index <= limit:
+                raise IndexError(f"state list index {key} is out of range")
+            return str(index)
+        if isinstance(container, dict):
+            name = str(key)
+            if existing and name not in container:
+                raise KeyError(key)
+            return name
+        raise TypeError(
+            f"state value at {_format_path(self._path)} is a "
+            f"{type(container).__name__}, not a dict or list"
+        )
+
+    def __getitem__(self, key: Key) -> Any:
+        container = self.value
+        name = self._child_key(container, key, existing=True)
+        child = container[int(name)] if isinstance(container, list) else container[name]
+        if isinstance(child, dict | list):
+            return StateProxy(self._tree, [*self._path, name])
+        return child
+
+    def __setitem__(self, key: Key, value: Any) -> None:
+        container = self.value
+        name = self._child_key(container, key, existing=False)
+        path = [*self._path, name]
+        if isinstance(value, StateProxy):
+            if value._tree is self._tree and value._path == path:
+                return  # the write-back half of ``proxy[key] += ...`` on a container
+            raise TypeError("state values must be plain data; use proxy.value to copy one")
+        if isinstance(container, list):
+            current = container[int(name)] if int(name) < len(container) else None
+        else:
+            current = container.get(name)
+        if (
+            isinstance(current, str)
+            and current
+            and isinstance(value, str)
+            and len(value) > len(current)
+            and value.startswith(current)
+        ):
+            self._tree.append_text(path, value[len(current) :])
+        else:
+            self._tree.set(path, value)
+
+    def __iadd__(self, other: Iterable[Any]) -> StateProxy:
+        self.extend(other)
+        return self
+
+    def append(self, item: Any) -> None:
+        """Append ``item`` to the list this proxy points at."""
+        self.extend([item])
+
+    def extend(self, items: Iterable[Any]) -> None:
+        """Append every item of ``items`` to the list this proxy points at."""
+        container = self.value
+        if not isinstance(container, list):
+            raise TypeError(
+                f"state value at {_format_path(self._path)} is a "
+                f"{type(container).__name__}, not a list"
+            )
+        if isinstance(items, StateProxy):
+            items = items.value
+        start = len(container)
+        operations: list[StateOperation] = [
+            {"type": "set", "path": [*self._path, str(start + i)], "value": item}
+            for i, item in enumerate(items)
+        ]
+        if operations:
+            self._tree.apply(operations)
+
+    def get(self, key: Key, default: Any = None) -> Any:
+        """``self[key]`` if the key exists, else ``default``."""
+        try:
+            return self[key]
+        except (KeyError, IndexError):
+            return default
+
+    def setdefault(self, key: Key, default: Any = None) -> Any:
+        """``self[key]``, first setting it to ``default`` if it is missing."""
+        if str(key) not in self._mapping():
+            self[key] = default
+        return self[key]
+
+    def keys(self) -> Any:
+        return self._mapping().keys()
+
+    def values(self) -> Any:
+        return self._mapping().values()
+
+    def items(self) -> Any:
+        return self._mapping().items()
+
+    def _mapping(self) -> dict[str, Any]:
+        container = self.value
+        if not isinstance(container, dict):
+            raise TypeError(
+                f"state value at {_format_path(self._path)} is a "
+                f"{type(container).__name__}, not a dict"
+            )
+        return container
+
+    def __len__(self) -> int:
+        return len(self.value)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.value)
+
+    def __contains__(self, item: object) -> bool:
+        return item in self.value
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, StateProxy):
+            other = other.value
+        return bool(self.value == other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __bool__(self) -> bool:
+        return bool(self.value)
+
+    def __repr__(self) -> str:
+        return f"StateProxy({self.value!r})"

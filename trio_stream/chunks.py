@@ -1,0 +1,204 @@
+"""The chunks a run produces.
+
+A chunk is an immutable, typed record with a ``type`` string and the fields of
+the assistant-stream vocabulary, spelled the same way (``text_delta``,
+``tool_call_id``, ``args_text_delta``, ``parent_id``…), so code that reads
+assistant-stream chunks reads these unchanged. ``type`` is a class attribute:
+it identifies the class and cannot be set per instance.
+
+Chunks are msgspec structs: creating one costs well under a microsecond, which
+matters when a response streams tens of thousands of tokens.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal, TypeAlias, TypedDict
+
+import msgspec
+
+__all__ = [
+    "AnnotationsChunk",
+    "AppendTextOperation",
+    "Chunk",
+    "DataChunk",
+    "ErrorChunk",
+    "FileChunk",
+    "FinishReason",
+    "ReasoningDeltaChunk",
+    "SetOperation",
+    "SourceChunk",
+    "StateOperation",
+    "StepFinishChunk",
+    "StepStartChunk",
+    "TextDeltaChunk",
+    "ToolCallBeginChunk",
+    "ToolCallDeltaChunk",
+    "ToolResultChunk",
+    "UpdateStateChunk",
+]
+
+FinishReason: TypeAlias = Literal[
+    "stop", "length", "content-filter", "tool-calls", "error", "other", "unknown"
+]
+"""Why a model step ended; the AI SDK's finish reasons."""
+
+
+class SetOperation(TypedDict):
+    """Replace the value at ``path`` (``[]`` is the whole state)."""
+
+    type: Literal["set"]
+    path: list[str]
+    value: Any
+
+
+class AppendTextOperation(TypedDict):
+    """Append ``value`` to the string at ``path``."""
+
+    type: Literal["append-text"]
+    path: list[str]
+    value: str
+
+
+StateOperation: TypeAlias = SetOperation | AppendTextOperation
+
+
+class TextDeltaChunk(msgspec.Struct, frozen=True):
+    """A piece of the assistant's answer text."""
+
+    type: ClassVar[Literal["text-delta"]] = "text-delta"
+    text_delta: str
+    parent_id: str | None = None
+
+
+class ReasoningDeltaChunk(msgspec.Struct, frozen=True):
+    """A piece of the model's reasoning, shown apart from the answer."""
+
+    type: ClassVar[Literal["reasoning-delta"]] = "reasoning-delta"
+    reasoning_delta: str
+    parent_id: str | None = None
+
+
+class ToolCallBeginChunk(msgspec.Struct, frozen=True):
+    """A tool call starts; its arguments and result follow under ``tool_call_id``."""
+
+    type: ClassVar[Literal["tool-call-begin"]] = "tool-call-begin"
+    tool_call_id: str
+    tool_name: str
+    parent_id: str | None = None
+
+
+class ToolCallDeltaChunk(msgspec.Struct, frozen=True):
+    """A piece of a tool call's JSON arguments text."""
+
+    type: ClassVar[Literal["tool-call-delta"]] = "tool-call-delta"
+    tool_call_id: str
+    args_text_delta: str
+
+
+class ToolResultChunk(msgspec.Struct, frozen=True):
+    """The outcome of a tool call; ``is_error`` marks a failed one."""
+
+    type: ClassVar[Literal["tool-result"]] = "tool-result"
+    tool_call_id: str
+    result: Any
+    artifact: Any = None
+    is_error: bool = False
+
+
+class DataChunk(msgspec.Struct, frozen=True):
+    """Application data for the front-end, outside the message text."""
+
+    type: ClassVar[Literal["data"]] = "data"
+    data: Any
+
+
+class ErrorChunk(msgspec.Struct, frozen=True):
+    """An error message for the front-end."""
+
+    type: ClassVar[Literal["error"]] = "error"
+    error: str
+
+
+class UpdateStateChunk(msgspec.Struct, frozen=True):
+    """State operations, applied in order by the front-end."""
+
+    type: ClassVar[Literal["update-state"]] = "update-state"
+    operations: tuple[StateOperation, ...]
+
+
+class SourceChunk(msgspec.Struct, frozen=True):
+    """A source (a web page, a document) the answer cites."""
+
+    type: ClassVar[Literal["source"]] = "source"
+    id: str
+    url: str
+    source_type: Literal["url"] = "url"
+    title: str | None = None
+    parent_id: str | None = None
+
+
+class FileChunk(msgspec.Struct, frozen=True):
+    """A file produced by the assistant; ``data`` is base64-encoded."""
+
+    type: ClassVar[Literal["file"]] = "file"
+    data: str
+    mime_type: str
+    parent_id: str | None = None
+
+
+class AnnotationsChunk(msgspec.Struct, frozen=True):
+    """Message annotations (a list of JSON values)."""
+
+    type: ClassVar[Literal["annotations"]] = "annotations"
+    annotations: tuple[Any, ...]
+
+
+class StepStartChunk(msgspec.Struct, frozen=True):
+    """A model generation step begins."""
+
+    type: ClassVar[Literal["step-start"]] = "step-start"
+    message_id: str
+
+
+class StepFinishChunk(msgspec.Struct, frozen=True):
+    """A model generation step ends, with its token usage."""
+
+    type: ClassVar[Literal["step-finish"]] = "step-finish"
+    finish_reason: FinishReason
+    input_tokens: int = 0
+    output_tokens: int = 0
+    is_continued: bool = False
+
+
+Chunk: TypeAlias = (
+    TextDeltaChunk
+    | ReasoningDeltaChunk
+    | ToolCallBeginChunk
+    | ToolCallDeltaChunk
+    | ToolResultChunk
+    | DataChunk
+    | ErrorChunk
+    | UpdateStateChunk
+    | SourceChunk
+    | FileChunk
+    | AnnotationsChunk
+    | StepStartChunk
+    | StepFinishChunk
+)
+"""Any chunk; narrow it with ``chunk.type == "..."`` or ``isinstance``."""
+
+CHUNK_TYPES: tuple[type[Chunk], ...] = (
+    TextDeltaChunk,
+    ReasoningDeltaChunk,
+    ToolCallBeginChunk,
+    ToolCallDeltaChunk,
+    ToolResultChunk,
+    DataChunk,
+    ErrorChunk,
+    UpdateStateChunk,
+    SourceChunk,
+    FileChunk,
+    AnnotationsChunk,
+    StepStartChunk,
+    StepFinishChunk,
+)
