@@ -13,10 +13,10 @@ from __future__ import annotations
 import base64
 import logging
 import warnings
-from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterable, Callable, Coroutine, Sequence
 from contextlib import aclosing
 from types import TracebackType
-from typing import Any, TypeVarTuple, Unpack, get_args
+from typing import Any, TypeVarTuple, get_args
 
 import anyio
 
@@ -50,7 +50,7 @@ __all__ = ["RunController", "Substream", "ToolCallController"]
 logger = logging.getLogger("trio_stream")
 
 PosArgs = TypeVarTuple("PosArgs")
-ToolFunction = Callable[["ToolCallController"], Awaitable[Any]]
+ToolFunction = Callable[["ToolCallController"], Coroutine[Any, Any, Any]]
 
 _FINISH_REASONS = frozenset(get_args(FinishReason))
 
@@ -69,7 +69,7 @@ class RunController:
     controller with a nursery of its own.
     """
 
-    __slots__ = ("_buffer", "_parent_id", "_scope", "_state")
+    __slots__ = ("__weakref__", "_buffer", "_parent_id", "_scope", "_state")
 
     def __init__(
         self, buffer: ChunkBuffer, state: StateTree, scope: Scope, parent_id: str | None
@@ -129,9 +129,7 @@ class RunController:
     def add_annotations(self, annotations: Sequence[Any]) -> None:
         """Attach message annotations (a list of JSON values)."""
         if isinstance(annotations, str | bytes) or not isinstance(annotations, Sequence):
-            raise TypeError(
-                f"add_annotations expects a list, not {type(annotations).__name__}"
-            )
+            raise TypeError(f"add_annotations expects a list, not {type(annotations).__name__}")
         items = tuple(annotations)
         ensure_serializable(items, "add_annotations's annotations")
         self._buffer.put(AnnotationsChunk(items))
@@ -241,15 +239,15 @@ class RunController:
 
     def start_soon(
         self,
-        func: Callable[[Unpack[PosArgs]], Awaitable[Any]],
-        *args: Unpack[PosArgs],
+        func: Callable[[*PosArgs], Coroutine[Any, Any, Any]],
+        *args: *PosArgs,
         name: object = None,
     ) -> None:
         """Run ``func(*args)`` as a task in this controller's nursery."""
         self._scope.task_group.start_soon(func, *args, name=name)
 
     async def start(
-        self, func: Callable[..., Awaitable[Any]], *args: object, name: object = None
+        self, func: Callable[..., Coroutine[Any, Any, Any]], *args: object, name: object = None
     ) -> Any:
         """Start ``func(*args, task_status=...)`` in this nursery and wait until it
         reports ready; returns the value it passes to ``task_status.started``."""
@@ -334,7 +332,7 @@ class RunController:
 class ToolCallController:
     """One tool call: stream its arguments, then set its response."""
 
-    __slots__ = ("_closed", "_owner", "_response", "tool_call_id", "tool_name")
+    __slots__ = ("__weakref__", "_closed", "_owner", "_response", "tool_call_id", "tool_name")
 
     def __init__(self, owner: RunController, tool_name: str, tool_call_id: str | None) -> None:
         _require_str(tool_name, "tool_name")

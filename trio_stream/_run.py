@@ -29,9 +29,9 @@ consumer in one well-nested block, as ``trio.as_safe_channel`` does.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from types import TracebackType
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import anyio
 import anyio.abc
@@ -47,7 +47,7 @@ __all__ = ["DEFAULT_HIGH_WATER_MARK", "ChunkStream", "Run", "RunCallback", "crea
 
 logger = logging.getLogger("trio_stream")
 
-RunCallback = Callable[[RunController], Awaitable[Any]]
+RunCallback = Callable[[RunController], Coroutine[Any, Any, Any]]
 
 DEFAULT_HIGH_WATER_MARK = 256
 """Chunks a run may queue before its asynchronous producers wait for the consumer."""
@@ -86,6 +86,7 @@ class Run:
     """A run not started yet. Start it with ``async with``; see :func:`create_run`."""
 
     __slots__ = (
+        "__weakref__",
         "_buffer",
         "_callback",
         "_entered",
@@ -106,8 +107,10 @@ class Run:
         self._root: Scope | None = None
         self._failure: BaseException | None = None
 
-    def __aiter__(self) -> NoReturn:
-        raise UsageError(_ITERATE_UNENTERED)
+    if not TYPE_CHECKING:
+        # Hidden from type checkers, so that they flag ``async for`` on a run.
+        def __aiter__(self) -> NoReturn:
+            raise UsageError(_ITERATE_UNENTERED)
 
     async def __aenter__(self) -> ChunkStream:
         if self._entered:
@@ -142,9 +145,10 @@ class Run:
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         traceback: TracebackType | None,
-    ) -> bool:
+    ) -> None:
         task_group, buffer = self._task_group, self._buffer
-        assert task_group is not None and buffer is not None
+        if task_group is None or buffer is None:
+            raise UsageError("the run was not entered, or has already been exited")
         self._task_group = None
         if not buffer.closed:
             # The consumer left before the end: stop the run.
@@ -161,16 +165,18 @@ class Run:
         if failure is None:
             failure, self._failure = self._failure, None
         if failure is None:
-            return False
-        if exc is not None:
-            if not isinstance(failure, anyio.get_cancelled_exc_class()):
+            return
+        cancelled = anyio.get_cancelled_exc_class()
+        if exc is not None and not isinstance(exc, cancelled):
+            # The consumer's own error wins; the run's must not vanish silently.
+            if not isinstance(failure, cancelled):
                 logger.error(
                     "run %r failed while its consumer was raising %r",
                     self._callback,
                     exc,
                     exc_info=failure,
                 )
-            return False
+            return
         raise failure
 
 

@@ -1,0 +1,121 @@
+"""Back-pressure: asynchronous producers cannot outgrow a slow consumer."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import anyio
+import pytest
+
+from trio_stream import RunController, create_run
+from trio_stream._buffer import ChunkBuffer
+from trio_stream.chunks import TextDeltaChunk
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_add_stream_waits_for_a_slow_consumer() -> None:
+    produced = 0
+
+    async def endless() -> AsyncIterator[TextDeltaChunk]:
+        nonlocal produced
+        while True:
+            produced += 1
+            yield TextDeltaChunk("x" * 100)
+
+    async def run(controller: RunController) -> None:
+        controller.add_stream(endless())
+
+    received = 0
+    async with create_run(run, high_water_mark=32) as chunks:
+        async for _ in chunks:
+            received += 1
+            await anyio.sleep(0.001)
+            # Never more than the high-water mark ahead (one more may be in hand).
+            assert produced - received <= 33
+            if received == 200:
+                break
+
+
+async def test_drain_gives_a_synchronous_producer_back_pressure() -> None:
+    appended = 0
+
+    async def run(controller: RunController) -> None:
+        nonlocal appended
+        while True:
+            controller.append_text("token")
+            appended += 1
+            await controller.drain()
+
+    received = 0
+    async with create_run(run, high_water_mark=16) as chunks:
+        async for _ in chunks:
+            received += 1
+            await anyio.sleep(0.001)
+            assert appended - received <= 17
+            if received == 100:
+                break
+
+
+async def test_nested_substreams_are_bounded_too() -> None:
+    appended = 0
+
+    async def run(controller: RunController) -> None:
+        nonlocal appended
+        while True:
+            async with controller.open_substream("s") as sub:
+                sub.append_text("x")
+                appended += 1
+
+    received = 0
+    async with create_run(run, high_water_mark=8) as chunks:
+        async for _ in chunks:
+            received += 1
+            await anyio.sleep(0.001)
+            assert appended - received <= 9
+            if received == 50:
+                break
+
+
+async def test_synchronous_puts_never_block() -> None:
+    buffer = ChunkBuffer(high_water=2)
+    for _ in range(10):
+        buffer.put(TextDeltaChunk("x"))
+    assert len(buffer) == 10
+
+
+async def test_writers_resume_once_the_queue_is_half_drained() -> None:
+    buffer = ChunkBuffer(high_water=4)
+    for _ in range(4):
+        buffer.put(TextDeltaChunk("x"))
+    resumed = anyio.Event()
+
+    async def writer() -> None:
+        await buffer.wait_writable()
+        resumed.set()
+
+    async with anyio.create_task_group() as task_group:
+        task_group.start_soon(writer)
+        await anyio.sleep(0.01)
+        await buffer.receive()
+        await anyio.sleep(0.01)
+        assert not resumed.is_set()  # 3 left: above half of 4
+        await buffer.receive()
+        await anyio.sleep(0.01)
+        assert resumed.is_set()  # 2 left: half
+
+
+async def test_closing_releases_waiting_writers_and_ends_the_reader() -> None:
+    buffer = ChunkBuffer(high_water=1)
+    buffer.put(TextDeltaChunk("x"))
+    async with anyio.create_task_group() as task_group:
+        task_group.start_soon(buffer.wait_writable)
+        await anyio.sleep(0.01)
+        buffer.close()
+    assert await buffer.receive() == TextDeltaChunk("x")
+    try:
+        await buffer.receive()
+    except anyio.EndOfStream:
+        pass
+    else:
+        raise AssertionError("a closed, drained buffer must raise EndOfStream")

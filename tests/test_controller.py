@@ -1,0 +1,189 @@
+"""RunController: each method, the exact chunk it produces, and what it refuses."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from tests.conftest import collect
+from trio_stream import RunController
+from trio_stream.chunks import (
+    AnnotationsChunk,
+    DataChunk,
+    ErrorChunk,
+    FileChunk,
+    ReasoningDeltaChunk,
+    SourceChunk,
+    StepFinishChunk,
+    StepStartChunk,
+    TextDeltaChunk,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_every_append_produces_its_chunk_in_order() -> None:
+    async def run(controller: RunController) -> None:
+        controller.add_step_start("msg_1")
+        controller.append_reasoning("Let me think.")
+        controller.append_text("Answer")
+        controller.add_data({"progress": 0.5})
+        controller.add_source("s1", "https://example.org", title="Example")
+        controller.add_file("aGVsbG8=", "text/plain")
+        controller.add_annotations([{"kind": "note"}])
+        controller.add_error("something minor")
+        controller.add_step_finish("stop", input_tokens=12, output_tokens=34)
+
+    assert await collect(run) == [
+        StepStartChunk("msg_1"),
+        ReasoningDeltaChunk("Let me think."),
+        TextDeltaChunk("Answer"),
+        DataChunk({"progress": 0.5}),
+        SourceChunk(id="s1", url="https://example.org", title="Example"),
+        FileChunk("aGVsbG8=", "text/plain"),
+        AnnotationsChunk(({"kind": "note"},)),
+        ErrorChunk("something minor"),
+        StepFinishChunk("stop", input_tokens=12, output_tokens=34),
+    ]
+
+
+async def test_parent_id_is_set_on_the_chunks_that_carry_one() -> None:
+    async def run(controller: RunController) -> None:
+        tagged = controller.with_parent_id("p")
+        tagged.append_text("t")
+        tagged.append_reasoning("r")
+        tagged.add_source("s", "https://example.org")
+        tagged.add_file("eA==", "text/plain")
+        await tagged.add_tool_call("tool", "call_1")
+
+    assert [getattr(chunk, "parent_id", None) for chunk in await collect(run)] == ["p"] * 5
+
+
+async def test_add_file_encodes_bytes_as_base64() -> None:
+    async def run(controller: RunController) -> None:
+        controller.add_file(b"\x89PNG", "image/png")
+
+    (chunk,) = await collect(run)
+    assert isinstance(chunk, FileChunk)
+    assert base64.b64decode(chunk.data) == b"\x89PNG"
+
+
+async def test_add_step_start_generates_a_message_id() -> None:
+    async def run(controller: RunController) -> None:
+        controller.add_step_start()
+
+    (chunk,) = await collect(run)
+    assert isinstance(chunk, StepStartChunk)
+    assert chunk.message_id.startswith("msg_")
+
+
+async def test_add_step_finish_defaults_and_continuation() -> None:
+    async def run(controller: RunController) -> None:
+        controller.add_step_finish("tool-calls", is_continued=True)
+
+    assert await collect(run) == [StepFinishChunk("tool-calls", 0, 0, True)]
+
+
+@pytest.mark.parametrize(
+    ("misuse", "message"),
+    [
+        (lambda c: c.append_text(3), "append_text's text_delta must be a str, not int"),
+        (lambda c: c.append_reasoning(None), "must be a str, not NoneType"),
+        (lambda c: c.add_error(ValueError("x")), "add_error's error must be a str"),
+        (lambda c: c.add_source("id", 5), "add_source's url must be a str"),
+        (lambda c: c.add_file(1.5, "a/b"), "add_file's data must be a str"),
+        (lambda c: c.add_annotations("abc"), "expects a list, not str"),
+        (lambda c: c.add_annotations([object()]), "cannot be encoded as JSON"),
+        (lambda c: c.add_step_finish("done"), "finish_reason must be one of"),
+        (lambda c: c.add_step_finish("stop", input_tokens=-1), "input_tokens must be"),
+        (lambda c: c.add_stream([1, 2]), "expects an async iterable, not list"),
+    ],
+)
+async def test_bad_arguments_are_refused_with_a_clear_message(misuse: Any, message: str) -> None:
+    async def run(controller: RunController) -> None:
+        with pytest.raises((TypeError, ValueError), match=message):
+            misuse(controller)
+        controller.append_text("still fine")
+
+    assert await collect(run) == [TextDeltaChunk("still fine")]
+
+
+async def test_add_stream_copies_another_stream_in() -> None:
+    async def source() -> AsyncIterator[TextDeltaChunk]:
+        for word in ("a", "b", "c"):
+            await anyio.lowlevel.checkpoint()
+            yield TextDeltaChunk(word, parent_id="sub")
+
+    async def run(controller: RunController) -> None:
+        controller.add_stream(source())
+
+    assert await collect(run) == [TextDeltaChunk(w, parent_id="sub") for w in "abc"]
+
+
+async def test_add_stream_refuses_items_that_are_not_chunks() -> None:
+    async def source() -> AsyncIterator[Any]:
+        yield {"type": "text-delta"}
+
+    async def run(controller: RunController) -> None:
+        controller.add_stream(source())
+
+    with pytest.raises(TypeError, match="the stream yielded a dict, not a chunk"):
+        await collect(run)
+
+
+async def test_add_stream_closes_its_generator_when_cancelled() -> None:
+    closed = False
+
+    async def endless() -> AsyncIterator[TextDeltaChunk]:
+        nonlocal closed
+        try:
+            while True:
+                yield TextDeltaChunk("x")
+                await anyio.sleep(0.001)
+        finally:
+            closed = True
+
+    async def run(controller: RunController) -> None:
+        controller.add_stream(endless())
+
+    from trio_stream import create_run
+
+    async with create_run(run) as chunks:
+        await chunks.receive()
+    assert closed
+
+
+async def test_start_waits_for_a_task_to_report_ready() -> None:
+    async def server(controller: RunController, *, task_status: Any) -> None:
+        controller.append_text("listening")
+        task_status.started(8080)
+        await anyio.sleep(0.01)
+        controller.append_text("served")
+
+    async def run(controller: RunController) -> None:
+        port = await controller.start(server, controller)
+        controller.append_text(f"port {port}")
+
+    assert await collect(run) == [
+        TextDeltaChunk("listening"),
+        TextDeltaChunk("port 8080"),
+        TextDeltaChunk("served"),
+    ]
+
+
+async def test_writing_after_the_run_finished_is_an_error() -> None:
+    from trio_stream import StreamClosedError
+
+    leaked: list[RunController] = []
+
+    async def run(controller: RunController) -> None:
+        leaked.append(controller)
+
+    await collect(run)
+    with pytest.raises(StreamClosedError, match="the run has finished"):
+        leaked[0].append_text("too late")

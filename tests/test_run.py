@@ -1,0 +1,201 @@
+"""create_run: how a run is started, consumed, ended and cleaned up."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from tests.conftest import collect, living_tasks
+from trio_stream import RunController, UsageError, create_run
+from trio_stream.chunks import TextDeltaChunk
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_chunks_arrive_in_order_and_the_stream_ends() -> None:
+    async def run(controller: RunController) -> None:
+        controller.append_text("Hello")
+        await anyio.lowlevel.checkpoint()
+        controller.append_text(", world")
+
+    assert await collect(run) == [TextDeltaChunk("Hello"), TextDeltaChunk(", world")]
+
+
+async def test_a_run_without_chunks_ends_empty() -> None:
+    async def run(controller: RunController) -> None:
+        pass
+
+    assert await collect(run) == []
+
+
+async def test_iterating_a_run_without_entering_it_fails_at_once() -> None:
+    async def run(controller: RunController) -> None:
+        raise AssertionError("must not start")
+
+    with pytest.raises(UsageError, match=r"async with create_run\(callback\) as chunks"):
+        async for _ in create_run(run):  # type: ignore[attr-defined]
+            pass
+
+
+async def test_a_run_can_be_entered_only_once() -> None:
+    async def run(controller: RunController) -> None:
+        controller.append_text("x")
+
+    prepared = create_run(run)
+    async with prepared as chunks:
+        assert [chunk async for chunk in chunks] == [TextDeltaChunk("x")]
+    with pytest.raises(UsageError, match="only once"):
+        async with prepared:
+            pass
+
+
+def test_create_run_checks_its_arguments() -> None:
+    with pytest.raises(TypeError, match="async callable"):
+        create_run("not a function")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="high_water_mark"):
+        create_run(lambda controller: anyio.lowlevel.checkpoint(), high_water_mark=0)
+
+
+async def test_the_run_lasts_until_every_task_it_started_is_done() -> None:
+    async def late(controller: RunController) -> None:
+        await anyio.sleep(0.05)
+        controller.append_text("late")
+
+    async def run(controller: RunController) -> None:
+        controller.start_soon(late, controller)
+        controller.append_text("early")
+
+    assert await collect(run) == [TextDeltaChunk("early"), TextDeltaChunk("late")]
+
+
+async def test_a_run_that_is_never_entered_never_starts() -> None:
+    started = False
+
+    async def run(controller: RunController) -> None:
+        nonlocal started
+        started = True
+
+    create_run(run)
+    await anyio.sleep(0.01)
+    assert not started
+
+
+async def test_leaving_early_cancels_the_run_and_waits_for_it() -> None:
+    cleaned_up = anyio.Event()
+    tool_cancelled = False
+
+    async def slow_tool(controller: RunController) -> None:
+        nonlocal tool_cancelled
+        try:
+            await anyio.sleep_forever()
+        finally:
+            tool_cancelled = True
+
+    async def run(controller: RunController) -> None:
+        controller.start_soon(slow_tool, controller)
+        try:
+            while True:
+                controller.append_text("tick")
+                await anyio.sleep(0.001)
+        finally:
+            cleaned_up.set()
+
+    async with create_run(run) as chunks:
+        async for chunk in chunks:
+            assert chunk == TextDeltaChunk("tick")
+            break
+    # By the time the block has exited, every task has observed cancellation.
+    assert cleaned_up.is_set()
+    assert tool_cancelled
+
+
+async def test_leaving_early_sets_the_cooperative_signal() -> None:
+    seen_in_finally: list[bool] = []
+
+    async def run(controller: RunController) -> None:
+        try:
+            controller.append_text("x")
+            await anyio.sleep_forever()
+        finally:
+            seen_in_finally.append(controller.is_cancelled)
+
+    async with create_run(run) as chunks:
+        await chunks.receive()
+    assert seen_in_finally == [True]
+
+
+async def test_an_exception_in_the_consumer_cancels_the_run_and_propagates_unchanged() -> None:
+    finished = False
+
+    async def run(controller: RunController) -> None:
+        nonlocal finished
+        controller.append_text("x")
+        try:
+            await anyio.sleep_forever()
+        finally:
+            finished = True
+
+    class ConsumerError(Exception):
+        pass
+
+    with pytest.raises(ConsumerError):
+        async with create_run(run) as chunks:
+            await chunks.receive()
+            raise ConsumerError
+    assert finished
+
+
+async def test_cancellation_from_outside_cancels_the_run() -> None:
+    cancelled = False
+
+    async def run(controller: RunController) -> None:
+        nonlocal cancelled
+        controller.append_text("x")
+        try:
+            await anyio.sleep_forever()
+        finally:
+            cancelled = True
+
+    with anyio.move_on_after(0.05) as scope:
+        async with create_run(run) as chunks:
+            async for _ in chunks:
+                pass
+    assert scope.cancelled_caught
+    assert cancelled
+
+
+async def test_a_timeout_around_a_finished_run_does_not_fire() -> None:
+    async def run(controller: RunController) -> None:
+        controller.append_text("x")
+
+    with anyio.fail_after(5):
+        assert await collect(run) == [TextDeltaChunk("x")]
+
+
+async def test_nothing_outlives_a_thousand_early_exits(anyio_backend: str) -> None:
+    controllers: list[weakref.ref[RunController]] = []
+
+    async def tool(controller: RunController) -> None:
+        await anyio.sleep_forever()
+
+    async def run(controller: RunController) -> None:
+        controllers.append(weakref.ref(controller))
+        controller.start_soon(tool, controller)
+        async with controller.open_substream("nested") as sub:
+            sub.start_soon(tool, sub)
+            sub.append_text("x")
+            await anyio.sleep_forever()
+
+    await anyio.lowlevel.checkpoint()
+    before = living_tasks(anyio_backend)
+    for _ in range(1000):
+        async with create_run(run) as chunks:
+            assert await chunks.receive() == TextDeltaChunk("x", parent_id="nested")
+    assert living_tasks(anyio_backend) == before
+    gc.collect()
+    assert len(controllers) == 1000
+    assert all(ref() is None for ref in controllers)

@@ -1,0 +1,191 @@
+"""Tool calls: opened, streamed, answered — by hand or as parallel tasks."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from functools import partial
+
+import anyio
+import pytest
+
+from tests.conftest import collect
+from trio_stream import RunController, StreamClosedError, ToolCallController
+from trio_stream.chunks import (
+    Chunk,
+    TextDeltaChunk,
+    ToolCallBeginChunk,
+    ToolCallDeltaChunk,
+    ToolResultChunk,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_a_tool_call_streams_arguments_then_its_response() -> None:
+    async def run(controller: RunController) -> None:
+        tool = await controller.add_tool_call("get_weather", "call_1")
+        tool.append_args_text('{"city":')
+        tool.append_args_text('"Paris"}')
+        tool.set_response({"celsius": 21}, artifact={"raw": "..."})
+
+    assert await collect(run) == [
+        ToolCallBeginChunk("call_1", "get_weather"),
+        ToolCallDeltaChunk("call_1", '{"city":'),
+        ToolCallDeltaChunk("call_1", '"Paris"}'),
+        ToolResultChunk("call_1", {"celsius": 21}, artifact={"raw": "..."}),
+    ]
+
+
+async def test_tool_call_ids_default_to_openai_style_random_ids() -> None:
+    ids: list[str] = []
+
+    async def run(controller: RunController) -> None:
+        for _ in range(50):
+            ids.append((await controller.add_tool_call("t")).tool_call_id)
+
+    await collect(run)
+    assert all(re.fullmatch(r"call_[A-Za-z0-9]{24}", tool_call_id) for tool_call_id in ids)
+    assert len(set(ids)) == 50
+
+
+async def test_a_closed_tool_call_refuses_more_output() -> None:
+    async def run(controller: RunController) -> None:
+        tool = await controller.add_tool_call("t", "call_1")
+        tool.set_response("done", is_error=True)
+        assert tool.closed
+        assert tool.response == ToolResultChunk("call_1", "done", is_error=True)
+        with pytest.raises(StreamClosedError, match=r"'t' \(call_1\) is already closed"):
+            tool.append_args_text("{}")
+        with pytest.raises(StreamClosedError):
+            tool.set_response("again")
+        tool.close()  # closing twice is harmless
+
+    assert [chunk.type for chunk in await collect(run)] == ["tool-call-begin", "tool-result"]
+
+
+async def test_set_result_is_a_deprecated_set_response() -> None:
+    async def run(controller: RunController) -> None:
+        tool = await controller.add_tool_call("t", "call_1")
+        with pytest.deprecated_call():
+            tool.set_result(42)
+
+    assert (await collect(run))[-1] == ToolResultChunk("call_1", 42)
+
+
+async def test_add_tool_result_answers_a_call_by_id() -> None:
+    async def run(controller: RunController) -> None:
+        controller.add_tool_result("call_9", ["a"], is_error=False)
+
+    assert await collect(run) == [ToolResultChunk("call_9", ["a"])]
+
+
+async def test_spawned_tool_calls_run_in_parallel_and_keep_their_own_order() -> None:
+    async def tool(call: ToolCallController) -> str:
+        for i in range(3):
+            call.append_args_text(str(i))
+            await anyio.sleep(0.05)
+        return f"result of {call.tool_call_id}"
+
+    async def run(controller: RunController) -> None:
+        for n in range(10):
+            controller.spawn_tool_call("count", tool, tool_call_id=f"call_{n}")
+
+    started = time.monotonic()
+    chunks = await collect(run)
+    elapsed = time.monotonic() - started
+    # Ten tools sleeping 0.15 s each: parallel, not 1.5 s in sequence.
+    assert elapsed < 1.0
+    for n in range(10):
+        own = [chunk for chunk in chunks if getattr(chunk, "tool_call_id", None) == f"call_{n}"]
+        assert own == [
+            ToolCallBeginChunk(f"call_{n}", "count"),
+            ToolCallDeltaChunk(f"call_{n}", "0"),
+            ToolCallDeltaChunk(f"call_{n}", "1"),
+            ToolCallDeltaChunk(f"call_{n}", "2"),
+            ToolResultChunk(f"call_{n}", f"result of call_{n}"),
+        ]
+    # They really interleaved.
+    assert [chunk.type for chunk in chunks[:20]].count("tool-call-begin") == 10
+
+
+async def test_spawn_tool_call_streams_args_as_json() -> None:
+    async def tool(call: ToolCallController) -> None:
+        return None
+
+    async def run(controller: RunController) -> None:
+        controller.spawn_tool_call("search", tool, args={"q": "trio", "n": 3}, tool_call_id="c")
+
+    chunks = await collect(run)
+    assert chunks[0] == ToolCallBeginChunk("c", "search")
+    assert isinstance(chunks[1], ToolCallDeltaChunk)
+    assert json.loads(chunks[1].args_text_delta) == {"q": "trio", "n": 3}
+    assert chunks[2] == ToolResultChunk("c", None)
+
+
+async def test_a_response_set_by_the_tool_itself_is_kept() -> None:
+    async def tool(call: ToolCallController) -> str:
+        call.set_response("explicit", artifact=[1])
+        return "ignored"
+
+    async def run(controller: RunController) -> None:
+        controller.spawn_tool_call("t", tool, tool_call_id="c")
+
+    assert (await collect(run))[-1] == ToolResultChunk("c", "explicit", artifact=[1])
+
+
+async def test_a_failing_tool_fails_the_run_by_default() -> None:
+    async def tool(call: ToolCallController) -> None:
+        raise ConnectionError("backend down")
+
+    async def run(controller: RunController) -> None:
+        controller.spawn_tool_call("t", tool, tool_call_id="c")
+        await anyio.sleep_forever()
+
+    with pytest.raises(ConnectionError, match="backend down"):
+        await collect(run)
+
+
+async def test_errors_as_result_turns_a_tool_failure_into_its_result() -> None:
+    async def broken(call: ToolCallController) -> None:
+        raise ConnectionError("backend down")
+
+    async def fine(call: ToolCallController) -> str:
+        await anyio.sleep(0.02)
+        return "ok"
+
+    async def run(controller: RunController) -> None:
+        controller.spawn_tool_call("broken", broken, tool_call_id="b", errors_as_result=True)
+        controller.spawn_tool_call("fine", fine, tool_call_id="f", errors_as_result=True)
+
+    chunks: list[Chunk] = await collect(run)
+    assert ToolResultChunk("b", "backend down", is_error=True) in chunks
+    assert chunks[-1] == ToolResultChunk("f", "ok")
+    assert not any(chunk.type == "error" for chunk in chunks)
+
+
+async def test_results_can_be_gathered_by_waiting_on_a_substream() -> None:
+    async def double(call: ToolCallController, n: int) -> int:
+        await anyio.sleep(0.01 * (5 - n))
+        return n * 2
+
+    async def run(controller: RunController) -> None:
+        async with controller.open_substream() as step:
+            calls = [step.spawn_tool_call("double", partial(double, n=n)) for n in range(5)]
+        results = [call.response.result for call in calls if call.response is not None]
+        controller.append_text(f"sum={sum(results)}")
+
+    chunks = await collect(run)
+    assert chunks[-1] == TextDeltaChunk("sum=20")
+
+
+async def test_tool_call_arguments_must_be_text() -> None:
+    async def run(controller: RunController) -> None:
+        tool = await controller.add_tool_call("t")
+        with pytest.raises(TypeError, match="must be a str, not dict"):
+            tool.append_args_text({"a": 1})  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="tool_name must be a str"):
+            await controller.add_tool_call(None)  # type: ignore[arg-type]
+
+    await collect(run)
