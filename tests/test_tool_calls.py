@@ -111,8 +111,8 @@ async def test_spawned_tool_calls_run_in_parallel_and_keep_their_own_order() -> 
 
 
 async def test_spawn_tool_call_streams_args_as_json() -> None:
-    async def tool(call: ToolCallController) -> None:
-        return None
+    async def tool(call: ToolCallController) -> str:
+        return f"searched for {call.args['q']}"
 
     async def run(controller: RunController) -> None:
         controller.spawn_tool_call("search", tool, args={"q": "trio", "n": 3}, tool_call_id="c")
@@ -121,7 +121,17 @@ async def test_spawn_tool_call_streams_args_as_json() -> None:
     assert chunks[0] == ToolCallBeginChunk("c", "search")
     assert isinstance(chunks[1], ToolCallDeltaChunk)
     assert json.loads(chunks[1].args_text_delta) == {"q": "trio", "n": 3}
-    assert chunks[2] == ToolResultChunk("c", None)
+    assert chunks[2] == ToolResultChunk("c", "searched for trio")
+
+
+async def test_a_tool_returning_nothing_gets_a_null_result() -> None:
+    async def tool(call: ToolCallController) -> None:
+        assert call.args is None
+
+    async def run(controller: RunController) -> None:
+        controller.spawn_tool_call("noop", tool, tool_call_id="c")
+
+    assert (await collect(run))[-1] == ToolResultChunk("c", None)
 
 
 async def test_a_response_set_by_the_tool_itself_is_kept() -> None:

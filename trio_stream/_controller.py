@@ -184,9 +184,10 @@ class RunController:
         """Open a tool call and run ``tool(tool_call_controller)`` as a task.
 
         ``args``, when given, is sent at once as the call's JSON arguments
-        text. The task runs in this controller's nursery, in parallel with
-        everything else; whatever ``tool`` returns becomes the call's result,
-        unless it already set a response or closed the call.
+        text, and ``tool`` finds it as ``tool_call_controller.args``. The task
+        runs in this controller's nursery, in parallel with everything else;
+        whatever ``tool`` returns becomes the call's result, unless it already
+        set a response or closed the call.
 
         If ``tool`` raises, the run fails as with any task, unless
         ``errors_as_result`` is true: then the exception's message becomes the
@@ -199,6 +200,7 @@ class RunController:
             arguments = encode_checked(args, f"the args of tool call {tool_name!r}").decode()
         call = ToolCallController(self, tool_name, tool_call_id)
         if arguments is not None:
+            call.args = args
             call.append_args_text(arguments)
         self._scope.task_group.start_soon(
             _run_tool,
@@ -332,7 +334,15 @@ class RunController:
 class ToolCallController:
     """One tool call: stream its arguments, then set its response."""
 
-    __slots__ = ("__weakref__", "_closed", "_owner", "_response", "tool_call_id", "tool_name")
+    __slots__ = (
+        "__weakref__",
+        "_closed",
+        "_owner",
+        "_response",
+        "args",
+        "tool_call_id",
+        "tool_name",
+    )
 
     def __init__(self, owner: RunController, tool_name: str, tool_call_id: str | None) -> None:
         _require_str(tool_name, "tool_name")
@@ -342,6 +352,8 @@ class ToolCallController:
         self._owner = owner
         self.tool_name = tool_name
         self.tool_call_id = tool_call_id
+        self.args: Any = None
+        """The arguments given to ``spawn_tool_call``, for the tool function to read."""
         self._closed = False
         self._response: ToolResultChunk | None = None
         owner._buffer.put(ToolCallBeginChunk(tool_call_id, tool_name, owner._parent_id))

@@ -9,6 +9,7 @@ import msgspec
 from ._errors import SerializationError
 
 _encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder()
 
 
 def encode(value: Any) -> bytes:
@@ -27,6 +28,16 @@ def encode_checked(value: Any, what: str) -> bytes:
         return _encoder.encode(value)
     except (TypeError, ValueError, OverflowError, msgspec.EncodeError) as exc:
         raise SerializationError(f"{what} cannot be encoded as JSON: {exc}") from exc
+
+
+def normalized(value: Any, what: str) -> Any:
+    """``value`` as the client will see it: a fresh copy made of JSON types only.
+
+    Tuples and sets become lists, keys become strings, dataclasses become
+    dicts. The copy shares nothing with ``value``, so later changes to either
+    do not reach the other.
+    """
+    return _decoder.decode(encode_checked(value, what))
 
 
 def ensure_serializable(value: Any, what: str) -> None:

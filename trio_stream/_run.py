@@ -39,6 +39,7 @@ import anyio.abc
 from ._buffer import ChunkBuffer
 from ._controller import RunController
 from ._errors import UsageError, collapse, describe, leaf_exceptions
+from ._json import normalized
 from ._scope import Scope
 from ._state import StateTree
 from .chunks import Chunk, ErrorChunk
@@ -189,7 +190,8 @@ def create_run(
     """Prepare a run of ``callback``; enter it with ``async with`` to start it.
 
     ``callback`` is an async function taking a :class:`RunController`.
-    ``state`` is the initial state the controller's ``state`` proxy edits.
+    ``state`` is the initial state the controller's ``state`` proxy edits; the
+    run works on a JSON copy of it, and the original is never modified.
     ``high_water_mark`` bounds how many chunks asynchronous producers may
     queue ahead of a slow consumer.
 
@@ -203,4 +205,4 @@ def create_run(
         raise TypeError(f"create_run expects an async callable, not {type(callback).__name__}")
     if high_water_mark < 1:
         raise ValueError(f"high_water_mark must be at least 1, not {high_water_mark}")
-    return Run(callback, state, high_water_mark)
+    return Run(callback, normalized(state, "create_run's state"), high_water_mark)

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
-from ._json import ensure_serializable
+from ._json import normalized
 from .chunks import StateOperation
 
 __all__ = ["StateProxy", "StateTree"]
@@ -79,7 +79,8 @@ def _applied(node: Any, path: Sequence[str], depth: int, op: StateOperation) -> 
 class StateTree:
     """The server's copy of a run's state.
 
-    ``emit`` receives every batch of operations once it has been applied here.
+    ``value`` must already be in its JSON form (see :func:`normalized`);
+    ``emit`` receives every batch of operations applied here.
     """
 
     __slots__ = ("_emit", "_value")
@@ -90,7 +91,11 @@ class StateTree:
 
     @property
     def value(self) -> Any:
-        """The current state (a snapshot: later operations build new containers)."""
+        """The current state itself: treat it as read-only.
+
+        Operations never mutate it (they build new containers), but it is
+        shared with chunks already emitted, so neither may a caller.
+        """
         return self._value
 
     def lookup(self, path: Sequence[str]) -> Any:
@@ -107,20 +112,31 @@ class StateTree:
         return node
 
     def apply(self, operations: list[StateOperation]) -> None:
-        """Apply ``operations`` in order, all or none, then emit them."""
+        """Apply ``operations`` in order, all or none, and emit them.
+
+        A ``set`` value is replaced by its JSON form (see
+        :func:`~trio_stream._json.normalized`), so the server's copy holds
+        exactly what the client receives and shares nothing with the caller.
+        """
         value = self._value
+        applied: list[StateOperation] = []
         for op in operations:
             path = op["path"]
             if op["type"] == "set":
-                ensure_serializable(op["value"], f"update-state set at {_format_path(path)}")
+                op = {
+                    "type": "set",
+                    "path": path,
+                    "value": normalized(op["value"], f"update-state set at {_format_path(path)}"),
+                }
             elif not isinstance(op["value"], str):
                 raise TypeError(
                     f"append-text at state path {_format_path(path)} needs a str, "
                     f"not {type(op['value']).__name__}"
                 )
             value = _applied(value, path, 0, op)
+            applied.append(op)
+        self._emit(applied)
         self._value = value
-        self._emit(operations)
 
     def set(self, path: Sequence[Key], value: Any) -> None:
         """Replace the value at ``path``."""
@@ -151,14 +167,23 @@ class StateProxy:
 
     @property
     def value(self) -> Any:
-        """The plain value this proxy points at."""
+        """A plain copy of the value this proxy points at, free to modify."""
+        return normalized(self._current(), "state")
+
+    def _current(self) -> Any:
         return self._tree.lookup(self._path)
+
+    def _wrap(self, name: str, child: Any) -> Any:
+        if isinstance(child, dict | list):
+            return StateProxy(self._tree, [*self._path, name])
+        return child
 
     def _child_key(self, container: Any, key: Key, *, existing: bool) -> str:
         if isinstance(container, list):
-            if not isinstance(key, int | str):
-                raise TypeError(f"list indices must be int, not {type(key).__name__}")
-            index = int(key)
+            try:
+                index = int(key)
+            except (TypeError, ValueError):
+                raise TypeError(f"state list indices must be integers, not {key!r}") from None
             if index < 0:
                 index += len(container)
             limit = len(container) - 1 if existing else len(container)
@@ -176,15 +201,13 @@ class StateProxy:
         )
 
     def __getitem__(self, key: Key) -> Any:
-        container = self.value
+        container = self._current()
         name = self._child_key(container, key, existing=True)
         child = container[int(name)] if isinstance(container, list) else container[name]
-        if isinstance(child, dict | list):
-            return StateProxy(self._tree, [*self._path, name])
-        return child
+        return self._wrap(name, child)
 
     def __setitem__(self, key: Key, value: Any) -> None:
-        container = self.value
+        container = self._current()
         name = self._child_key(container, key, existing=False)
         path = [*self._path, name]
         if isinstance(value, StateProxy):
@@ -216,7 +239,7 @@ class StateProxy:
 
     def extend(self, items: Iterable[Any]) -> None:
         """Append every item of ``items`` to the list this proxy points at."""
-        container = self.value
+        container = self._current()
         if not isinstance(container, list):
             raise TypeError(
                 f"state value at {_format_path(self._path)} is a "
@@ -233,11 +256,15 @@ class StateProxy:
             self._tree.apply(operations)
 
     def get(self, key: Key, default: Any = None) -> Any:
-        """``self[key]`` if the key exists, else ``default``."""
+        """``self[key]`` if it exists, else ``default``."""
         try:
             return self[key]
         except (KeyError, IndexError):
             return default
+        except TypeError:
+            if isinstance(self._current(), list):
+                return default  # not an index: no such item
+            raise
 
     def setdefault(self, key: Key, default: Any = None) -> Any:
         """``self[key]``, first setting it to ``default`` if it is missing."""
@@ -245,17 +272,20 @@ class StateProxy:
             self[key] = default
         return self[key]
 
-    def keys(self) -> Any:
-        return self._mapping().keys()
+    def keys(self) -> list[str]:
+        """The keys of the dict this proxy points at."""
+        return list(self._mapping())
 
-    def values(self) -> Any:
-        return self._mapping().values()
+    def values(self) -> list[Any]:
+        """The values of the dict: plain scalars, proxies for containers."""
+        return [self._wrap(name, child) for name, child in self._mapping().items()]
 
-    def items(self) -> Any:
-        return self._mapping().items()
+    def items(self) -> list[tuple[str, Any]]:
+        """The items of the dict: plain scalars, proxies for containers."""
+        return [(name, self._wrap(name, child)) for name, child in self._mapping().items()]
 
     def _mapping(self) -> dict[str, Any]:
-        container = self.value
+        container = self._current()
         if not isinstance(container, dict):
             raise TypeError(
                 f"state value at {_format_path(self._path)} is a "
@@ -264,23 +294,30 @@ class StateProxy:
         return container
 
     def __len__(self) -> int:
-        return len(self.value)
+        return len(self._current())
 
     def __iter__(self) -> Iterator[Any]:
-        return iter(self.value)
+        """A dict's keys, or a list's items (plain scalars, proxies for containers)."""
+        container = self._current()
+        if isinstance(container, dict):
+            return iter(list(container))
+        return iter([self._wrap(str(i), child) for i, child in enumerate(container)])
 
     def __contains__(self, item: object) -> bool:
-        return item in self.value
+        container = self._current()
+        if isinstance(container, dict) and isinstance(item, int):
+            item = str(item)
+        return item in container
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, StateProxy):
-            other = other.value
-        return bool(self.value == other)
+            other = other._current()
+        return bool(self._current() == other)
 
     __hash__ = None  # type: ignore[assignment]
 
     def __bool__(self) -> bool:
-        return bool(self.value)
+        return bool(self._current())
 
     def __repr__(self) -> str:
-        return f"StateProxy({self.value!r})"
+        return f"StateProxy({self._current()!r})"
