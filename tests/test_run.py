@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import tracemalloc
 import weakref
 
 import anyio
@@ -199,3 +200,33 @@ async def test_nothing_outlives_a_thousand_early_exits(anyio_backend: str) -> No
     gc.collect()
     assert len(controllers) == 1000
     assert all(ref() is None for ref in controllers)
+
+
+async def test_early_exits_leave_no_memory_behind() -> None:
+    async def tool(controller: RunController) -> None:
+        await anyio.sleep_forever()
+
+    async def run(controller: RunController) -> None:
+        controller.state = {"log": ""}
+        controller.spawn_tool_call("t", lambda call: tool(controller))
+        controller.append_text("x" * 1000)
+        await anyio.sleep_forever()
+
+    async def once() -> None:
+        async with create_run(run) as chunks:
+            await chunks.receive()
+
+    for _ in range(50):  # warm up caches of the event loop and the interpreter
+        await once()
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(500):
+            await once()
+        gc.collect()
+        growth = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    # Each run allocates several KB; 500 of them must leave (almost) nothing.
+    assert growth < 32 * 1024, f"{growth} bytes left behind by 500 runs"

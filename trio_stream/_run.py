@@ -178,7 +178,12 @@ class Run:
                     exc_info=failure,
                 )
             return
-        raise failure
+        # A failure of the run itself, or one that cancelled the consumer's
+        # body (as a nursery would, the real error wins over the Cancelled).
+        try:
+            raise failure
+        finally:
+            del failure  # no reference cycle through this frame
 
 
 def create_run(
