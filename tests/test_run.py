@@ -230,3 +230,25 @@ async def test_early_exits_leave_no_memory_behind() -> None:
         tracemalloc.stop()
     # Each run allocates several KB; 500 of them must leave (almost) nothing.
     assert growth < 32 * 1024, f"{growth} bytes left behind by 500 runs"
+
+
+async def test_shielded_cleanup_finishes_before_the_block_exits() -> None:
+    steps: list[str] = []
+
+    async def tool(controller: RunController) -> None:
+        try:
+            await anyio.sleep_forever()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.sleep(0.05)  # e.g. closing a connection politely
+                steps.append("tool cleaned up")
+
+    async def run(controller: RunController) -> None:
+        controller.start_soon(tool, controller)
+        controller.append_text("x")
+        await anyio.sleep_forever()
+
+    async with create_run(run) as chunks:
+        await chunks.receive()
+    steps.append("block exited")
+    assert steps == ["tool cleaned up", "block exited"]
