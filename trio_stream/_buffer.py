@@ -19,30 +19,58 @@ writes made in one step reaches the client as one chunk.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Awaitable, Callable
 
 import anyio
-from anyio.lowlevel import checkpoint, checkpoint_if_cancelled
+import anyio.lowlevel
+import trio
+from anyio.lowlevel import checkpoint
 
 from ._errors import StreamClosedError
 from .chunks import Chunk, StateOperation, UpdateStateChunk
 
 __all__ = ["ChunkBuffer"]
 
+Wakeup = anyio.Event | trio.Event
+
+
+def _primitives() -> tuple[Callable[[], Awaitable[None]], Callable[[], Wakeup]]:
+    """The cancellation check and event type for the running backend.
+
+    Every chunk passes through :meth:`ChunkBuffer.receive`, and going through
+    AnyIO costs about 1.1 µs for the check and 1.5 µs per event on Trio,
+    against 0.23 µs and 0.3 µs for Trio's own: most of a chunk's cost.
+    """
+    if trio.lowlevel.in_trio_run():
+        return trio.lowlevel.checkpoint_if_cancelled, trio.Event
+    return anyio.lowlevel.checkpoint_if_cancelled, anyio.Event
+
 
 class ChunkBuffer:
     """A FIFO of chunks with synchronous puts and one asynchronous reader."""
 
-    __slots__ = ("_chunks", "_closed", "_high_water", "_pending", "_reader", "_writers")
+    __slots__ = (
+        "_checkpoint_if_cancelled",
+        "_chunks",
+        "_closed",
+        "_high_water",
+        "_new_event",
+        "_pending",
+        "_reader",
+        "_writers",
+    )
 
     def __init__(self, high_water: int) -> None:
+        """Create the buffer; call it from inside the event loop that will use it."""
         if high_water < 1:
             raise ValueError(f"the high-water mark must be at least 1, not {high_water}")
         self._chunks: deque[Chunk] = deque()
         self._pending: list[StateOperation] = []
         self._high_water = high_water
         self._closed = False
-        self._reader: anyio.Event | None = None
-        self._writers: anyio.Event | None = None
+        self._reader: Wakeup | None = None
+        self._writers: Wakeup | None = None
+        self._checkpoint_if_cancelled, self._new_event = _primitives()
 
     def __len__(self) -> int:
         return len(self._chunks)
@@ -96,24 +124,24 @@ class ChunkBuffer:
         await checkpoint()
         while len(self._chunks) >= self._high_water and not self._closed:
             if self._writers is None:
-                self._writers = anyio.Event()
+                self._writers = self._new_event()
             await self._writers.wait()
 
     async def receive(self) -> Chunk:
         """The next chunk; :class:`anyio.EndOfStream` once closed and drained."""
         chunks = self._chunks
         if chunks:
-            await checkpoint_if_cancelled()
+            await self._checkpoint_if_cancelled()
         else:
             while not chunks:
                 if self._pending:
                     self._flush_pending()
-                    await checkpoint_if_cancelled()
+                    await self._checkpoint_if_cancelled()
                     break
                 if self._closed:
                     await checkpoint()
                     raise anyio.EndOfStream
-                reader = self._reader = anyio.Event()
+                reader = self._reader = self._new_event()
                 await reader.wait()
         chunk = chunks.popleft()
         writers = self._writers
