@@ -155,31 +155,25 @@ async def test_a_base_exception_is_not_turned_into_a_chunk() -> None:
     assert ErrorChunk("Fatal") not in received
 
 
-async def test_a_failure_during_cancellation_cleanup_still_propagates() -> None:
-    async def run(controller: RunController) -> None:
-        controller.append_text("x")
-        try:
-            await anyio.sleep_forever()
-        finally:
-            raise RuntimeError("cleanup failed")
+async def fails_in_cleanup(controller: RunController) -> None:
+    controller.append_text("x")
+    try:
+        await anyio.sleep_forever()
+    finally:
+        raise RuntimeError("cleanup failed")  # noqa: B012
 
+
+async def test_a_failure_during_cancellation_cleanup_still_propagates() -> None:
     with pytest.raises(RuntimeError, match="cleanup failed"):
-        async with create_run(run) as chunks:
+        async with create_run(fails_in_cleanup) as chunks:
             await chunks.receive()
 
 
 async def test_a_run_failure_while_the_consumer_raises_is_logged(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    async def run(controller: RunController) -> None:
-        controller.append_text("x")
-        try:
-            await anyio.sleep_forever()
-        finally:
-            raise RuntimeError("cleanup failed")
-
     with caplog.at_level(logging.ERROR, "trio_stream"), pytest.raises(KeyError):
-        async with create_run(run) as chunks:
+        async with create_run(fails_in_cleanup) as chunks:
             await chunks.receive()
             raise KeyError("consumer")
     assert "cleanup failed" in caplog.text

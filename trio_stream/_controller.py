@@ -286,21 +286,7 @@ class RunController:
 
     @state.setter
     def state(self, value: Any) -> None:
-        current = self._state.value
-        if isinstance(value, StateProxy):
-            if value._tree is self._state and not value._path:
-                return  # the write-back half of ``controller.state += [...]``
-            raise TypeError("state values must be plain data; use proxy.value to copy one")
-        if (
-            isinstance(current, str)
-            and current
-            and isinstance(value, str)
-            and len(value) > len(current)
-            and value.startswith(current)
-        ):
-            self._state.append_text([], value[len(current) :])
-        else:
-            self._state.set([], value)
+        self._state.assign([], value)
 
     def append_state_text(self, path: Sequence[Key], text_delta: str) -> None:
         """Append ``text_delta`` to the string at ``path`` (an ``append-text`` operation)."""

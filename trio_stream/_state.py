@@ -138,6 +138,31 @@ class StateTree:
         self._emit(applied)
         self._value = value
 
+    def assign(self, path: Sequence[str], value: Any) -> None:
+        """Write ``value`` at ``path`` the way ``=`` on the state means it.
+
+        A string that extends the current non-empty string there is sent as
+        ``append-text`` with just the new part; anything else as ``set``.
+        """
+        if isinstance(value, StateProxy):
+            if value._tree is self and value._path == list(path):
+                return  # the write-back half of ``+=`` on a container
+            raise TypeError("state values must be plain data; use proxy.value to copy one")
+        try:
+            current = self.lookup(path)
+        except KeyError:
+            current = None
+        if (
+            isinstance(current, str)
+            and current
+            and isinstance(value, str)
+            and len(value) > len(current)
+            and value.startswith(current)
+        ):
+            self.append_text(path, value[len(current) :])
+        else:
+            self.set(path, value)
+
     def set(self, path: Sequence[Key], value: Any) -> None:
         """Replace the value at ``path``."""
         self.apply([{"type": "set", "path": [str(k) for k in path], "value": value}])
@@ -207,27 +232,8 @@ class StateProxy:
         return self._wrap(name, child)
 
     def __setitem__(self, key: Key, value: Any) -> None:
-        container = self._current()
-        name = self._child_key(container, key, existing=False)
-        path = [*self._path, name]
-        if isinstance(value, StateProxy):
-            if value._tree is self._tree and value._path == path:
-                return  # the write-back half of ``proxy[key] += ...`` on a container
-            raise TypeError("state values must be plain data; use proxy.value to copy one")
-        if isinstance(container, list):
-            current = container[int(name)] if int(name) < len(container) else None
-        else:
-            current = container.get(name)
-        if (
-            isinstance(current, str)
-            and current
-            and isinstance(value, str)
-            and len(value) > len(current)
-            and value.startswith(current)
-        ):
-            self._tree.append_text(path, value[len(current) :])
-        else:
-            self._tree.set(path, value)
+        name = self._child_key(self._current(), key, existing=False)
+        self._tree.assign([*self._path, name], value)
 
     def __iadd__(self, other: Iterable[Any]) -> StateProxy:
         self.extend(other)
