@@ -160,7 +160,7 @@ async def fails_in_cleanup(controller: RunController) -> None:
     try:
         await anyio.sleep_forever()
     finally:
-        raise RuntimeError("cleanup failed")  # noqa: B012
+        raise RuntimeError("cleanup failed")
 
 
 async def test_a_failure_during_cancellation_cleanup_still_propagates() -> None:
