@@ -119,3 +119,21 @@ async def test_closing_releases_waiting_writers_and_ends_the_reader() -> None:
         pass
     else:
         raise AssertionError("a closed, drained buffer must raise EndOfStream")
+
+
+async def test_only_one_task_may_wait_for_chunks() -> None:
+    buffer = ChunkBuffer(high_water=4)
+    async with anyio.create_task_group() as task_group:
+        task_group.start_soon(buffer.receive)
+        await anyio.sleep(0.01)
+        with pytest.raises(anyio.BusyResourceError):
+            await buffer.receive()
+        buffer.put(TextDeltaChunk("x"))  # the first reader gets it and finishes
+
+
+async def test_a_cancelled_reader_does_not_block_the_next_one() -> None:
+    buffer = ChunkBuffer(high_water=4)
+    with anyio.move_on_after(0.01):
+        await buffer.receive()
+    buffer.put(TextDeltaChunk("x"))
+    assert await buffer.receive() == TextDeltaChunk("x")

@@ -1,7 +1,7 @@
 """Trio-native structured concurrency for streaming assistant responses.
 
 ``create_run(callback)`` prepares a run; ``async with`` starts it and yields
-its chunks. The callback receives a :class:`RunController` and streams text,
+its chunks. The callback receives a ``RunController`` and streams text,
 reasoning, tool calls, state, sources, files and errors through it, in a
 nursery that the ``async with`` block owns.
 """

@@ -1,6 +1,6 @@
 """Controllers: what a run's callback, its tools and its sub-streams write through.
 
-:class:`RunController` carries assistant-stream's API unchanged (same names,
+``RunController`` carries assistant-stream's API unchanged (same names,
 same arguments, same synchronous appends) plus what Trio makes possible:
 tasks in the run's nursery (``start_soon``, ``start``), tool calls that run as
 tasks of their own (``spawn_tool_call``), and sub-streams with child nurseries
@@ -63,7 +63,7 @@ def _require_str(value: object, what: str) -> None:
 class RunController:
     """Writes chunks into a run and runs tasks in one of its nurseries.
 
-    The callback given to :func:`create_run` receives the root controller.
+    The callback given to ``create_run`` receives the root controller.
     ``with_parent_id`` gives a view that tags chunks with another parent id
     and shares this controller's nursery; ``open_substream`` gives a child
     controller with a nursery of its own.
@@ -278,7 +278,7 @@ class RunController:
 
     @property
     def state(self) -> Any:
-        """The run's state: a :class:`StateProxy` for a dict or list, else the value."""
+        """The run's state: a ``StateProxy`` for a dict or list, else the value."""
         value = self._state.value
         if isinstance(value, dict | list):
             return StateProxy(self._state)
@@ -387,7 +387,7 @@ class ToolCallController:
         self._closed = True
 
     def set_result(self, result: Any) -> None:
-        """Deprecated spelling of :meth:`set_response`."""
+        """Deprecated spelling of ``set_response``."""
         warnings.warn(
             "set_result() is deprecated; use set_response()", DeprecationWarning, stacklevel=2
         )
@@ -400,7 +400,7 @@ class ToolCallController:
     def open_substream(self, parent_id: str | None = None) -> Substream:
         """A child controller whose chunks carry this call's id as parent id.
 
-        See :meth:`RunController.open_substream`.
+        See ``open_substream``.
         """
         return Substream(self._owner, parent_id if parent_id is not None else self.tool_call_id)
 
@@ -416,7 +416,7 @@ class ToolCallController:
 
 
 class Substream:
-    """``async with`` gives a child :class:`RunController` with its own nursery.
+    """``async with`` gives a child ``RunController`` with its own nursery.
 
     Leaving the block waits for the child's tasks. If one fails, the others
     are cancelled and the failure propagates from the block: a single

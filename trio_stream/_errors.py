@@ -1,6 +1,6 @@
 """The exceptions trio_stream raises, and how it reports the ones it catches.
 
-Every error the library raises derives from :class:`TrioStreamError`, and also
+Every error the library raises derives from ``TrioStreamError``, and also
 from the built-in type a caller would naturally catch (``TypeError`` for a
 value that cannot go on the wire, ``RuntimeError`` for using an object at the
 wrong time), so both ``except TrioStreamError`` and ``except TypeError`` work.

@@ -23,7 +23,7 @@ def encode(value: Any) -> bytes:
 
 
 def encode_checked(value: Any, what: str) -> bytes:
-    """:func:`encode`, raising :class:`SerializationError` naming ``what`` on failure."""
+    """``encode``, raising ``SerializationError`` naming ``what`` on failure."""
     try:
         return _encoder.encode(value)
     except (TypeError, ValueError, OverflowError, msgspec.EncodeError) as exc:
@@ -41,5 +41,5 @@ def normalized(value: Any, what: str) -> Any:
 
 
 def ensure_serializable(value: Any, what: str) -> None:
-    """Raise :class:`SerializationError` naming ``what`` if ``value`` cannot be encoded."""
+    """Raise ``SerializationError`` naming ``what`` if ``value`` cannot be encoded."""
     encode_checked(value, what)

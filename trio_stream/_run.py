@@ -79,12 +79,12 @@ class ChunkStream:
             raise StopAsyncIteration from None
 
     async def receive(self) -> Chunk:
-        """The next chunk; raises :class:`anyio.EndOfStream` after the last one."""
+        """The next chunk; raises ``EndOfStream`` after the last one."""
         return await self._buffer.receive()
 
 
 class Run:
-    """A run not started yet. Start it with ``async with``; see :func:`create_run`."""
+    """A run not started yet. Start it with ``async with``; see ``create_run``."""
 
     __slots__ = (
         "__weakref__",
@@ -194,7 +194,7 @@ def create_run(
 ) -> Run:
     """Prepare a run of ``callback``; enter it with ``async with`` to start it.
 
-    ``callback`` is an async function taking a :class:`RunController`.
+    ``callback`` is an async function taking a ``RunController``.
     ``state`` is the initial state the controller's ``state`` proxy edits; the
     run works on a JSON copy of it, and the original is never modified.
     ``high_water_mark`` bounds how many chunks asynchronous producers may

@@ -2,8 +2,8 @@
 
 The front-end mirrors the run's state by replaying ``update-state`` operations:
 ``set`` (replace the value at a path) and ``append-text`` (extend the string at
-a path). :class:`StateTree` holds the server's copy and applies operations to
-it; :class:`StateProxy` lets a run write ``controller.state["a"]["b"] = v`` or
+a path). ``StateTree`` holds the server's copy and applies operations to
+it; ``StateProxy`` lets a run write ``controller.state["a"]["b"] = v`` or
 ``controller.state["log"] += "…"`` and emits the matching operations.
 
 Updates are copy-on-write: applying an operation copies the containers along
@@ -79,7 +79,7 @@ def _applied(node: Any, path: Sequence[str], depth: int, op: StateOperation) -> 
 class StateTree:
     """The server's copy of a run's state.
 
-    ``value`` must already be in its JSON form (see :func:`normalized`);
+    ``value`` must already be in its JSON form (see ``normalized``);
     ``emit`` receives every batch of operations applied here.
     """
 
@@ -99,7 +99,7 @@ class StateTree:
         return self._value
 
     def lookup(self, path: Sequence[str]) -> Any:
-        """The value at ``path``; :class:`KeyError` if there is none."""
+        """The value at ``path``; ``KeyError`` if there is none."""
         node = self._value
         for depth, key in enumerate(path):
             if isinstance(node, list):
@@ -115,7 +115,7 @@ class StateTree:
         """Apply ``operations`` in order, all or none, and emit them.
 
         A ``set`` value is replaced by its JSON form (see
-        :func:`~trio_stream._json.normalized`), so the server's copy holds
+        ``normalized``), so the server's copy holds
         exactly what the client receives and shares nothing with the caller.
         """
         value = self._value
