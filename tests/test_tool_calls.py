@@ -203,3 +203,22 @@ async def test_tool_call_arguments_must_be_text() -> None:
             await controller.add_tool_call(None)  # type: ignore[arg-type]
 
     await collect(run)
+
+
+async def test_errors_as_result_describes_every_failure_of_a_tool() -> None:
+    async def fail(message: str) -> None:
+        await anyio.sleep(0.01)
+        raise ValueError(message)
+
+    async def tool(call: ToolCallController) -> None:
+        async with call.open_substream() as sub:
+            sub.start_soon(fail, "first")
+            sub.start_soon(fail, "second")
+
+    async def run(controller: RunController) -> None:
+        controller.spawn_tool_call("t", tool, tool_call_id="c", errors_as_result=True)
+
+    result = (await collect(run))[-1]
+    assert isinstance(result, ToolResultChunk)
+    assert result.is_error
+    assert sorted(result.result.split("; ")) == ["first", "second"]

@@ -62,5 +62,10 @@ def collapse(exc: BaseException) -> BaseException:
 
 
 def describe(exc: BaseException) -> str:
-    """The text an error chunk carries for ``exc``: its message, else its type."""
+    """The text an error chunk carries for ``exc``: its message, else its type.
+
+    A group is described by its leaves, joined with "; ".
+    """
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(describe(leaf) for leaf in leaf_exceptions(exc))
     return str(exc) or type(exc).__name__
