@@ -206,14 +206,17 @@ async def test_tool_call_arguments_must_be_text() -> None:
 
 
 async def test_errors_as_result_describes_every_failure_of_a_tool() -> None:
-    async def fail(message: str) -> None:
-        await anyio.sleep(0.01)
+    async def fail(message: str, gate: anyio.Event) -> None:
+        await gate.wait()
         raise ValueError(message)
 
     async def tool(call: ToolCallController) -> None:
+        gate = anyio.Event()
         async with call.open_substream() as sub:
-            sub.start_soon(fail, "first")
-            sub.start_soon(fail, "second")
+            sub.start_soon(fail, "first", gate)
+            sub.start_soon(fail, "second", gate)
+            await anyio.sleep(0.01)
+            gate.set()  # both resume and raise before either can be cancelled
 
     async def run(controller: RunController) -> None:
         controller.spawn_tool_call("t", tool, tool_call_id="c", errors_as_result=True)
