@@ -7,74 +7,66 @@ from collections.abc import AsyncIterator
 import anyio
 import pytest
 
-from trio_stream import RunController, create_run
+from trio_stream import RunCallback, RunController, create_run
 from trio_stream._buffer import ChunkBuffer
 from trio_stream.chunks import TextDeltaChunk
 
 pytestmark = pytest.mark.anyio
 
 
+class Counter:
+    value = 0
+
+
+async def read_slowly(run: RunCallback, high_water: int, produced: Counter, count: int) -> None:
+    """Read ``count`` chunks, 1 ms apart, checking that the producer never gets
+    more than the high-water mark ahead (plus the one chunk in hand)."""
+    received = 0
+    async with create_run(run, high_water_mark=high_water) as chunks:
+        async for _ in chunks:
+            received += 1
+            await anyio.sleep(0.001)
+            assert produced.value - received <= high_water + 1
+            if received == count:
+                return
+
+
 async def test_add_stream_waits_for_a_slow_consumer() -> None:
-    produced = 0
+    produced = Counter()
 
     async def endless() -> AsyncIterator[TextDeltaChunk]:
-        nonlocal produced
         while True:
-            produced += 1
+            produced.value += 1
             yield TextDeltaChunk("x" * 100)
 
     async def run(controller: RunController) -> None:
         controller.add_stream(endless())
 
-    received = 0
-    async with create_run(run, high_water_mark=32) as chunks:
-        async for _ in chunks:
-            received += 1
-            await anyio.sleep(0.001)
-            # Never more than the high-water mark ahead (one more may be in hand).
-            assert produced - received <= 33
-            if received == 200:
-                break
+    await read_slowly(run, 32, produced, 200)
 
 
 async def test_drain_gives_a_synchronous_producer_back_pressure() -> None:
-    appended = 0
+    produced = Counter()
 
     async def run(controller: RunController) -> None:
-        nonlocal appended
         while True:
             controller.append_text("token")
-            appended += 1
+            produced.value += 1
             await controller.drain()
 
-    received = 0
-    async with create_run(run, high_water_mark=16) as chunks:
-        async for _ in chunks:
-            received += 1
-            await anyio.sleep(0.001)
-            assert appended - received <= 17
-            if received == 100:
-                break
+    await read_slowly(run, 16, produced, 100)
 
 
 async def test_nested_substreams_are_bounded_too() -> None:
-    appended = 0
+    produced = Counter()
 
     async def run(controller: RunController) -> None:
-        nonlocal appended
         while True:
             async with controller.open_substream("s") as sub:
                 sub.append_text("x")
-                appended += 1
+                produced.value += 1
 
-    received = 0
-    async with create_run(run, high_water_mark=8) as chunks:
-        async for _ in chunks:
-            received += 1
-            await anyio.sleep(0.001)
-            assert appended - received <= 9
-            if received == 50:
-                break
+    await read_slowly(run, 8, produced, 50)
 
 
 async def test_synchronous_puts_never_block() -> None:
