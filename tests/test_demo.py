@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -21,9 +22,13 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def demo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def log_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("demo") / "server.log"
+
+
+@pytest.fixture(scope="module")
+def demo_url(log_path: Path) -> Iterator[str]:
     port = free_port()
-    log_path = tmp_path_factory.mktemp("demo") / "server.log"
     with log_path.open("wb") as log:
         server = subprocess.Popen(
             [sys.executable, "-m", "trio_stream", "demo", "--port", str(port)],
@@ -69,11 +74,16 @@ def test_the_demo_streams_a_whole_run(demo_url: str) -> None:
     assert arrivals[-1] - arrivals[0] > 0.4
 
 
-def test_the_server_survives_a_client_that_leaves_early(demo_url: str) -> None:
+def test_a_client_that_leaves_gets_its_run_cancelled(demo_url: str, log_path: Path) -> None:
     with httpx.stream("GET", demo_url, timeout=30) as response:
         first = next(response.iter_lines())
         assert json.loads(first)["type"] == "reasoning-delta"
-    # The abandoned run was cancelled; the next client is served in full.
+    deadline = time.monotonic() + 10
+    while "run cancelled; all of its tasks have finished" not in log_path.read_text():
+        assert time.monotonic() < deadline, log_path.read_text()
+        time.sleep(0.05)
+    assert "client disconnected: cancelling its run" in log_path.read_text()
+    # The server is unharmed: the next client is served in full.
     with httpx.stream("GET", demo_url, timeout=30) as response:
         lines = list(response.iter_lines())
     assert json.loads(lines[-1]) == {

@@ -8,6 +8,7 @@ produced.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -27,6 +28,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 _encoder = msgspec.json.Encoder()
+logger = logging.getLogger("trio_stream.demo")
 
 
 def _ndjson_line(chunk: Chunk) -> bytes:
@@ -46,11 +48,15 @@ class NDJSONRunResponse:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         failure: Exception | None = None
+        disconnected = False
         async with anyio.create_task_group() as task_group:
 
             async def cancel_on_disconnect() -> None:
+                nonlocal disconnected
                 while (await receive())["type"] != "http.disconnect":
                     pass
+                disconnected = True
+                logger.info("client disconnected: cancelling its run")
                 task_group.cancel_scope.cancel()
 
             task_group.start_soon(cancel_on_disconnect)
@@ -75,6 +81,9 @@ class NDJSONRunResponse:
                 failure = exc
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             task_group.cancel_scope.cancel()
+        if disconnected:
+            # Leaving the run's block waited for every task of the run.
+            logger.info("run cancelled; all of its tasks have finished")
         if failure is not None:
             raise failure
 
