@@ -10,6 +10,7 @@ import pytest
 from trio_stream.chunks import (
     CHUNK_TYPES,
     AnnotationsChunk,
+    Chunk,
     DataChunk,
     ErrorChunk,
     FileChunk,
@@ -87,3 +88,16 @@ def test_chunks_convert_to_plain_dicts() -> None:
         "tool_name": "search",
         "parent_id": None,
     }
+
+
+def text_of(chunk: Chunk) -> str:
+    # The checks run mypy --strict on this file: the attribute access below
+    # type-checks only because comparing ``type`` narrows the union.
+    if chunk.type == "text-delta":
+        return chunk.text_delta
+    return ""
+
+
+def test_comparing_the_type_string_narrows_the_union() -> None:
+    assert text_of(TextDeltaChunk("a")) == "a"
+    assert text_of(ErrorChunk("e")) == ""
