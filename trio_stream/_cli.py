@@ -24,7 +24,10 @@ def _serve_demo(host: str, port: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``trio-stream`` console script."""
-    parser = argparse.ArgumentParser(prog="trio-stream", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="trio-stream",
+        description="Streaming assistant responses with structured concurrency, on Trio.",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="serve the demo app with hypercorn on trio")
     demo.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
