@@ -400,7 +400,7 @@ class ToolCallController:
     def open_substream(self, parent_id: str | None = None) -> Substream:
         """A child controller whose chunks carry this call's id as parent id.
 
-        See ``open_substream``.
+        See ``RunController.open_substream``.
         """
         return Substream(self._owner, parent_id if parent_id is not None else self.tool_call_id)
 

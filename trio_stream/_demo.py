@@ -9,7 +9,6 @@ produced.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import anyio
@@ -17,22 +16,18 @@ import msgspec
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from ._controller import RunController, ToolCallController
+from ._json import encode
 from ._run import Run, create_run
 from .chunks import Chunk
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-
-_encoder = msgspec.json.Encoder()
 logger = logging.getLogger("trio_stream.demo")
 
 
 def _ndjson_line(chunk: Chunk) -> bytes:
-    return _encoder.encode({"type": chunk.type, **msgspec.structs.asdict(chunk)}) + b"\n"
+    return encode({"type": chunk.type, **msgspec.structs.asdict(chunk)}) + b"\n"
 
 
 class NDJSONRunResponse:

@@ -252,7 +252,7 @@ class StateProxy:
                 f"{type(container).__name__}, not a list"
             )
         if isinstance(items, StateProxy):
-            items = items.value
+            items = items._current()  # ``apply`` copies each value it sets
         start = len(container)
         operations: list[StateOperation] = [
             {"type": "set", "path": [*self._path, str(start + i)], "value": item}
