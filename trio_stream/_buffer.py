@@ -133,32 +133,56 @@ class ChunkBuffer:
 
     async def receive(self) -> Chunk:
         """The next chunk; ``EndOfStream`` once closed and drained."""
+        await self._wait_readable()
+        chunk = self._chunks.popleft()
+        self._release_writers()
+        return chunk
+
+    async def receive_batch(self, limit: int) -> list[Chunk]:
+        """Every queued chunk, up to ``limit``, waiting only if there is none.
+
+        This is how a response coalesces writes: whatever the producers queued
+        while the previous write was in flight leaves in one write, and a
+        chunk that arrives alone leaves alone, at once.
+        """
+        await self._wait_readable()
+        chunks = self._chunks
+        if len(chunks) <= limit:
+            batch = list(chunks)
+            chunks.clear()
+        else:
+            batch = [chunks.popleft() for _ in range(limit)]
+        self._release_writers()
+        return batch
+
+    async def _wait_readable(self) -> None:
+        """Return once a chunk is queued; a checkpoint either way."""
         chunks = self._chunks
         if chunks:
             await self._checkpoint_if_cancelled()
-        else:
-            while not chunks:
-                if self._pending:
-                    self._flush_pending()
-                    await self._checkpoint_if_cancelled()
-                    break
-                if self._closed:
-                    await checkpoint()
-                    raise anyio.EndOfStream
-                if self._reader is not None:
-                    raise anyio.BusyResourceError("receiving chunks from this run")
-                reader = self._reader = self._new_event()
-                try:
-                    await reader.wait()
-                finally:
-                    if self._reader is reader:
-                        self._reader = None
-        chunk = chunks.popleft()
+            return
+        while not chunks:
+            if self._pending:
+                self._flush_pending()
+                await self._checkpoint_if_cancelled()
+                return
+            if self._closed:
+                await checkpoint()
+                raise anyio.EndOfStream
+            if self._reader is not None:
+                raise anyio.BusyResourceError("receiving chunks from this run")
+            reader = self._reader = self._new_event()
+            try:
+                await reader.wait()
+            finally:
+                if self._reader is reader:
+                    self._reader = None
+
+    def _release_writers(self) -> None:
         writers = self._writers
-        if writers is not None and len(chunks) <= self._high_water // 2:
+        if writers is not None and len(self._chunks) <= self._high_water // 2:
             self._writers = None
             writers.set()
-        return chunk
 
     def close(self) -> None:
         """Flush pending operations and mark the end; the reader drains what is left."""

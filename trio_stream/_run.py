@@ -82,6 +82,17 @@ class ChunkStream:
         """The next chunk; raises ``EndOfStream`` after the last one."""
         return await self._buffer.receive()
 
+    async def receive_batch(self, limit: int = 1024) -> list[Chunk]:
+        """All chunks queued now (at most ``limit``), waiting for one if none is.
+
+        Raises ``EndOfStream`` after the last one. A consumer that writes to a
+        network uses this to send whatever accumulated during its previous
+        write in one go, without ever holding back a chunk that is ready.
+        """
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        return await self._buffer.receive_batch(limit)
+
 
 class Run:
     """A run not started yet. Start it with ``async with``; see ``create_run``."""

@@ -1,0 +1,96 @@
+"""Serving ASGI apps with hypercorn's Trio worker.
+
+``serve`` is a thin layer over ``hypercorn.trio.serve`` that adds one thing:
+a guard for the ASGI lifespan protocol. Hypercorn on Trio sends the app a
+``lifespan`` scope at start-up; an app that returns from it without
+answering (as a bare ASGI function that only knows ``http`` does) leaves
+hypercorn writing to a closed channel, and the server dies at start-up with
+``ClosedResourceError``. The guard answers the lifespan messages the app left
+unanswered, so any ASGI app starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import trio
+from hypercorn.config import Config
+from hypercorn.trio import serve as hypercorn_serve
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["LifespanGuard", "serve"]
+
+_DONE = frozenset({"lifespan.shutdown.complete", "lifespan.shutdown.failed"})
+
+
+class LifespanGuard:
+    """Wraps an ASGI app so that the lifespan protocol is always completed.
+
+    An app that handles lifespan itself is left alone; an app that raises
+    on a lifespan scope is too (the ASGI way to say "not supported", which
+    servers understand). An app that returns without answering gets the
+    missing answers sent for it: start-up and shutdown complete.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+        received: set[str] = set()
+        sent: set[str] = set()
+
+        async def app_receive() -> Message:
+            message = await receive()
+            received.add(message["type"])
+            return message
+
+        async def app_send(message: Message) -> None:
+            sent.add(message["type"])
+            await send(message)
+
+        await self.app(scope, app_receive, app_send)
+        if sent & _DONE or "lifespan.startup.failed" in sent:
+            return
+        if "lifespan.startup" in received and "lifespan.startup.complete" not in sent:
+            await send({"type": "lifespan.startup.complete"})
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+async def serve(
+    app: ASGIApp,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    config: Config | None = None,
+    shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve ``app`` with hypercorn's Trio worker until cancelled or shut down.
+
+    Binds ``host:port`` (default ``127.0.0.1:8000``; port 0 picks a free
+    port), or whatever ``config.bind`` says if neither is given. Start it with
+    ``trio.run(serve, app)``, or with ``await nursery.start(serve, app)``,
+    which returns the URLs bound, such as ``["http://127.0.0.1:8000"]``.
+    ``shutdown_trigger`` is an async function whose return starts a graceful
+    shutdown.
+    """
+    if config is None:
+        config = Config()
+    if host is not None or port is not None:
+        config.bind = [f"{host or '127.0.0.1'}:{8000 if port is None else port}"]
+    await hypercorn_serve(
+        LifespanGuard(app),  # type: ignore[arg-type]
+        config,
+        shutdown_trigger=shutdown_trigger,
+        task_status=task_status,
+        mode="asgi",
+    )

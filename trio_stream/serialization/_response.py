@@ -1,0 +1,224 @@
+"""The Starlette response that streams a run: one request, one run, one body.
+
+The response owns the run's lifetime. It enters the run inside a task group
+of its own, next to a task that listens for ``http.disconnect``; when the
+client goes away, that task cancels the group, and leaving the run's block
+cancels every task of the run and waits for them. Listening matters: a run
+waiting on a slow tool writes nothing, and a server only notices a vanished
+client when it writes, so without the listener an abandoned run would go on
+until its next chunk, or forever.
+
+When the run fails, its error chunk is already in the stream; the response
+sends it, then the format's closing bytes and the end of the body, and only
+then raises, so the client sees a complete body and the server's error
+handling sees the exception.
+
+Writes are coalesced: each write sends every chunk that was queued while the
+previous write was in flight, so a fast producer costs one ASGI ``send`` per
+batch rather than per token, and a slow one's chunks still leave one by one,
+as soon as they are made.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import ClassVar
+
+import anyio
+from starlette.background import BackgroundTask
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from .._errors import SerializationError, describe
+from .._run import ChunkStream, Run
+from ..chunks import ErrorChunk
+from ._encoder import StreamEncoder
+
+__all__ = ["DEFAULT_HEARTBEAT_INTERVAL", "HeartbeatOption", "RunResponse"]
+
+logger = logging.getLogger("trio_stream")
+
+DEFAULT_HEARTBEAT_INTERVAL = 15.0
+"""Seconds of silence before a keep-alive, when heartbeats are on."""
+
+HeartbeatOption = float | bool | None
+"""Seconds of silence before a keep-alive; ``True``: 15, ``False``: never, ``None``: default."""
+
+_BATCH_LIMIT = 1024
+"""Most chunks encoded into one write: bounds a write's size and the time it holds the loop."""
+
+SSE_HEADERS: Mapping[str, str] = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+"""Headers that keep caches and buffering proxies from holding an event stream back."""
+
+
+def _heartbeat_interval(heartbeat: float | bool) -> float | None:
+    if heartbeat is True:
+        return DEFAULT_HEARTBEAT_INTERVAL
+    if heartbeat is False:
+        return None
+    interval = float(heartbeat)
+    if not math.isfinite(interval) or interval <= 0:
+        raise ValueError(
+            f"heartbeat must be a positive number of seconds, True, False or None, "
+            f"not {heartbeat!r}"
+        )
+    return interval
+
+
+class _ClientGone(Exception):
+    """The server refused a write because the client has disconnected."""
+
+
+class RunResponse(Response):
+    """Streams a run's chunks as a response body, in the format of an encoder.
+
+    Starlette and FastAPI accept it as a route's return value. ``status_code``,
+    ``headers`` and ``background`` work as for any Starlette response; the
+    format's own headers are added unless ``headers`` sets them.
+
+    ``encoder`` defaults to a new ``encoder_class()``; pass one to set a
+    format's options. ``heartbeat`` sends the format's keep-alive bytes after
+    that much silence: ``None`` keeps the format's default, ``True`` means
+    every 15 s, ``False`` turns it off.
+    """
+
+    encoder_class: ClassVar[type[StreamEncoder] | None] = None
+    """The format of a subclass; ``RunResponse`` itself needs an ``encoder``."""
+
+    default_heartbeat: ClassVar[float | bool] = False
+    """What ``heartbeat=None`` means for this format."""
+
+    def __init__(
+        self,
+        run: Run,
+        *,
+        encoder: StreamEncoder | None = None,
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+        background: BackgroundTask | None = None,
+        heartbeat: HeartbeatOption = None,
+    ) -> None:
+        if not isinstance(run, Run):
+            raise TypeError(
+                f"{type(self).__name__} streams a run made by create_run(callback), "
+                f"not {type(run).__name__}"
+            )
+        if encoder is None:
+            if self.encoder_class is None:
+                raise TypeError("RunResponse needs an encoder: RunResponse(run, encoder=...)")
+            encoder = self.encoder_class()
+        elif self.encoder_class is not None and not isinstance(encoder, self.encoder_class):
+            raise TypeError(
+                f"{type(self).__name__} needs a {self.encoder_class.__name__}, "
+                f"not {type(encoder).__name__}"
+            )
+        self.run = run
+        self.encoder = encoder
+        self.heartbeat = _heartbeat_interval(
+            self.default_heartbeat if heartbeat is None else heartbeat
+        )
+        self.status_code = status_code
+        self.media_type = encoder.media_type
+        self.background = background
+        self.init_headers(headers)
+        for name, value in encoder.headers.items():
+            self.headers.setdefault(name, value)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        disconnected_at: float | None = None
+        failure: Exception | None = None
+        async with anyio.create_task_group() as request:
+
+            async def cancel_on_disconnect() -> None:
+                nonlocal disconnected_at
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+                disconnected_at = time.perf_counter()
+                request.cancel_scope.cancel()
+
+            request.start_soon(cancel_on_disconnect)
+            try:
+                await self._respond(send)
+            except _ClientGone:
+                disconnected_at = time.perf_counter()
+            except Exception as exc:
+                failure = exc
+            request.cancel_scope.cancel()
+        if disconnected_at is not None:
+            # Leaving the run's block waited for every task of the run.
+            logger.info(
+                "client disconnected from %s: run cancelled, all its tasks done in %.1f ms",
+                scope.get("path", "?"),
+                (time.perf_counter() - disconnected_at) * 1000,
+            )
+        if failure is not None:
+            try:
+                raise failure
+            finally:
+                del failure
+        if self.background is not None:
+            await self.background()
+
+    async def _respond(self, send: Send) -> None:
+        async def send_body(body: bytes, *, more_body: bool = True) -> None:
+            try:
+                await send({"type": "http.response.body", "body": body, "more_body": more_body})
+            except OSError as exc:
+                # The ASGI way for a server to say the client is gone; the
+                # listener may not have heard it yet.
+                raise _ClientGone from exc
+
+        await send(
+            {
+                "type": "http.response.start",
+                "status": self.status_code,
+                "headers": self.raw_headers,
+            }
+        )
+        opening = self.encoder.start()
+        if opening:
+            await send_body(opening)
+        failure: Exception | None = None
+        try:
+            async with self.run as chunks:
+                await self._stream(chunks, send_body)
+        except _ClientGone:
+            raise
+        except Exception as exc:
+            failure = exc
+        # Also after a failure: the error chunk went out with the rest, and
+        # a client must see a complete body, not a truncated transfer.
+        await send_body(self.encoder.finish(), more_body=False)
+        if failure is not None:
+            try:
+                raise failure
+            finally:
+                del failure
+
+    async def _stream(
+        self, chunks: ChunkStream, send_body: Callable[[bytes], Awaitable[None]]
+    ) -> None:
+        encoder, interval = self.encoder, self.heartbeat
+        while True:
+            try:
+                if interval is None:
+                    batch = await chunks.receive_batch(_BATCH_LIMIT)
+                else:
+                    with anyio.move_on_after(interval) as idle:
+                        batch = await chunks.receive_batch(_BATCH_LIMIT)
+                    if idle.cancelled_caught:
+                        await send_body(encoder.keepalive)
+                        continue
+            except anyio.EndOfStream:
+                return
+            try:
+                body = encoder.encode(batch)
+            except Exception as exc:
+                message = f"a chunk could not be encoded for the wire: {describe(exc)}"
+                await send_body(encoder.encode([ErrorChunk(message)]))
+                raise SerializationError(message) from exc
+            if body:
+                await send_body(body)

@@ -1,0 +1,26 @@
+"""Server-sent events framing shared by the SSE formats."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._json import encode
+
+__all__ = ["DONE", "KEEPALIVE", "MEDIA_TYPE", "event"]
+
+MEDIA_TYPE = "text/event-stream"
+
+KEEPALIVE = b": heartbeat\n\n"
+"""A comment line: it keeps the connection busy, and every SSE parser skips it."""
+
+DONE = b"data: [DONE]\n\n"
+"""The last event of an OpenAI-style stream."""
+
+
+def event(value: Any) -> bytes:
+    """One ``data:`` event carrying ``value`` as JSON.
+
+    JSON text holds no raw line break (they are escaped inside strings), so
+    one ``data:`` line always carries the whole value.
+    """
+    return b"data: " + encode(value) + b"\n\n"

@@ -1,0 +1,213 @@
+"""The assistant transport: server-sent events, one JSON event per chunk.
+
+The format of assistant-ui's assistant transport runtime (the npm package
+``assistant-stream``'s ``AssistantTransportDecoder`` feeding its
+``AssistantMessageAccumulator``). A message is a tree of content parts, each
+addressed by a ``path`` of indices. ``part-start`` appends a part (its index
+is the count of parts started before it), ``text-delta`` streams text or a
+tool call's argument text into the part at ``path``, ``result`` completes a
+tool call, and ``part-finish`` closes a part. State updates, errors, data,
+annotations and steps concern the whole message and have no path. The stream
+ends with ``data: [DONE]``.
+
+Text is grouped into parts per producer: each sub-stream (each parent id)
+keeps its own open text part, so parallel sub-streams do not split one
+another's text into fragments. Anything else a producer adds (a tool call, a
+source, a file, or text of the other kind) closes its open text part, so its
+text before and after stays in order around it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
+
+from ..chunks import (
+    AnnotationsChunk,
+    Chunk,
+    DataChunk,
+    ErrorChunk,
+    FileChunk,
+    ReasoningDeltaChunk,
+    SourceChunk,
+    StepFinishChunk,
+    StepStartChunk,
+    TextDeltaChunk,
+    ToolCallBeginChunk,
+    ToolCallDeltaChunk,
+    ToolResultChunk,
+    UpdateStateChunk,
+)
+from . import _sse
+from ._encoder import StreamEncoder
+from ._response import SSE_HEADERS, RunResponse
+
+__all__ = ["AssistantTransportEncoder", "AssistantTransportResponse"]
+
+Path = list[int]
+
+
+class _ToolPart:
+    __slots__ = ("has_args", "path")
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.has_args = False
+
+
+class AssistantTransportEncoder(StreamEncoder):
+    """Encodes chunks as assistant transport events."""
+
+    media_type: ClassVar[str] = _sse.MEDIA_TYPE
+    headers: ClassVar[Mapping[str, str]] = SSE_HEADERS
+    keepalive: ClassVar[bytes] = _sse.KEEPALIVE
+
+    def __init__(self) -> None:
+        self._parts = 0
+        # The open text or reasoning part of each producer, by parent id.
+        self._text_parts: dict[str | None, tuple[str, Path]] = {}
+        self._tool_parts: dict[str, _ToolPart] = {}
+
+    def encode(self, chunks: Iterable[Chunk]) -> bytes:
+        events: list[dict[str, Any]] = []
+        for chunk in chunks:
+            self._translate(chunk, events)
+        return b"".join([_sse.event(value) for value in events])
+
+    def finish(self) -> bytes:
+        events: list[dict[str, Any]] = []
+        for parent_id in list(self._text_parts):
+            self._close_text(parent_id, events)
+        for tool_call_id in list(self._tool_parts):
+            self._close_tool(tool_call_id, events)
+        return b"".join([_sse.event(value) for value in events]) + _sse.DONE
+
+    # -- parts -------------------------------------------------------------
+
+    def _start_part(self, part: dict[str, Any], parent_id: str | None, events: list[Any]) -> Path:
+        if parent_id is not None:
+            part["parentId"] = parent_id
+        events.append({"type": "part-start", "part": part, "path": []})
+        path = [self._parts]
+        self._parts += 1
+        return path
+
+    def _close_text(self, parent_id: str | None, events: list[Any]) -> None:
+        open_part = self._text_parts.pop(parent_id, None)
+        if open_part is not None:
+            events.append({"type": "part-finish", "path": open_part[1]})
+
+    def _close_tool(self, tool_call_id: str, events: list[Any]) -> None:
+        tool = self._tool_parts.pop(tool_call_id)
+        if not tool.has_args:
+            # The accumulator parses the argument text; an empty one is not JSON.
+            events.append({"type": "text-delta", "textDelta": "{}", "path": tool.path})
+        events.append({"type": "tool-call-args-text-finish", "path": tool.path})
+        events.append({"type": "part-finish", "path": tool.path})
+
+    def _text_delta(self, kind: str, text: str, parent_id: str | None, events: list[Any]) -> None:
+        open_part = self._text_parts.get(parent_id)
+        if open_part is None or open_part[0] != kind:
+            self._close_text(parent_id, events)
+            path = self._start_part({"type": kind}, parent_id, events)
+            self._text_parts[parent_id] = (kind, path)
+        else:
+            path = open_part[1]
+        events.append({"type": "text-delta", "textDelta": text, "path": path})
+
+    def _whole_part(self, part: dict[str, Any], parent_id: str | None, events: list[Any]) -> None:
+        self._close_text(parent_id, events)
+        path = self._start_part(part, parent_id, events)
+        events.append({"type": "part-finish", "path": path})
+
+    # -- chunks ------------------------------------------------------------
+
+    def _translate(self, chunk: Chunk, events: list[dict[str, Any]]) -> None:
+        match chunk:
+            case TextDeltaChunk():
+                self._text_delta("text", chunk.text_delta, chunk.parent_id, events)
+            case ReasoningDeltaChunk():
+                self._text_delta("reasoning", chunk.reasoning_delta, chunk.parent_id, events)
+            case ToolCallBeginChunk():
+                if chunk.tool_call_id in self._tool_parts:
+                    raise ValueError(f"tool call {chunk.tool_call_id!r} was started twice")
+                self._close_text(chunk.parent_id, events)
+                part = {
+                    "type": "tool-call",
+                    "toolCallId": chunk.tool_call_id,
+                    "toolName": chunk.tool_name,
+                }
+                self._tool_parts[chunk.tool_call_id] = _ToolPart(
+                    self._start_part(part, chunk.parent_id, events)
+                )
+            case ToolCallDeltaChunk():
+                tool = self._tool(chunk.tool_call_id)
+                tool.has_args = True
+                events.append(
+                    {"type": "text-delta", "textDelta": chunk.args_text_delta, "path": tool.path}
+                )
+            case ToolResultChunk():
+                tool = self._tool(chunk.tool_call_id)
+                result: dict[str, Any] = {
+                    "type": "result",
+                    "path": tool.path,
+                    "result": chunk.result,
+                    "isError": chunk.is_error,
+                }
+                if chunk.artifact is not None:
+                    result["artifact"] = chunk.artifact
+                events.append(result)
+                self._close_tool(chunk.tool_call_id, events)
+            case SourceChunk():
+                part = {
+                    "type": "source",
+                    "sourceType": chunk.source_type,
+                    "id": chunk.id,
+                    "url": chunk.url,
+                }
+                if chunk.title is not None:
+                    part["title"] = chunk.title
+                self._whole_part(part, chunk.parent_id, events)
+            case FileChunk():
+                part = {"type": "file", "data": chunk.data, "mimeType": chunk.mime_type}
+                self._whole_part(part, chunk.parent_id, events)
+            case DataChunk():
+                events.append({"type": "data", "data": [chunk.data]})
+            case AnnotationsChunk():
+                events.append({"type": "annotations", "annotations": chunk.annotations})
+            case StepStartChunk():
+                events.append({"type": "step-start", "messageId": chunk.message_id})
+            case StepFinishChunk():
+                events.append(
+                    {
+                        "type": "step-finish",
+                        "finishReason": chunk.finish_reason,
+                        "usage": {
+                            "inputTokens": chunk.input_tokens,
+                            "outputTokens": chunk.output_tokens,
+                        },
+                        "isContinued": chunk.is_continued,
+                    }
+                )
+            case ErrorChunk():
+                events.append({"type": "error", "error": chunk.error})
+            case UpdateStateChunk():
+                events.append({"type": "update-state", "operations": chunk.operations})
+
+    def _tool(self, tool_call_id: str) -> _ToolPart:
+        try:
+            return self._tool_parts[tool_call_id]
+        except KeyError:
+            raise ValueError(
+                f"tool call {tool_call_id!r} was not started, or has already finished"
+            ) from None
+
+
+class AssistantTransportResponse(RunResponse):
+    """A run streamed as assistant transport events (``text/event-stream``).
+
+    Heartbeats are on by default: an SSE comment after 15 s of silence.
+    """
+
+    encoder_class = AssistantTransportEncoder
+    default_heartbeat = True

@@ -1,0 +1,162 @@
+"""The OpenAI chat completions stream: ``chat.completion.chunk`` events.
+
+What an OpenAI-compatible client (the official ``openai`` SDKs, LangChain,
+anything that talks to ``/v1/chat/completions`` with ``stream=True``) reads:
+server-sent events whose ``choices[0].delta`` carries the assistant's text
+(``content``), its reasoning (``reasoning_content``, as DeepSeek and vLLM
+send it) and its tool calls, each numbered by ``index``, with its ``id``,
+function name and argument text streamed in pieces. A last chunk carries the
+``finish_reason``: ``tool_calls`` when the message called tools, ``length``
+or ``content_filter`` when the run's last step finished so, else ``stop``;
+then an optional usage chunk, then ``data: [DONE]``.
+
+The format describes one assistant message, as a model produces it. What a
+run adds beyond that has no place in it and is not sent: tool results, the
+chunks of sub-streams (anything with a parent id), state, sources, files,
+data and annotations. An error becomes an event with an ``error`` object, as
+OpenAI sends it, on which the ``openai`` client raises ``APIError``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
+
+from .._ids import random_id
+from .._json import encode
+from ..chunks import (
+    Chunk,
+    ErrorChunk,
+    ReasoningDeltaChunk,
+    StepFinishChunk,
+    TextDeltaChunk,
+    ToolCallBeginChunk,
+    ToolCallDeltaChunk,
+)
+from . import _sse
+from ._encoder import StreamEncoder
+from ._response import SSE_HEADERS, RunResponse
+
+__all__ = ["OpenAIStreamEncoder", "OpenAIStreamResponse"]
+
+_FINISH_REASONS = {"length": "length", "content-filter": "content_filter"}
+
+
+class OpenAIStreamEncoder(StreamEncoder):
+    """Encodes chunks as OpenAI ``chat.completion.chunk`` events.
+
+    ``model`` is reported in every chunk; ``include_usage`` adds the usage
+    chunk a client asks for with ``stream_options={"include_usage": True}``,
+    with the token counts summed over the run's ``step-finish`` chunks.
+    """
+
+    media_type: ClassVar[str] = _sse.MEDIA_TYPE
+    headers: ClassVar[Mapping[str, str]] = SSE_HEADERS
+    keepalive: ClassVar[bytes] = _sse.KEEPALIVE
+
+    def __init__(
+        self,
+        *,
+        model: str = "trio-stream",
+        include_usage: bool = False,
+        system_fingerprint: str | None = None,
+    ) -> None:
+        self.id = random_id("chatcmpl-")
+        self.model = model
+        self.include_usage = include_usage
+        self.created = int(time.time())
+        header = {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": model,
+            "system_fingerprint": system_fingerprint,
+        }
+        # Every event but the usage one is this prefix, a delta, this suffix.
+        self._prefix = b"data: " + encode(header)[:-1] + b',"choices":[{"index":0,"delta":'
+        self._finish_reason_key = b',"logprobs":null,"finish_reason":'
+        self._suffix = self._finish_reason_key + b"null}]}\n\n"
+        self._tool_indices: dict[str, int] = {}
+        self._finish_reason: str | None = None
+        self._failed = False
+        self._role_sent = False
+        self._input_tokens = 0
+        self._output_tokens = 0
+
+    def _delta(self, delta: dict[str, Any]) -> bytes:
+        if not self._role_sent:
+            self._role_sent = True
+            delta = {"role": "assistant", **delta}
+        return self._prefix + encode(delta) + self._suffix
+
+    def encode(self, chunks: Iterable[Chunk]) -> bytes:
+        return b"".join([self._encode_one(chunk) for chunk in chunks])
+
+    def _encode_one(self, chunk: Chunk) -> bytes:
+        match chunk:
+            case TextDeltaChunk(parent_id=None):
+                return self._delta({"content": chunk.text_delta})
+            case ReasoningDeltaChunk(parent_id=None):
+                return self._delta({"reasoning_content": chunk.reasoning_delta})
+            case ToolCallBeginChunk(parent_id=None):
+                index = self._tool_indices[chunk.tool_call_id] = len(self._tool_indices)
+                call = {
+                    "index": index,
+                    "id": chunk.tool_call_id,
+                    "type": "function",
+                    "function": {"name": chunk.tool_name, "arguments": ""},
+                }
+                return self._delta({"tool_calls": [call]})
+            case ToolCallDeltaChunk():
+                known = self._tool_indices.get(chunk.tool_call_id)
+                if known is None:  # a call made inside a sub-stream
+                    return b""
+                call = {"index": known, "function": {"arguments": chunk.args_text_delta}}
+                return self._delta({"tool_calls": [call]})
+            case StepFinishChunk():
+                self._input_tokens += chunk.input_tokens
+                self._output_tokens += chunk.output_tokens
+                self._finish_reason = _FINISH_REASONS.get(chunk.finish_reason)
+                return b""
+            case ErrorChunk():
+                self._failed = True
+                return _sse.event(
+                    {"error": {"message": chunk.error, "type": "server_error", "code": None}}
+                )
+            case _:
+                return b""
+
+    def finish(self) -> bytes:
+        if self._failed:
+            return _sse.DONE
+        reason = self._finish_reason or ("tool_calls" if self._tool_indices else "stop")
+        delta = b"{}" if self._role_sent else b'{"role":"assistant"}'
+        last = self._prefix + delta + self._finish_reason_key + encode(reason) + b"}]}\n\n"
+        if not self.include_usage:
+            return last + _sse.DONE
+        usage = {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": [],
+            "usage": {
+                "prompt_tokens": self._input_tokens,
+                "completion_tokens": self._output_tokens,
+                "total_tokens": self._input_tokens + self._output_tokens,
+            },
+        }
+        return last + _sse.event(usage) + _sse.DONE
+
+
+class OpenAIStreamResponse(RunResponse):
+    """A run streamed as OpenAI ``chat.completion.chunk`` events.
+
+    Heartbeats are on by default: an SSE comment after 15 s of silence.
+    Pass ``encoder=OpenAIStreamEncoder(model=..., include_usage=...)`` to set
+    the model name or add the usage chunk.
+    """
+
+    encoder_class = OpenAIStreamEncoder
+    default_heartbeat = True
