@@ -10,6 +10,7 @@ from ._controller import RunController, Substream, ToolCallController
 from ._errors import SerializationError, StreamClosedError, TrioStreamError, UsageError
 from ._run import DEFAULT_HIGH_WATER_MARK, ChunkStream, Run, RunCallback, create_run
 from ._scope import CancellationSignal
+from ._server import serve
 from ._state import StateProxy
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "TrioStreamError",
     "UsageError",
     "create_run",
+    "serve",
 ]
 
 __version__ = "0.1.0"

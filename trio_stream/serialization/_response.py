@@ -21,6 +21,7 @@ as soon as they are made.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -128,41 +129,6 @@ class RunResponse(Response):
             self.headers.setdefault(name, value)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        disconnected_at: float | None = None
-        failure: Exception | None = None
-        async with anyio.create_task_group() as request:
-
-            async def cancel_on_disconnect() -> None:
-                nonlocal disconnected_at
-                while (await receive())["type"] != "http.disconnect":
-                    pass
-                disconnected_at = time.perf_counter()
-                request.cancel_scope.cancel()
-
-            request.start_soon(cancel_on_disconnect)
-            try:
-                await self._respond(send)
-            except _ClientGone:
-                disconnected_at = time.perf_counter()
-            except Exception as exc:
-                failure = exc
-            request.cancel_scope.cancel()
-        if disconnected_at is not None:
-            # Leaving the run's block waited for every task of the run.
-            logger.info(
-                "client disconnected from %s: run cancelled, all its tasks done in %.1f ms",
-                scope.get("path", "?"),
-                (time.perf_counter() - disconnected_at) * 1000,
-            )
-        if failure is not None:
-            try:
-                raise failure
-            finally:
-                del failure
-        if self.background is not None:
-            await self.background()
-
-    async def _respond(self, send: Send) -> None:
         async def send_body(body: bytes, *, more_body: bool = True) -> None:
             try:
                 await send({"type": "http.response.body", "body": body, "more_body": more_body})
@@ -178,25 +144,51 @@ class RunResponse(Response):
                 "headers": self.raw_headers,
             }
         )
-        opening = self.encoder.start()
-        if opening:
-            await send_body(opening)
+        disconnected_at: float | None = None
         failure: Exception | None = None
-        try:
-            async with self.run as chunks:
-                await self._stream(chunks, send_body)
-        except _ClientGone:
-            raise
-        except Exception as exc:
-            failure = exc
-        # Also after a failure: the error chunk went out with the rest, and
-        # a client must see a complete body, not a truncated transfer.
-        await send_body(self.encoder.finish(), more_body=False)
+        async with anyio.create_task_group() as request:
+
+            async def cancel_on_disconnect() -> None:
+                nonlocal disconnected_at
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+                disconnected_at = time.perf_counter()
+                request.cancel_scope.cancel()
+
+            request.start_soon(cancel_on_disconnect)
+            try:
+                opening = self.encoder.start()
+                if opening:
+                    await send_body(opening)
+                async with self.run as chunks:
+                    await self._stream(chunks, send_body)
+            except _ClientGone:
+                disconnected_at = time.perf_counter()
+            except Exception as exc:
+                failure = exc
+            # The body's end goes out below, outside this group: a server
+            # reports the end of a response as a disconnect, which must not
+            # cancel the last write.
+            request.cancel_scope.cancel()
+        if disconnected_at is not None:
+            # Leaving the run's block waited for every task of the run.
+            logger.info(
+                "client disconnected from %s: run cancelled, all its tasks done in %.1f ms",
+                scope.get("path", "?"),
+                (time.perf_counter() - disconnected_at) * 1000,
+            )
+        else:
+            # Also after a failure: the error chunk went out with the rest, and
+            # a client must see a complete body, not a truncated transfer.
+            with contextlib.suppress(_ClientGone):
+                await send_body(self.encoder.finish(), more_body=False)
         if failure is not None:
             try:
                 raise failure
             finally:
                 del failure
+        if self.background is not None:
+            await self.background()
 
     async def _stream(
         self, chunks: ChunkStream, send_body: Callable[[bytes], Awaitable[None]]

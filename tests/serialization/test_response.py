@@ -1,0 +1,382 @@
+"""RunResponse: what every wire format's response does, over real HTTP.
+
+The responses are served by hypercorn on Trio (``tests/serving.py``) and read
+with httpx or curl; the app records what happened on the server side.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+import trio
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from trio_stream import RunController, ToolCallController, create_run
+from trio_stream.serialization import RunResponse
+from trio_stream.serialization.assistant_transport import AssistantTransportResponse
+from trio_stream.serialization.data_stream import DataStreamEncoder, DataStreamResponse
+from trio_stream.serialization.openai_stream import OpenAIStreamResponse
+
+from ..serving import running
+
+
+class Recorder:
+    """Wraps an app; records its ASGI sends and the exceptions it raised."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.sends: list[Message] = []
+        self.raised: list[tuple[BaseException, bool]] = []
+        self.done = threading.Event()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def recording_send(message: Message) -> None:
+            self.sends.append(message)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording_send)
+        except Exception as exc:
+            body_ended = any(
+                m["type"] == "http.response.body" and not m.get("more_body") for m in self.sends
+            )
+            self.raised.append((exc, body_ended))
+        finally:
+            self.done.set()
+
+    @property
+    def body_sends(self) -> int:
+        return sum(m["type"] == "http.response.body" for m in self.sends)
+
+
+def app_for(response: Any) -> Starlette:
+    async def endpoint(request: Request) -> Response:
+        result: Response = response()
+        return result
+
+    return Starlette(routes=[Route("/", endpoint)])
+
+
+@pytest.fixture
+def events() -> dict[str, threading.Event]:
+    return {name: threading.Event() for name in ("started", "cancelled", "finished")}
+
+
+# -- the run's lifetime ---------------------------------------------------------
+
+
+def test_a_client_that_disconnects_while_the_run_is_idle_cancels_its_tasks(
+    events: dict[str, threading.Event],
+) -> None:
+    async def slow_tool(tool: ToolCallController) -> str:
+        try:
+            events["started"].set()
+            await trio.sleep_forever()
+        finally:
+            events["cancelled"].set()
+        return "never"
+
+    async def callback(controller: RunController) -> None:
+        controller.append_text("thinking")
+        controller.spawn_tool_call("slow", slow_tool)
+        controller.spawn_tool_call("slow", slow_tool)
+
+    recorder = Recorder(app_for(lambda: DataStreamResponse(create_run(callback))))
+    with running(recorder) as url, httpx.stream("GET", url, timeout=10) as response:
+        lines = response.iter_lines()  # kept: dropping it would close the response
+        assert next(lines) == '0:"thinking"'
+        assert events["started"].wait(5)
+        time.sleep(0.2)  # the run is idle now: nothing more will be written
+        assert not events["cancelled"].is_set()
+        response.close()
+        disconnected = time.monotonic()
+        assert events["cancelled"].wait(5)
+        # Loose here; the benchmark measures it properly.
+        assert time.monotonic() - disconnected < 2
+        assert recorder.done.wait(5)
+    assert recorder.raised == []
+
+
+def test_a_client_that_disconnects_mid_stream_stops_the_producer(
+    events: dict[str, threading.Event],
+) -> None:
+    produced: list[int] = []
+
+    async def callback(controller: RunController) -> None:
+        try:
+            for i in range(10_000):
+                controller.append_text(f"{i} ")
+                produced.append(i)
+                await trio.sleep(0.001)
+        finally:
+            events["cancelled"].set()
+
+    with (
+        running(app_for(lambda: DataStreamResponse(create_run(callback)))) as url,
+        httpx.stream("GET", url, timeout=10) as response,
+    ):
+        lines = response.iter_lines()
+        for _ in range(5):
+            next(lines)
+        response.close()
+        assert events["cancelled"].wait(5)
+    assert len(produced) < 10_000
+
+
+def test_an_ordinary_run_ends_the_body_and_runs_the_background_task() -> None:
+    background_ran = threading.Event()
+
+    async def callback(controller: RunController) -> None:
+        controller.append_text("hi")
+
+    def respond() -> DataStreamResponse:
+        return DataStreamResponse(
+            create_run(callback), background=BackgroundTask(background_ran.set)
+        )
+
+    recorder = Recorder(app_for(respond))
+    with running(recorder) as url:
+        assert httpx.get(url).text == '0:"hi"\n'
+        assert background_ran.wait(5)
+    assert recorder.raised == []
+
+
+# -- errors -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("response_class", "error", "end"),
+    [
+        (DataStreamResponse, b'3:"the model is down"\n', b""),
+        (
+            AssistantTransportResponse,
+            b'data: {"type":"error","error":"the model is down"}\n\n',
+            b"data: [DONE]\n\n",
+        ),
+        (
+            OpenAIStreamResponse,
+            b'data: {"error":{"message":"the model is down","type":"server_error","code":null}}'
+            b"\n\n",
+            b"data: [DONE]\n\n",
+        ),
+    ],
+)
+def test_a_failing_run_sends_the_error_and_a_complete_body_before_raising(
+    response_class: type[RunResponse], error: bytes, end: bytes
+) -> None:
+    async def callback(controller: RunController) -> None:
+        controller.append_text("partial")
+        await trio.sleep(0.01)
+        raise ValueError("the model is down")
+
+    recorder = Recorder(app_for(lambda: response_class(create_run(callback))))
+    with running(recorder) as url:
+        # curl exits non-zero on a truncated chunked body (exit code 18).
+        result = subprocess.run(
+            ["curl", "--silent", "--show-error", "--no-buffer", "--max-time", "20", url],
+            capture_output=True,
+            check=False,
+        )
+        assert recorder.done.wait(5)
+    assert result.returncode == 0, result.stderr
+    assert error in result.stdout
+    assert result.stdout.endswith(end)
+    assert result.stdout.index(error) > result.stdout.index(b"partial")
+    [(exc, body_ended)] = recorder.raised
+    assert isinstance(exc, ValueError)
+    assert str(exc) == "the model is down"
+    assert body_ended, "the exception propagated before the body was complete"
+
+
+# -- writes -------------------------------------------------------------------------
+
+
+def test_chunks_made_together_leave_together() -> None:
+    async def callback(controller: RunController) -> None:
+        for i in range(2000):
+            controller.append_text(f"{i} ")
+
+    recorder = Recorder(app_for(lambda: DataStreamResponse(create_run(callback))))
+    with running(recorder) as url:
+        body = httpx.get(url).text
+    assert body.count("\n") == 2000
+    # One start and a handful of bodies, not 2000 sends.
+    assert recorder.body_sends <= 5
+
+
+def test_a_slow_producers_chunks_leave_one_by_one_at_once() -> None:
+    produced: dict[int, float] = {}
+
+    async def callback(controller: RunController) -> None:
+        for i in range(8):
+            await trio.sleep(0.05)
+            produced[i] = time.monotonic()
+            controller.append_text(f"{i}")
+
+    arrived: dict[int, float] = {}
+    with (
+        running(app_for(lambda: DataStreamResponse(create_run(callback)))) as url,
+        httpx.stream("GET", url, timeout=10) as response,
+    ):
+        for line in response.iter_lines():
+            arrived[int(line[3:-1])] = time.monotonic()
+    assert sorted(arrived) == list(range(8))
+    delays = [arrived[i] - produced[i] for i in range(8)]
+    # Each chunk arrived long before the next one was made (50 ms later).
+    assert max(delays) < 0.04, delays
+
+
+def test_heartbeats_fill_silence_and_stop_with_the_stream() -> None:
+    async def callback(controller: RunController) -> None:
+        controller.append_text("a")
+        await trio.sleep(0.35)
+        controller.append_text("b")
+
+    with running(
+        app_for(lambda: AssistantTransportResponse(create_run(callback), heartbeat=0.1))
+    ) as url:
+        body = httpx.get(url).content
+    first, second = body.index(b'"textDelta":"a"'), body.index(b'"textDelta":"b"')
+    assert 2 <= body[first:second].count(b": heartbeat\n\n") <= 4
+    assert b": heartbeat" not in body[second:]
+
+
+def test_the_data_stream_heartbeat_is_a_blank_line_and_off_by_default() -> None:
+    async def callback(controller: RunController) -> None:
+        await trio.sleep(0.25)
+        controller.append_text("a")
+
+    with running(
+        Starlette(
+            routes=[
+                Route("/off", lambda r: DataStreamResponse(create_run(callback))),
+                Route("/on", lambda r: DataStreamResponse(create_run(callback), heartbeat=0.1)),
+            ]
+        )
+    ) as url:
+        assert httpx.get(url + "/off").content == b'0:"a"\n'
+        assert httpx.get(url + "/on").content == b'\n\n0:"a"\n'
+
+
+# -- what a Starlette response does ------------------------------------------------
+
+
+def test_headers_status_and_media_types() -> None:
+    async def callback(controller: RunController) -> None:
+        controller.append_text("x")
+
+    def respond() -> Response:
+        return AssistantTransportResponse(
+            create_run(callback),
+            status_code=201,
+            headers={"x-request-id": "42", "cache-control": "no-store"},
+        )
+
+    with running(
+        Starlette(
+            routes=[
+                Route("/at", lambda r: respond()),
+                Route("/ds", lambda r: DataStreamResponse(create_run(callback))),
+            ]
+        )
+    ) as url:
+        at = httpx.get(url + "/at")
+        ds = httpx.get(url + "/ds")
+    assert at.status_code == 201
+    assert at.headers["content-type"] == "text/event-stream; charset=utf-8"
+    assert at.headers["x-request-id"] == "42"
+    assert at.headers["cache-control"] == "no-store"  # the caller's value wins
+    assert at.headers["x-accel-buffering"] == "no"
+    assert ds.headers["content-type"] == "text/plain; charset=utf-8"
+    assert ds.headers["x-vercel-ai-data-stream"] == "v1"
+    assert "x-accel-buffering" not in ds.headers
+
+
+def test_bad_arguments_are_refused_at_once() -> None:
+    async def callback(controller: RunController) -> None:
+        pass
+
+    with pytest.raises(TypeError, match="create_run"):
+        DataStreamResponse(callback)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="heartbeat"):
+        DataStreamResponse(create_run(callback), heartbeat=-1)
+    with pytest.raises(ValueError, match="heartbeat"):
+        DataStreamResponse(create_run(callback), heartbeat=float("nan"))
+    with pytest.raises(TypeError, match="needs an encoder"):
+        RunResponse(create_run(callback))
+    with pytest.raises(TypeError, match="DataStreamEncoder"):
+        AssistantTransportResponse(create_run(callback), encoder=DataStreamEncoder())
+
+
+# -- any backend, without a server ------------------------------------------------
+
+
+async def call_asgi(response: RunResponse, receive: Receive) -> list[Message]:
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await response({"type": "http", "path": "/"}, receive, send)
+    return sent
+
+
+async def never_disconnect() -> Message:
+    await anyio.sleep_forever()
+    raise AssertionError
+
+
+@pytest.mark.anyio
+async def test_the_response_is_a_plain_asgi_callable_on_any_backend() -> None:
+    async def callback(controller: RunController) -> None:
+        controller.append_text("a")
+        await anyio.sleep(0.01)
+        controller.append_text("b")
+
+    sent = await call_asgi(DataStreamResponse(create_run(callback)), never_disconnect)
+    assert sent[0]["type"] == "http.response.start"
+    assert b"".join(m["body"] for m in sent[1:]) == b'0:"a"\n0:"b"\n'
+    assert sent[-1]["more_body"] is False
+
+
+@pytest.mark.anyio
+async def test_a_server_refusing_writes_counts_as_a_disconnect() -> None:
+    cancelled = anyio.Event()
+
+    async def callback(controller: RunController) -> None:
+        try:
+            while True:
+                controller.append_text("a")
+                await anyio.sleep(0.01)
+        finally:
+            cancelled.set()
+
+    writes = 0
+
+    async def send(message: Message) -> None:
+        nonlocal writes
+        if message["type"] == "http.response.body":
+            writes += 1
+            if writes == 3:
+                raise OSError("connection reset")  # what uvicorn does, as the ASGI spec says
+
+    await DataStreamResponse(create_run(callback))(
+        {"type": "http", "path": "/"}, never_disconnect, send
+    )
+    assert cancelled.is_set()
+    assert writes == 3
