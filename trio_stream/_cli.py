@@ -1,25 +1,51 @@
-"""The ``trio-stream`` command line."""
+"""The ``trio-stream`` command line: the demo, and any ASGI app, on hypercorn with Trio."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import logging
+import sys
 from collections.abc import Sequence
+from functools import partial
 
 import trio
 from hypercorn.config import Config
-from hypercorn.trio import serve
+from starlette.types import ASGIApp
+
+from ._server import serve
+
+logger = logging.getLogger("trio_stream")
 
 
-def _serve_demo(host: str, port: int) -> None:
-    from ._demo import create_app
+def _load(target: str) -> ASGIApp:
+    """The object named by ``module:attribute``."""
+    module_name, _, attribute = target.partition(":")
+    if not module_name or not attribute:
+        raise SystemExit(f"trio-stream serve: expected module:attribute, not {target!r}")
+    sys.path.insert(0, ".")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise SystemExit(f"trio-stream serve: cannot import {module_name!r}: {exc}") from exc
+    app = module
+    for name in attribute.split("."):
+        try:
+            app = getattr(app, name)
+        except AttributeError:
+            raise SystemExit(f"trio-stream serve: {module_name!r} has no {attribute!r}") from None
+    if not callable(app):
+        raise SystemExit(f"trio-stream serve: {target!r} is not an ASGI app")
+    return app
 
+
+def _run(app: ASGIApp, host: str, port: int) -> None:
     config = Config()
     config.bind = [f"{host}:{port}"]
     config.accesslog = "-"
-    logging.getLogger("trio_stream").info("demo on http://%s:%d/ (hypercorn, trio)", host, port)
-    trio.run(serve, create_app(), config)  # type: ignore[arg-type]
+    with contextlib.suppress(KeyboardInterrupt):
+        trio.run(partial(serve, app, config=config))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -30,11 +56,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="serve the demo app with hypercorn on trio")
-    demo.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    demo.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
+    app = commands.add_parser("serve", help="serve an ASGI app with hypercorn on trio")
+    app.add_argument("app", metavar="module:app", help="the app to serve, e.g. main:app")
+    for command in (demo, app):
+        command.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1)")
+        command.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     args = parser.parse_args(argv)
-    logger = logging.getLogger("trio_stream")
     logger.setLevel(logging.INFO)
     logger.addHandler(logging.StreamHandler())
-    with contextlib.suppress(KeyboardInterrupt):
-        _serve_demo(args.host, args.port)
+    if args.command == "demo":
+        from ._demo import create_app
+
+        logger.info("demo on http://%s:%d/ (hypercorn, trio)", args.host, args.port)
+        _run(create_app(), args.host, args.port)
+    else:
+        _run(_load(args.app), args.host, args.port)

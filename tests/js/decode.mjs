@@ -1,0 +1,171 @@
+// Decode a raw HTTP response body with the official npm client decoders.
+//
+//   node decode.mjs <format> [--split N] < body
+//
+// Formats:
+//   data-stream           assistant-stream DataStreamDecoder         -> AssistantMessageAccumulator
+//   assistant-transport   assistant-stream AssistantTransportDecoder -> AssistantMessageAccumulator
+//   ui-message-stream     assistant-stream UIMessageStreamDecoder    -> AssistantMessageAccumulator
+//   ai-ui-message-stream  ai: parseJsonEventStream + uiMessageChunkSchema -> readUIMessageStream
+//
+// --split N feeds the body as N-byte pieces (N=1 splits inside UTF-8
+// sequences and SSE/line delimiters), default: one piece.
+//
+// stdout: {"message": ..., "chunks": [...], "warnings": [...]}; exit 0.
+// On a decoder error: {"error": "...", "chunks": [...], "warnings": [...]}; exit 1.
+// "chunks" are the objects the decoder emitted before accumulation;
+// "warnings" are what the libraries logged through console.warn/console.error
+// (they silently drop malformed input that way, which a test wants to see).
+
+import {
+  AssistantMessageAccumulator,
+  AssistantTransportDecoder,
+  DataStreamDecoder,
+  UIMessageStreamDecoder,
+} from "assistant-stream";
+import { parseJsonEventStream, readUIMessageStream, uiMessageChunkSchema } from "ai";
+
+const ASSISTANT_STREAM_DECODERS = {
+  "data-stream": () => new DataStreamDecoder(),
+  "assistant-transport": () => new AssistantTransportDecoder(),
+  "ui-message-stream": () => new UIMessageStreamDecoder(),
+};
+const FORMATS = [...Object.keys(ASSISTANT_STREAM_DECODERS), "ai-ui-message-stream"];
+
+// Capture library diagnostics; still echo them to stderr for humans.
+const warnings = [];
+for (const level of ["warn", "error"]) {
+  const original = console[level].bind(console);
+  console[level] = (...args) => {
+    warnings.push(args.map((a) => (typeof a === "string" ? a : String(a?.stack ?? JSON.stringify(a)))).join(" "));
+    original(...args);
+  };
+}
+
+// Deep copy into plain JSON data. Reads getters (e.g. the accumulator's
+// deprecated `content` alias of `parts`) and non-enumerable own properties,
+// which a bare JSON.stringify would skip. `undefined` fields are dropped,
+// as they would be on any JSON wire.
+function plain(value, seen = new Set()) {
+  if (value === null || typeof value !== "object") return typeof value === "function" ? undefined : value;
+  if (typeof value.toJSON === "function") return plain(value.toJSON(), seen);
+  if (seen.has(value)) return "[Circular]";
+  seen.add(value);
+  let out;
+  if (Array.isArray(value)) {
+    out = value.map((item) => plain(item, seen) ?? null);
+  } else {
+    out = {};
+    for (const key of Object.getOwnPropertyNames(value)) {
+      const item = plain(value[key], seen);
+      if (item !== undefined) out[key] = item;
+    }
+  }
+  seen.delete(value);
+  return out;
+}
+
+function splitBody(body, size) {
+  let offset = 0;
+  return new ReadableStream({
+    pull(controller) {
+      if (offset >= body.length) return controller.close();
+      // Copy: decoders may keep references, and Buffer slices share memory.
+      controller.enqueue(new Uint8Array(body.subarray(offset, offset + size)));
+      offset += size;
+    },
+  });
+}
+
+// Pass-through that records every chunk as it was at emission time.
+function tap(chunks) {
+  return new TransformStream({
+    transform(chunk, controller) {
+      chunks.push(plain(chunk));
+      controller.enqueue(chunk);
+    },
+  });
+}
+
+async function decodeAssistantStream(format, body, chunks) {
+  const messages = body
+    .pipeThrough(ASSISTANT_STREAM_DECODERS[format]())
+    .pipeThrough(tap(chunks))
+    .pipeThrough(new AssistantMessageAccumulator());
+  let last;
+  for await (const message of messages) last = message;
+  return last;
+}
+
+async function decodeAiUIMessageStream(body, chunks) {
+  // readUIMessageStream does not throw by default: it reports both `error`
+  // chunks (as `new Error(errorText)`) and real failures through onError,
+  // then just closes. Only real failures count as decoder errors here.
+  const pendingErrorChunks = [];
+  let failure;
+  const onError = (e) => {
+    const fromErrorChunk =
+      Object.getPrototypeOf(e) === Error.prototype && e.message === pendingErrorChunks[0];
+    if (fromErrorChunk) pendingErrorChunks.shift();
+    else failure ??= e;
+  };
+
+  // Same pipeline as ai's DefaultChatTransport.processResponseStream:
+  // invalid JSON or a chunk failing uiMessageChunkSchema errors the stream.
+  const uiChunks = parseJsonEventStream({ stream: body, schema: uiMessageChunkSchema }).pipeThrough(
+    new TransformStream({
+      transform(result, controller) {
+        if (!result.success) throw result.error;
+        chunks.push(plain(result.value));
+        if (result.value.type === "error") pendingErrorChunks.push(result.value.errorText);
+        controller.enqueue(result.value);
+      },
+    }),
+  );
+
+  let last;
+  for await (const message of readUIMessageStream({ stream: uiChunks, onError })) last = message;
+  if (failure) throw failure;
+  return last;
+}
+
+async function main(argv) {
+  const format = argv[0];
+  let split = Infinity;
+  const splitAt = argv.indexOf("--split");
+  if (splitAt !== -1) {
+    split = Number(argv[splitAt + 1]);
+    if (!Number.isSafeInteger(split) || split < 1) throw new UsageError("--split needs a positive integer");
+  }
+  if (!FORMATS.includes(format) || argv.length !== (splitAt === -1 ? 1 : 3)) {
+    throw new UsageError(`usage: node decode.mjs <${FORMATS.join("|")}> [--split N] < body`);
+  }
+
+  const input = [];
+  for await (const piece of process.stdin) input.push(piece);
+  const bytes = Buffer.concat(input);
+  const body = splitBody(bytes, Math.min(split, Math.max(bytes.length, 1)));
+
+  const chunks = [];
+  try {
+    const message =
+      format === "ai-ui-message-stream"
+        ? await decodeAiUIMessageStream(body, chunks)
+        : await decodeAssistantStream(format, body, chunks);
+    return { status: 0, output: { message: plain(message) ?? null, chunks, warnings } };
+  } catch (e) {
+    return { status: 1, output: { error: String(e?.message ?? e), chunks, warnings } };
+  }
+}
+
+class UsageError extends Error {}
+
+try {
+  const { status, output } = await main(process.argv.slice(2));
+  process.stdout.write(JSON.stringify(output) + "\n");
+  process.exitCode = status;
+} catch (e) {
+  if (!(e instanceof UsageError)) throw e;
+  process.stderr.write(e.message + "\n");
+  process.exitCode = 2;
+}

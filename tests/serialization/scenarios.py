@@ -1,0 +1,87 @@
+"""Runs that exercise every kind of chunk, shared by the wire-format tests.
+
+Each scenario is a run callback; the interop tests serve them over HTTP and
+decode them with the official clients, the encoder tests check their bytes.
+"""
+
+from __future__ import annotations
+
+import anyio
+import anyio.lowlevel
+
+from trio_stream import RunController, ToolCallController
+
+__all__ = ["SCENARIOS"]
+
+
+async def text(controller: RunController) -> None:
+    for piece in ("Hello", ", ", "world", "!"):
+        controller.append_text(piece)
+        await anyio.lowlevel.checkpoint()
+
+
+async def _weather(tool: ToolCallController) -> dict[str, object]:
+    await anyio.sleep(0.02)
+    return {"city": tool.args["city"], "celsius": 21}
+
+
+async def _failing_tool(tool: ToolCallController) -> None:
+    await anyio.sleep(0.01)
+    raise LookupError("no such station")
+
+
+async def _research(tool: ToolCallController) -> str:
+    async with tool.open_substream() as nested:
+        nested.append_text("Reading ")
+        await anyio.sleep(0.01)
+        nested.append_text("sources")
+        nested.spawn_tool_call("fetch", _fetch, args={"url": "https://example.org"})
+    return "summary"
+
+
+async def _fetch(tool: ToolCallController) -> str:
+    await anyio.sleep(0.01)
+    return "<html>"
+
+
+async def everything(controller: RunController) -> None:
+    """Reasoning, text, parallel tools (one nested, one failing), and the rest."""
+    controller.add_step_start("step-1")
+    controller.append_reasoning("Let me ")
+    controller.append_reasoning("think.")
+    controller.append_text("Checking ")
+    controller.append_text("three things.")
+    controller.spawn_tool_call("weather", _weather, args={"city": "Lisbon"}, tool_call_id="call_w")
+    controller.spawn_tool_call("research", _research, args={"topic": "x"}, tool_call_id="call_r")
+    controller.spawn_tool_call(
+        "station", _failing_tool, args={}, tool_call_id="call_f", errors_as_result=True
+    )
+    controller.state = {"progress": "running", "log": ""}
+    controller.append_state_text(["log"], "started")
+    await anyio.sleep(0.1)
+    controller.add_source("src-1", "https://trio.readthedocs.io", "Trio")
+    controller.add_file("aGVsbG8=", "text/plain")
+    controller.add_data({"kind": "chart", "points": [1, 2, 3]})
+    controller.add_annotations([{"note": "checked"}])
+    controller.state["progress"] = "done"
+    controller.append_text('Done: ünïcødé 🌍 and "quotes"\nnew line')
+    controller.add_step_finish("stop", input_tokens=10, output_tokens=20)
+
+
+async def long_delta(controller: RunController) -> None:
+    controller.append_text("\u03b1" * 200_000)  # 400 kB of UTF-8
+    controller.append_text("end")
+
+
+async def failing(controller: RunController) -> None:
+    controller.append_text("Before the error")
+    await anyio.sleep(0.01)
+    raise RuntimeError("the model is down")
+
+
+SCENARIOS = {
+    "text": text,
+    "everything": everything,
+    "long": long_delta,
+    "failing": failing,
+}
