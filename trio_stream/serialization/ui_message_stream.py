@@ -1,0 +1,270 @@
+"""The AI SDK's UI message stream: server-sent events of UI message chunks.
+
+The format ``useChat`` and ``readUIMessageStream`` of the Vercel AI SDK (5
+and later) read, and assistant-ui's ``UIMessageStreamDecoder``. The body opens
+with ``start`` and closes with ``finish`` and ``data: [DONE]``. Text and
+reasoning come in blocks (``text-start``, ``text-delta``…, ``text-end``,
+addressed by an ``id``); a tool call is ``tool-input-start``, its argument
+text as ``tool-input-delta``, ``tool-input-available`` with the parsed input,
+then ``tool-output-available`` or ``tool-output-error``.
+
+How a run's chunks map onto it:
+
+- A chunk from a sub-stream carries its parent id in
+  ``providerMetadata.trioStream.parentId``, on the chunk that starts a part
+  (``text-start``, ``reasoning-start``, ``tool-input-start``, ``source-url``,
+  ``file``), so a front-end can nest the part under its parent tool call.
+  Each producer keeps its own open text block, as in the assistant transport.
+- ``tool-input-available`` goes out when the call's result arrives (or at
+  the end of the body for a call that never got one). Argument text that is
+  not JSON becomes ``tool-input-error``.
+- A tool result's artifact goes in ``providerMetadata.trioStream.artifact``
+  of ``tool-output-available``.
+- State updates become ``data-update-state`` parts whose ``data`` is the
+  list of operations; ``add_data`` values become ``data-custom`` parts; the
+  annotations so far become the message metadata (``{"annotations": [...]}``).
+- Files become ``data:`` URLs; steps become ``start-step`` / ``finish-step``;
+  the ``finish`` chunk carries the last step's finish reason, or ``error``
+  after an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
+
+import msgspec
+
+from .._ids import message_id as new_message_id
+from ..chunks import (
+    AnnotationsChunk,
+    Chunk,
+    DataChunk,
+    ErrorChunk,
+    FileChunk,
+    ReasoningDeltaChunk,
+    SourceChunk,
+    StepFinishChunk,
+    StepStartChunk,
+    TextDeltaChunk,
+    ToolCallBeginChunk,
+    ToolCallDeltaChunk,
+    ToolResultChunk,
+    UpdateStateChunk,
+)
+from . import _sse
+from ._encoder import StreamEncoder
+from ._response import SSE_HEADERS, RunResponse
+
+__all__ = ["UIMessageStreamEncoder", "UIMessageStreamResponse"]
+
+_METADATA_KEY = "trioStream"
+
+
+class _ToolCall:
+    __slots__ = ("args", "input_sent", "name")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.args: list[str] = []
+        self.input_sent = False
+
+
+def _with_parent(event: dict[str, Any], parent_id: str | None) -> dict[str, Any]:
+    if parent_id is not None:
+        event["providerMetadata"] = {_METADATA_KEY: {"parentId": parent_id}}
+    return event
+
+
+class UIMessageStreamEncoder(StreamEncoder):
+    """Encodes chunks as AI SDK UI message stream events.
+
+    ``message_id`` is sent in the ``start`` chunk; by default a new random id.
+    """
+
+    media_type: ClassVar[str] = _sse.MEDIA_TYPE
+    headers: ClassVar[Mapping[str, str]] = {
+        **SSE_HEADERS,
+        "x-vercel-ai-ui-message-stream": "v1",
+    }
+    keepalive: ClassVar[bytes] = _sse.KEEPALIVE
+
+    def __init__(self, *, message_id: str | None = None) -> None:
+        self.message_id = new_message_id() if message_id is None else message_id
+        self._blocks = 0
+        # The open text or reasoning block of each producer, by parent id.
+        self._open_blocks: dict[str | None, tuple[str, str]] = {}
+        self._tool_calls: dict[str, _ToolCall] = {}
+        self._annotations: list[Any] = []
+        self._finish_reason = "stop"
+
+    def start(self) -> bytes:
+        return _sse.event({"type": "start", "messageId": self.message_id})
+
+    def encode(self, chunks: Iterable[Chunk]) -> bytes:
+        events: list[dict[str, Any]] = []
+        for chunk in chunks:
+            self._translate(chunk, events)
+        return b"".join([_sse.event(value) for value in events])
+
+    def finish(self) -> bytes:
+        events: list[dict[str, Any]] = []
+        self._close_all_blocks(events)
+        for tool_call_id, call in self._tool_calls.items():
+            if not call.input_sent:
+                self._input_available(tool_call_id, call, events)
+        self._tool_calls.clear()
+        events.append({"type": "finish", "finishReason": self._finish_reason})
+        return b"".join([_sse.event(value) for value in events]) + _sse.DONE
+
+    # -- blocks --------------------------------------------------------------
+
+    def _close_block(self, parent_id: str | None, events: list[dict[str, Any]]) -> None:
+        block = self._open_blocks.pop(parent_id, None)
+        if block is not None:
+            kind, block_id = block
+            events.append({"type": f"{kind}-end", "id": block_id})
+
+    def _close_all_blocks(self, events: list[dict[str, Any]]) -> None:
+        for parent_id in list(self._open_blocks):
+            self._close_block(parent_id, events)
+
+    def _delta(
+        self, kind: str, delta: str, parent_id: str | None, events: list[dict[str, Any]]
+    ) -> None:
+        block = self._open_blocks.get(parent_id)
+        if block is None or block[0] != kind:
+            self._close_block(parent_id, events)
+            self._blocks += 1
+            block = (kind, f"{kind}-{self._blocks}")
+            self._open_blocks[parent_id] = block
+            events.append(_with_parent({"type": f"{kind}-start", "id": block[1]}, parent_id))
+        events.append({"type": f"{kind}-delta", "id": block[1], "delta": delta})
+
+    # -- tool calls --------------------------------------------------------------
+
+    def _input_available(
+        self, tool_call_id: str, call: _ToolCall, events: list[dict[str, Any]]
+    ) -> None:
+        call.input_sent = True
+        text = "".join(call.args)
+        event: dict[str, Any] = {"toolCallId": tool_call_id, "toolName": call.name}
+        try:
+            event["input"] = msgspec.json.decode(text) if text else {}
+        except msgspec.DecodeError:
+            event.update(
+                type="tool-input-error", input=text, errorText="the arguments are not valid JSON"
+            )
+        else:
+            event["type"] = "tool-input-available"
+        events.append(event)
+
+    def _tool(self, tool_call_id: str) -> _ToolCall:
+        try:
+            return self._tool_calls[tool_call_id]
+        except KeyError:
+            raise ValueError(
+                f"tool call {tool_call_id!r} was not started, or has already finished"
+            ) from None
+
+    # -- chunks --------------------------------------------------------------------
+
+    def _translate(self, chunk: Chunk, events: list[dict[str, Any]]) -> None:
+        match chunk:
+            case TextDeltaChunk():
+                self._delta("text", chunk.text_delta, chunk.parent_id, events)
+            case ReasoningDeltaChunk():
+                self._delta("reasoning", chunk.reasoning_delta, chunk.parent_id, events)
+            case ToolCallBeginChunk():
+                if chunk.tool_call_id in self._tool_calls:
+                    raise ValueError(f"tool call {chunk.tool_call_id!r} was started twice")
+                self._close_block(chunk.parent_id, events)
+                self._tool_calls[chunk.tool_call_id] = _ToolCall(chunk.tool_name)
+                event = {
+                    "type": "tool-input-start",
+                    "toolCallId": chunk.tool_call_id,
+                    "toolName": chunk.tool_name,
+                }
+                events.append(_with_parent(event, chunk.parent_id))
+            case ToolCallDeltaChunk():
+                self._tool(chunk.tool_call_id).args.append(chunk.args_text_delta)
+                events.append(
+                    {
+                        "type": "tool-input-delta",
+                        "toolCallId": chunk.tool_call_id,
+                        "inputTextDelta": chunk.args_text_delta,
+                    }
+                )
+            case ToolResultChunk():
+                call = self._tool(chunk.tool_call_id)
+                del self._tool_calls[chunk.tool_call_id]
+                if not call.input_sent:
+                    self._input_available(chunk.tool_call_id, call, events)
+                if chunk.is_error:
+                    error = chunk.result
+                    if not isinstance(error, str):
+                        error = msgspec.json.encode(error).decode()
+                    events.append(
+                        {
+                            "type": "tool-output-error",
+                            "toolCallId": chunk.tool_call_id,
+                            "errorText": error,
+                        }
+                    )
+                else:
+                    output: dict[str, Any] = {
+                        "type": "tool-output-available",
+                        "toolCallId": chunk.tool_call_id,
+                        "output": chunk.result,
+                    }
+                    if chunk.artifact is not None:
+                        output["providerMetadata"] = {_METADATA_KEY: {"artifact": chunk.artifact}}
+                    events.append(output)
+            case SourceChunk():
+                self._close_block(chunk.parent_id, events)
+                source = {"type": "source-url", "sourceId": chunk.id, "url": chunk.url}
+                if chunk.title is not None:
+                    source["title"] = chunk.title
+                events.append(_with_parent(source, chunk.parent_id))
+            case FileChunk():
+                self._close_block(chunk.parent_id, events)
+                file = {
+                    "type": "file",
+                    "url": f"data:{chunk.mime_type};base64,{chunk.data}",
+                    "mediaType": chunk.mime_type,
+                }
+                events.append(_with_parent(file, chunk.parent_id))
+            case DataChunk():
+                events.append({"type": "data-custom", "data": chunk.data})
+            case UpdateStateChunk():
+                events.append({"type": "data-update-state", "data": chunk.operations})
+            case AnnotationsChunk():
+                self._annotations.extend(chunk.annotations)
+                events.append(
+                    {
+                        "type": "message-metadata",
+                        "messageMetadata": {"annotations": list(self._annotations)},
+                    }
+                )
+            case StepStartChunk():
+                events.append({"type": "start-step"})
+            case StepFinishChunk():
+                self._close_all_blocks(events)
+                if self._finish_reason != "error":
+                    # The AI SDK has no "unknown"; "other" is its nearest.
+                    reason = chunk.finish_reason
+                    self._finish_reason = "other" if reason == "unknown" else reason
+                events.append({"type": "finish-step"})
+            case ErrorChunk():
+                self._finish_reason = "error"
+                events.append({"type": "error", "errorText": chunk.error})
+
+
+class UIMessageStreamResponse(RunResponse):
+    """A run streamed as the AI SDK's UI message stream (``text/event-stream``).
+
+    Heartbeats are on by default: an SSE comment after 15 s of silence.
+    """
+
+    encoder_class = UIMessageStreamEncoder
+    default_heartbeat = True
