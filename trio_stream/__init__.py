@@ -10,13 +10,14 @@ from ._controller import RunController, Substream, ToolCallController
 from ._errors import SerializationError, StreamClosedError, TrioStreamError, UsageError
 from ._run import DEFAULT_HIGH_WATER_MARK, ChunkStream, Run, RunCallback, create_run
 from ._scope import CancellationSignal
-from ._server import serve
+from ._server import LifespanGuard, serve
 from ._state import StateProxy
 
 __all__ = [
     "DEFAULT_HIGH_WATER_MARK",
     "CancellationSignal",
     "ChunkStream",
+    "LifespanGuard",
     "Run",
     "RunCallback",
     "RunController",
