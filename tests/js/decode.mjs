@@ -16,6 +16,9 @@
 // "chunks" are the objects the decoder emitted before accumulation;
 // "warnings" are what the libraries logged through console.warn/console.error
 // (they silently drop malformed input that way, which a test wants to see).
+// Wall-clock fields (parts[].timing, metadata.timing) differ between runs.
+//
+// Setup: `npm ci` in this folder (versions pinned in package-lock.json).
 
 import {
   AssistantMessageAccumulator,

@@ -40,6 +40,7 @@ from ..chunks import (
 )
 from . import _sse
 from ._encoder import StreamEncoder
+from ._message import MessageOutcome, ToolArguments, open_tool_call
 from ._response import SSE_HEADERS, RunResponse
 
 __all__ = ["AssistantTransportEncoder", "AssistantTransportResponse"]
@@ -48,11 +49,11 @@ Path = list[int]
 
 
 class _ToolPart:
-    __slots__ = ("has_args", "path")
+    __slots__ = ("arguments", "path")
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.has_args = False
+        self.arguments = ToolArguments()
 
 
 class AssistantTransportEncoder(StreamEncoder):
@@ -67,6 +68,7 @@ class AssistantTransportEncoder(StreamEncoder):
         # The open text or reasoning part of each producer, by parent id.
         self._text_parts: dict[str | None, tuple[str, Path]] = {}
         self._tool_parts: dict[str, _ToolPart] = {}
+        self._outcome = MessageOutcome()
 
     def encode(self, chunks: Iterable[Chunk]) -> bytes:
         events: list[dict[str, Any]] = []
@@ -78,8 +80,16 @@ class AssistantTransportEncoder(StreamEncoder):
         events: list[dict[str, Any]] = []
         for parent_id in list(self._text_parts):
             self._close_text(parent_id, events)
+        pending = bool(self._tool_parts)
         for tool_call_id in list(self._tool_parts):
             self._close_tool(tool_call_id, events)
+        outcome = self._outcome
+        if not outcome.failed:
+            # After an error the client already shows the message as failed.
+            reason = outcome.finish_reason(pending_tool_calls=pending)
+            events.append(
+                {"type": "message-finish", "finishReason": reason, "usage": outcome.usage}
+            )
         return b"".join([_sse.event(value) for value in events]) + _sse.DONE
 
     # -- parts -------------------------------------------------------------
@@ -97,12 +107,16 @@ class AssistantTransportEncoder(StreamEncoder):
         if open_part is not None:
             events.append({"type": "part-finish", "path": open_part[1]})
 
-    def _close_tool(self, tool_call_id: str, events: list[Any]) -> None:
-        tool = self._tool_parts.pop(tool_call_id)
-        if not tool.has_args:
+    def _finish_arguments(self, tool: _ToolPart, events: list[Any]) -> None:
+        if not tool.arguments.pieces:
             # The accumulator parses the argument text; an empty one is not JSON.
             events.append({"type": "text-delta", "textDelta": "{}", "path": tool.path})
         events.append({"type": "tool-call-args-text-finish", "path": tool.path})
+
+    def _close_tool(self, tool_call_id: str, events: list[Any]) -> None:
+        tool = self._tool_parts.pop(tool_call_id)
+        if not tool.arguments.complete:
+            self._finish_arguments(tool, events)
         events.append({"type": "part-finish", "path": tool.path})
 
     def _text_delta(self, kind: str, text: str, parent_id: str | None, events: list[Any]) -> None:
@@ -141,13 +155,14 @@ class AssistantTransportEncoder(StreamEncoder):
                     self._start_part(part, chunk.parent_id, events)
                 )
             case ToolCallDeltaChunk():
-                tool = self._tool(chunk.tool_call_id)
-                tool.has_args = True
+                tool = open_tool_call(self._tool_parts, chunk.tool_call_id)
                 events.append(
                     {"type": "text-delta", "textDelta": chunk.args_text_delta, "path": tool.path}
                 )
+                if tool.arguments.add(chunk.args_text_delta):
+                    self._finish_arguments(tool, events)
             case ToolResultChunk():
-                tool = self._tool(chunk.tool_call_id)
+                tool = open_tool_call(self._tool_parts, chunk.tool_call_id)
                 result: dict[str, Any] = {
                     "type": "result",
                     "path": tool.path,
@@ -178,6 +193,7 @@ class AssistantTransportEncoder(StreamEncoder):
             case StepStartChunk():
                 events.append({"type": "step-start", "messageId": chunk.message_id})
             case StepFinishChunk():
+                self._outcome.step_finished(chunk)
                 events.append(
                     {
                         "type": "step-finish",
@@ -190,17 +206,10 @@ class AssistantTransportEncoder(StreamEncoder):
                     }
                 )
             case ErrorChunk():
+                self._outcome.failed = True
                 events.append({"type": "error", "error": chunk.error})
             case UpdateStateChunk():
                 events.append({"type": "update-state", "operations": chunk.operations})
-
-    def _tool(self, tool_call_id: str) -> _ToolPart:
-        try:
-            return self._tool_parts[tool_call_id]
-        except KeyError:
-            raise ValueError(
-                f"tool call {tool_call_id!r} was not started, or has already finished"
-            ) from None
 
 
 class AssistantTransportResponse(RunResponse):

@@ -31,6 +31,7 @@ from ..chunks import (
     UpdateStateChunk,
 )
 from ._encoder import StreamEncoder
+from ._message import MessageOutcome, ToolArguments, open_tool_call
 from ._response import RunResponse
 
 __all__ = ["DataStreamEncoder", "DataStreamResponse"]
@@ -55,32 +56,8 @@ def _reasoning(chunk: ReasoningDeltaChunk) -> bytes:
     )
 
 
-def _tool_call_begin(chunk: ToolCallBeginChunk) -> bytes:
-    value = {"toolCallId": chunk.tool_call_id, "toolName": chunk.tool_name}
-    if chunk.parent_id is not None:
-        value["parentId"] = chunk.parent_id
-    return _line(b"b:", value)
-
-
-def _tool_call_delta(chunk: ToolCallDeltaChunk) -> bytes:
-    return _line(b"c:", {"toolCallId": chunk.tool_call_id, "argsTextDelta": chunk.args_text_delta})
-
-
-def _tool_result(chunk: ToolResultChunk) -> bytes:
-    value: dict[str, Any] = {"toolCallId": chunk.tool_call_id, "result": chunk.result}
-    if chunk.artifact is not None:
-        value["artifact"] = chunk.artifact
-    if chunk.is_error:
-        value["isError"] = True
-    return _line(b"a:", value)
-
-
 def _data(chunk: DataChunk) -> bytes:
     return _line(b"2:", [chunk.data])
-
-
-def _error(chunk: ErrorChunk) -> bytes:
-    return _line(b"3:", chunk.error)
 
 
 def _update_state(chunk: UpdateStateChunk) -> bytes:
@@ -108,47 +85,95 @@ def _step_start(chunk: StepStartChunk) -> bytes:
     return _line(b"f:", {"messageId": chunk.message_id})
 
 
-def _step_finish(chunk: StepFinishChunk) -> bytes:
-    return _line(
-        b"e:",
-        {
-            "finishReason": chunk.finish_reason,
-            "usage": {"inputTokens": chunk.input_tokens, "outputTokens": chunk.output_tokens},
-            "isContinued": chunk.is_continued,
-        },
-    )
-
-
-_ENCODERS: Mapping[type[Any], Callable[[Any], bytes]] = {
+# Chunks whose line depends on nothing but the chunk.
+_STATELESS: Mapping[type[Any], Callable[[Any], bytes]] = {
     TextDeltaChunk: _text,
     ReasoningDeltaChunk: _reasoning,
-    ToolCallBeginChunk: _tool_call_begin,
-    ToolCallDeltaChunk: _tool_call_delta,
-    ToolResultChunk: _tool_result,
     DataChunk: _data,
-    ErrorChunk: _error,
     UpdateStateChunk: _update_state,
     SourceChunk: _source,
     FileChunk: _file,
     AnnotationsChunk: _annotations,
     StepStartChunk: _step_start,
-    StepFinishChunk: _step_finish,
 }
 
 
 class DataStreamEncoder(StreamEncoder):
-    """Encodes chunks as assistant-ui data stream lines.
+    """Encodes chunks as assistant-ui data stream lines, one line per chunk.
 
-    Every chunk maps to one line, so the encoder keeps no state.
+    A tool call's argument delta that completes its JSON is marked
+    ``isFinal``; the body ends with a ``d:`` line giving the message's finish
+    reason and usage, except after an error, whose ``3:`` line already ends
+    the message for the client.
     """
 
     media_type: ClassVar[str] = "text/plain; charset=utf-8"
     headers: ClassVar[Mapping[str, str]] = {"x-vercel-ai-data-stream": "v1"}
     keepalive: ClassVar[bytes] = b"\n"
 
+    def __init__(self) -> None:
+        self._tool_calls: dict[str, ToolArguments] = {}
+        self._outcome = MessageOutcome()
+
     def encode(self, chunks: Iterable[Chunk]) -> bytes:
-        encoders = _ENCODERS
-        return b"".join([encoders[type(chunk)](chunk) for chunk in chunks])
+        stateless = _STATELESS
+        lines = []
+        for chunk in chunks:
+            line = stateless.get(type(chunk))
+            lines.append(line(chunk) if line is not None else self._encode_stateful(chunk))
+        return b"".join(lines)
+
+    def finish(self) -> bytes:
+        outcome = self._outcome
+        if outcome.failed:
+            return b""
+        reason = outcome.finish_reason(pending_tool_calls=bool(self._tool_calls))
+        return _line(b"d:", {"finishReason": reason, "usage": outcome.usage})
+
+    def _encode_stateful(self, chunk: Chunk) -> bytes:
+        match chunk:
+            case ToolCallBeginChunk():
+                if chunk.tool_call_id in self._tool_calls:
+                    raise ValueError(f"tool call {chunk.tool_call_id!r} was started twice")
+                self._tool_calls[chunk.tool_call_id] = ToolArguments()
+                begin = {"toolCallId": chunk.tool_call_id, "toolName": chunk.tool_name}
+                if chunk.parent_id is not None:
+                    begin["parentId"] = chunk.parent_id
+                return _line(b"b:", begin)
+            case ToolCallDeltaChunk():
+                delta: dict[str, Any] = {
+                    "toolCallId": chunk.tool_call_id,
+                    "argsTextDelta": chunk.args_text_delta,
+                }
+                if open_tool_call(self._tool_calls, chunk.tool_call_id).add(chunk.args_text_delta):
+                    delta["isFinal"] = True
+                return _line(b"c:", delta)
+            case ToolResultChunk():
+                open_tool_call(self._tool_calls, chunk.tool_call_id)
+                del self._tool_calls[chunk.tool_call_id]
+                result: dict[str, Any] = {"toolCallId": chunk.tool_call_id, "result": chunk.result}
+                if chunk.artifact is not None:
+                    result["artifact"] = chunk.artifact
+                if chunk.is_error:
+                    result["isError"] = True
+                return _line(b"a:", result)
+            case ErrorChunk():
+                self._outcome.failed = True
+                return _line(b"3:", chunk.error)
+            case StepFinishChunk():
+                self._outcome.step_finished(chunk)
+                return _line(
+                    b"e:",
+                    {
+                        "finishReason": chunk.finish_reason,
+                        "usage": {
+                            "inputTokens": chunk.input_tokens,
+                            "outputTokens": chunk.output_tokens,
+                        },
+                        "isContinued": chunk.is_continued,
+                    },
+                )
+        raise TypeError(f"not a chunk: {chunk!r}")
 
 
 class DataStreamResponse(RunResponse):

@@ -15,17 +15,19 @@ How a run's chunks map onto it:
   (``text-start``, ``reasoning-start``, ``tool-input-start``, ``source-url``,
   ``file``), so a front-end can nest the part under its parent tool call.
   Each producer keeps its own open text block, as in the assistant transport.
-- ``tool-input-available`` goes out when the call's result arrives (or at
-  the end of the body for a call that never got one). Argument text that is
-  not JSON becomes ``tool-input-error``.
+- ``tool-input-available`` goes out as soon as the argument text is complete
+  JSON, else when the call's result arrives (or at the end of the body for a
+  call that never got one). Argument text that is not JSON by then becomes
+  ``tool-input-error``.
 - A tool result's artifact goes in ``providerMetadata.trioStream.artifact``
   of ``tool-output-available``.
 - State updates become ``data-update-state`` parts whose ``data`` is the
   list of operations; ``add_data`` values become ``data-custom`` parts; the
   annotations so far become the message metadata (``{"annotations": [...]}``).
-- Files become ``data:`` URLs; steps become ``start-step`` / ``finish-step``;
-  the ``finish`` chunk carries the last step's finish reason, or ``error``
-  after an error.
+- Files become ``data:`` URLs; steps become ``start-step`` / ``finish-step``.
+- ``finish`` carries the finish reason (``error`` after an error,
+  ``tool-calls`` if calls are left without a result, else the last step's,
+  else ``stop``) and the token usage summed over the steps.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from ..chunks import (
     DataChunk,
     ErrorChunk,
     FileChunk,
+    FinishReason,
     ReasoningDeltaChunk,
     SourceChunk,
     StepFinishChunk,
@@ -54,6 +57,7 @@ from ..chunks import (
 )
 from . import _sse
 from ._encoder import StreamEncoder
+from ._message import MessageOutcome, ToolArguments, open_tool_call
 from ._response import SSE_HEADERS, RunResponse
 
 __all__ = ["UIMessageStreamEncoder", "UIMessageStreamResponse"]
@@ -62,12 +66,17 @@ _METADATA_KEY = "trioStream"
 
 
 class _ToolCall:
-    __slots__ = ("args", "input_sent", "name")
+    __slots__ = ("arguments", "input_sent", "name")
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.args: list[str] = []
+        self.arguments = ToolArguments()
         self.input_sent = False
+
+
+def _ai_finish_reason(reason: FinishReason) -> str:
+    # The AI SDK has no "unknown"; "other" is its nearest.
+    return "other" if reason == "unknown" else reason
 
 
 def _with_parent(event: dict[str, Any], parent_id: str | None) -> dict[str, Any]:
@@ -96,7 +105,7 @@ class UIMessageStreamEncoder(StreamEncoder):
         self._open_blocks: dict[str | None, tuple[str, str]] = {}
         self._tool_calls: dict[str, _ToolCall] = {}
         self._annotations: list[Any] = []
-        self._finish_reason = "stop"
+        self._outcome = MessageOutcome()
 
     def start(self) -> bytes:
         return _sse.event({"type": "start", "messageId": self.message_id})
@@ -110,11 +119,16 @@ class UIMessageStreamEncoder(StreamEncoder):
     def finish(self) -> bytes:
         events: list[dict[str, Any]] = []
         self._close_all_blocks(events)
+        pending = bool(self._tool_calls)
         for tool_call_id, call in self._tool_calls.items():
             if not call.input_sent:
                 self._input_available(tool_call_id, call, events)
         self._tool_calls.clear()
-        events.append({"type": "finish", "finishReason": self._finish_reason})
+        outcome = self._outcome
+        reason = outcome.finish_reason(pending_tool_calls=pending)
+        events.append(
+            {"type": "finish", "finishReason": _ai_finish_reason(reason), "usage": outcome.usage}
+        )
         return b"".join([_sse.event(value) for value in events]) + _sse.DONE
 
     # -- blocks --------------------------------------------------------------
@@ -147,25 +161,18 @@ class UIMessageStreamEncoder(StreamEncoder):
         self, tool_call_id: str, call: _ToolCall, events: list[dict[str, Any]]
     ) -> None:
         call.input_sent = True
-        text = "".join(call.args)
+        arguments = call.arguments
         event: dict[str, Any] = {"toolCallId": tool_call_id, "toolName": call.name}
-        try:
-            event["input"] = msgspec.json.decode(text) if text else {}
-        except msgspec.DecodeError:
-            event.update(
-                type="tool-input-error", input=text, errorText="the arguments are not valid JSON"
-            )
+        if arguments.complete or not arguments.pieces:
+            value = arguments.value if arguments.complete else {}
+            event.update(type="tool-input-available", input=value)
         else:
-            event["type"] = "tool-input-available"
+            event.update(
+                type="tool-input-error",
+                input=arguments.text,
+                errorText="the arguments are not valid JSON",
+            )
         events.append(event)
-
-    def _tool(self, tool_call_id: str) -> _ToolCall:
-        try:
-            return self._tool_calls[tool_call_id]
-        except KeyError:
-            raise ValueError(
-                f"tool call {tool_call_id!r} was not started, or has already finished"
-            ) from None
 
     # -- chunks --------------------------------------------------------------------
 
@@ -187,7 +194,7 @@ class UIMessageStreamEncoder(StreamEncoder):
                 }
                 events.append(_with_parent(event, chunk.parent_id))
             case ToolCallDeltaChunk():
-                self._tool(chunk.tool_call_id).args.append(chunk.args_text_delta)
+                call = open_tool_call(self._tool_calls, chunk.tool_call_id)
                 events.append(
                     {
                         "type": "tool-input-delta",
@@ -195,8 +202,10 @@ class UIMessageStreamEncoder(StreamEncoder):
                         "inputTextDelta": chunk.args_text_delta,
                     }
                 )
+                if call.arguments.add(chunk.args_text_delta) and not call.input_sent:
+                    self._input_available(chunk.tool_call_id, call, events)
             case ToolResultChunk():
-                call = self._tool(chunk.tool_call_id)
+                call = open_tool_call(self._tool_calls, chunk.tool_call_id)
                 del self._tool_calls[chunk.tool_call_id]
                 if not call.input_sent:
                     self._input_available(chunk.tool_call_id, call, events)
@@ -250,13 +259,21 @@ class UIMessageStreamEncoder(StreamEncoder):
                 events.append({"type": "start-step"})
             case StepFinishChunk():
                 self._close_all_blocks(events)
-                if self._finish_reason != "error":
-                    # The AI SDK has no "unknown"; "other" is its nearest.
-                    reason = chunk.finish_reason
-                    self._finish_reason = "other" if reason == "unknown" else reason
-                events.append({"type": "finish-step"})
+                self._outcome.step_finished(chunk)
+                # Not in the AI SDK's schema, which lets them through; read by
+                # assistant-ui's decoder.
+                events.append(
+                    {
+                        "type": "finish-step",
+                        "finishReason": _ai_finish_reason(chunk.finish_reason),
+                        "usage": {
+                            "inputTokens": chunk.input_tokens,
+                            "outputTokens": chunk.output_tokens,
+                        },
+                    }
+                )
             case ErrorChunk():
-                self._finish_reason = "error"
+                self._outcome.failed = True
                 events.append({"type": "error", "errorText": chunk.error})
 
 
