@@ -5,6 +5,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+echo "== test tools"
+# The interop tests decode with the official npm packages (pinned in
+# tests/js/package-lock.json) and fetch raw bodies with curl.
+missing=()
+command -v node >/dev/null || missing+=(nodejs npm)
+command -v curl >/dev/null || missing+=(curl)
+if ((${#missing[@]})); then
+    sudo=""
+    [[ $(id -u) == 0 ]] || sudo=sudo
+    $sudo apt-get update -qq
+    $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+(cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
+
 echo "== ruff"
 ruff format --check .
 ruff check .

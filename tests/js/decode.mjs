@@ -1,6 +1,11 @@
 // Decode a raw HTTP response body with the official npm client decoders.
 //
 //   node decode.mjs <format> [--split N] < body
+//   node decode.mjs <format> [--split N] --url URL [--post JSON]
+//
+// With --url, Node fetches the body itself over HTTP (a POST with a JSON
+// body when --post is given) and decodes it as it arrives, as a browser
+// client would; the output then also has "status" and "headers".
 //
 // Formats:
 //   data-stream           assistant-stream DataStreamDecoder         -> AssistantMessageAccumulator
@@ -132,22 +137,46 @@ async function decodeAiUIMessageStream(body, chunks) {
   return last;
 }
 
+function option(argv, name) {
+  const at = argv.indexOf(name);
+  if (at === -1) return undefined;
+  const value = argv[at + 1];
+  if (value === undefined) throw new UsageError(`${name} needs a value`);
+  argv.splice(at, 2);
+  return value;
+}
+
 async function main(argv) {
+  argv = [...argv];
+  const splitOption = option(argv, "--split");
+  const url = option(argv, "--url");
+  const post = option(argv, "--post");
+  const split = splitOption === undefined ? Infinity : Number(splitOption);
+  if (!Number.isSafeInteger(split) && split !== Infinity) throw new UsageError("--split needs a positive integer");
+  if (split < 1) throw new UsageError("--split needs a positive integer");
   const format = argv[0];
-  let split = Infinity;
-  const splitAt = argv.indexOf("--split");
-  if (splitAt !== -1) {
-    split = Number(argv[splitAt + 1]);
-    if (!Number.isSafeInteger(split) || split < 1) throw new UsageError("--split needs a positive integer");
-  }
-  if (!FORMATS.includes(format) || argv.length !== (splitAt === -1 ? 1 : 3)) {
-    throw new UsageError(`usage: node decode.mjs <${FORMATS.join("|")}> [--split N] < body`);
+  if (!FORMATS.includes(format) || argv.length !== 1) {
+    throw new UsageError(`usage: node decode.mjs <${FORMATS.join("|")}> [--split N] [--url URL [--post JSON]] [< body]`);
   }
 
-  const input = [];
-  for await (const piece of process.stdin) input.push(piece);
-  const bytes = Buffer.concat(input);
-  const body = splitBody(bytes, Math.min(split, Math.max(bytes.length, 1)));
+  let body;
+  const response = {};
+  if (url !== undefined) {
+    const res = await fetch(url, post === undefined ? {} : {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: post,
+    });
+    response.status = res.status;
+    response.headers = Object.fromEntries(res.headers);
+    if (split === Infinity) body = res.body;
+    else body = splitBody(Buffer.from(await res.arrayBuffer()), split);
+  } else {
+    const input = [];
+    for await (const piece of process.stdin) input.push(piece);
+    const bytes = Buffer.concat(input);
+    body = splitBody(bytes, Math.min(split, Math.max(bytes.length, 1)));
+  }
 
   const chunks = [];
   try {
@@ -155,9 +184,9 @@ async function main(argv) {
       format === "ai-ui-message-stream"
         ? await decodeAiUIMessageStream(body, chunks)
         : await decodeAssistantStream(format, body, chunks);
-    return { status: 0, output: { message: plain(message) ?? null, chunks, warnings } };
+    return { status: 0, output: { ...response, message: plain(message) ?? null, chunks, warnings } };
   } catch (e) {
-    return { status: 1, output: { error: String(e?.message ?? e), chunks, warnings } };
+    return { status: 1, output: { ...response, error: String(e?.message ?? e), chunks, warnings } };
   }
 }
 

@@ -31,6 +31,10 @@ from trio_stream.serialization.openai_stream import OpenAIStreamResponse
 from ..serving import running
 
 
+DATA_STREAM_END = b'd:{"finishReason":"stop","usage":{"inputTokens":0,"outputTokens":0}}\n'
+"""How a data stream body without steps ends."""
+
+
 class Recorder:
     """Wraps an app; records its ASGI sends and the exceptions it raised."""
 
@@ -151,7 +155,7 @@ def test_an_ordinary_run_ends_the_body_and_runs_the_background_task() -> None:
 
     recorder = Recorder(app_for(respond))
     with running(recorder) as url:
-        assert httpx.get(url).text == '0:"hi"\n'
+        assert httpx.get(url).content == b'0:"hi"\n' + DATA_STREAM_END
         assert background_ran.wait(5)
     assert recorder.raised == []
 
@@ -214,7 +218,7 @@ def test_chunks_made_together_leave_together() -> None:
     recorder = Recorder(app_for(lambda: DataStreamResponse(create_run(callback))))
     with running(recorder) as url:
         body = httpx.get(url).text
-    assert body.count("\n") == 2000
+    assert body.count("\n") == 2001
     # One start and a handful of bodies, not 2000 sends.
     assert recorder.body_sends <= 5
 
@@ -234,7 +238,8 @@ def test_a_slow_producers_chunks_leave_one_by_one_at_once() -> None:
         httpx.stream("GET", url, timeout=10) as response,
     ):
         for line in response.iter_lines():
-            arrived[int(line[3:-1])] = time.monotonic()
+            if line.startswith("0:"):
+                arrived[int(line[3:-1])] = time.monotonic()
     assert sorted(arrived) == list(range(8))
     delays = [arrived[i] - produced[i] for i in range(8)]
     # Each chunk arrived long before the next one was made (50 ms later).
@@ -269,8 +274,8 @@ def test_the_data_stream_heartbeat_is_a_blank_line_and_off_by_default() -> None:
             ]
         )
     ) as url:
-        assert httpx.get(url + "/off").content == b'0:"a"\n'
-        assert httpx.get(url + "/on").content == b'\n\n0:"a"\n'
+        assert httpx.get(url + "/off").content == b'0:"a"\n' + DATA_STREAM_END
+        assert httpx.get(url + "/on").content == b'\n\n0:"a"\n' + DATA_STREAM_END
 
 
 # -- what a Starlette response does ------------------------------------------------
@@ -350,7 +355,7 @@ async def test_the_response_is_a_plain_asgi_callable_on_any_backend() -> None:
 
     sent = await call_asgi(DataStreamResponse(create_run(callback)), never_disconnect)
     assert sent[0]["type"] == "http.response.start"
-    assert b"".join(m["body"] for m in sent[1:]) == b'0:"a"\n0:"b"\n'
+    assert b"".join(m["body"] for m in sent[1:]) == b'0:"a"\n0:"b"\n' + DATA_STREAM_END
     assert sent[-1]["more_body"] is False
 
 

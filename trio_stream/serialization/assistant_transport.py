@@ -206,6 +206,8 @@ class AssistantTransportEncoder(StreamEncoder):
                     }
                 )
             case ErrorChunk():
+                for parent_id in list(self._text_parts):
+                    self._close_text(parent_id, events)
                 self._outcome.failed = True
                 events.append({"type": "error", "error": chunk.error})
             case UpdateStateChunk():

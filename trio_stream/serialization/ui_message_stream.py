@@ -273,6 +273,8 @@ class UIMessageStreamEncoder(StreamEncoder):
                     }
                 )
             case ErrorChunk():
+                # useChat stops reading at an error: close the text first.
+                self._close_all_blocks(events)
                 self._outcome.failed = True
                 events.append({"type": "error", "errorText": chunk.error})
 

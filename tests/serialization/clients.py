@@ -1,0 +1,82 @@
+"""The official npm decoders, run with Node.js (``tests/js/decode.mjs``)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+__all__ = ["DecodeError", "decode"]
+
+DECODER = Path(__file__).parents[1] / "js" / "decode.mjs"
+
+
+class DecodeError(Exception):
+    """The npm decoder rejected the body."""
+
+
+def _without_timing(value: Any) -> Any:
+    """Drop the wall-clock fields the accumulator adds, which differ per run."""
+    if isinstance(value, dict):
+        return {k: _without_timing(v) for k, v in value.items() if k != "timing"}
+    if isinstance(value, list):
+        return [_without_timing(v) for v in value]
+    return value
+
+
+def decode(
+    decoder: str, *, url: str | None = None, body: bytes | None = None, split: int | None = None
+) -> dict[str, Any]:
+    """Decode with ``decoder``: fetch ``url`` from Node itself, or decode ``body``.
+
+    ``split`` feeds the body to the decoder in pieces of that many bytes.
+    Returns the decoder's output: the final ``message``, the decoded
+    ``chunks`` and any ``warnings`` the libraries logged.
+    """
+    command = ["node", str(DECODER), decoder]
+    if url is not None:
+        command += ["--url", url]
+    if split is not None:
+        command += ["--split", str(split)]
+    result = subprocess.run(command, input=body, capture_output=True, timeout=120, check=False)
+    if result.returncode not in (0, 1):
+        raise RuntimeError(f"the decoder could not run:\n{result.stderr.decode()}")
+    output: dict[str, Any] = json.loads(result.stdout)
+    if result.returncode == 1:
+        raise DecodeError(output["error"])
+    output["message"] = _without_timing(output["message"])
+    return output
+
+
+def summarize(parts: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """assistant-stream's accumulated parts, as short tuples a test can compare.
+
+    ``("text", text, parent)``, ``("reasoning", text, parent)``,
+    ``("tool-call", name, args, result, is_error, parent)``,
+    ``("source", url, title, parent)``, ``("file", mime_type, data, parent)``.
+    """
+    summary: list[tuple[Any, ...]] = []
+    for part in parts:
+        parent = part.get("parentId")
+        match part["type"]:
+            case "text" | "reasoning":
+                summary.append((part["type"], part["text"], parent))
+            case "tool-call":
+                summary.append(
+                    (
+                        "tool-call",
+                        part["toolName"],
+                        part["args"],
+                        part.get("result"),
+                        part.get("isError"),
+                        parent,
+                    )
+                )
+            case "source":
+                summary.append(("source", part["url"], part.get("title"), parent))
+            case "file":
+                summary.append(("file", part["mimeType"], part["data"], parent))
+            case other:
+                summary.append((other,))
+    return summary

@@ -1,0 +1,42 @@
+"""One hypercorn-on-Trio server for the wire-format tests.
+
+It serves every scenario of ``scenarios.py`` in every format, at
+``/<format>/<scenario>``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.routing import Route
+
+from trio_stream import create_run
+from trio_stream.serialization import RunResponse
+from trio_stream.serialization.assistant_transport import AssistantTransportResponse
+from trio_stream.serialization.data_stream import DataStreamResponse
+from trio_stream.serialization.openai_stream import OpenAIStreamResponse
+from trio_stream.serialization.ui_message_stream import UIMessageStreamResponse
+
+from ..serving import running
+from .scenarios import SCENARIOS
+
+RESPONSES: dict[str, type[RunResponse]] = {
+    "data-stream": DataStreamResponse,
+    "assistant-transport": AssistantTransportResponse,
+    "ui-message-stream": UIMessageStreamResponse,
+    "openai": OpenAIStreamResponse,
+}
+
+
+async def scenario(request: Request) -> RunResponse:
+    response = RESPONSES[request.path_params["format"]]
+    return response(create_run(SCENARIOS[request.path_params["scenario"]]))
+
+
+@pytest.fixture(scope="session")
+def scenarios_url() -> Iterator[str]:
+    with running(Starlette(routes=[Route("/{format}/{scenario}", scenario)])) as url:
+        yield url

@@ -1,0 +1,199 @@
+"""Every format, served by hypercorn on Trio, read by the official clients.
+
+assistant-ui's decoders (npm ``assistant-stream``) and the AI SDK's
+``readUIMessageStream`` (npm ``ai``) run in Node.js and fetch the scenarios
+of ``scenarios.py`` over HTTP themselves. Each body is decoded as it
+arrives, and again fed in one-byte pieces, so that a framing mistake (a
+split UTF-8 sequence, a line or event boundary) cannot hide. The libraries'
+own warnings must stay empty: they drop what they cannot read with only a
+warning.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from .clients import decode, summarize
+
+ASSISTANT_STREAM_FORMATS = ["data-stream", "assistant-transport", "ui-message-stream"]
+
+WEATHER = ("tool-call", "weather", {"city": "Lisbon"}, {"city": "Lisbon", "celsius": 21}, False)
+RESEARCH = ("tool-call", "research", {"topic": "x"}, "summary", False)
+STATION = ("tool-call", "station", {}, "no such station", True)
+FETCH = ("tool-call", "fetch", {"url": "https://example.org"}, "<html>", False)
+LAST_TEXT = 'Done: ünïcødé 🌍 and "quotes"\nnew line'
+
+
+def expected_parts(decoder: str) -> list[tuple[Any, ...]]:
+    # The UI message stream has no parent ids for assistant-ui's decoder to
+    # read, and carries files as data URLs.
+    parent = None if decoder == "ui-message-stream" else "call_r"
+    file_data = "data:text/plain;base64,aGVsbG8=" if decoder == "ui-message-stream" else "aGVsbG8="
+    return [
+        ("reasoning", "Let me think.", None),
+        ("text", "Checking three things.", None),
+        (*WEATHER, None),
+        (*RESEARCH, None),
+        (*STATION, None),
+        ("text", "Reading sources", parent),
+        (*FETCH, parent),
+        ("source", "https://trio.readthedocs.io", "Trio", None),
+        ("file", "text/plain", file_data, None),
+        ("text", LAST_TEXT, None),
+    ]
+
+
+@pytest.mark.parametrize("split", [None, 1])
+@pytest.mark.parametrize("decoder", ASSISTANT_STREAM_FORMATS)
+def test_assistant_ui_decodes_every_kind_of_chunk(
+    scenarios_url: str, decoder: str, split: int | None
+) -> None:
+    output = decode(decoder, url=f"{scenarios_url}/{decoder}/everything", split=split)
+    assert output["warnings"] == []
+    message = output["message"]
+    assert message["status"] == {"type": "complete", "reason": "stop"}
+    assert summarize(message["parts"]) == expected_parts(decoder)
+    metadata = message["metadata"]
+    [step] = metadata["steps"]
+    assert step["state"] == "finished"
+    assert step["finishReason"] == "stop"
+    assert step["usage"] == {"inputTokens": 10, "outputTokens": 20}
+    if decoder == "ui-message-stream":
+        assert metadata["unstable_data"] == [
+            {
+                "name": "update-state",
+                "data": [
+                    {"type": "set", "path": [], "value": {"progress": "running", "log": ""}},
+                    {"type": "append-text", "path": ["log"], "value": "started"},
+                ],
+            },
+            {"name": "custom", "data": {"kind": "chart", "points": [1, 2, 3]}},
+            {
+                "name": "update-state",
+                "data": [{"type": "set", "path": ["progress"], "value": "done"}],
+            },
+        ]
+    else:
+        assert metadata["unstable_state"] == {"progress": "done", "log": "started"}
+        assert metadata["unstable_data"] == [{"kind": "chart", "points": [1, 2, 3]}]
+        assert metadata["unstable_annotations"] == [{"note": "checked"}]
+
+
+@pytest.mark.parametrize("decoder", ASSISTANT_STREAM_FORMATS)
+def test_assistant_ui_sees_the_error_and_what_came_before(
+    scenarios_url: str, decoder: str
+) -> None:
+    output = decode(decoder, url=f"{scenarios_url}/{decoder}/failing", split=3)
+    assert output["warnings"] == []
+    message = output["message"]
+    assert message["status"]["type"] == "incomplete"
+    assert message["status"]["reason"] == "error"
+    assert message["status"]["error"]["message"] == "the model is down"
+    assert summarize(message["parts"]) == [("text", "Before the error", None)]
+
+
+@pytest.mark.parametrize("decoder", ASSISTANT_STREAM_FORMATS)
+def test_assistant_ui_reads_plain_and_very_long_text(scenarios_url: str, decoder: str) -> None:
+    text = decode(decoder, url=f"{scenarios_url}/{decoder}/text")["message"]
+    assert summarize(text["parts"]) == [("text", "Hello, world!", None)]
+    long = decode(decoder, url=f"{scenarios_url}/{decoder}/long", split=4093)
+    assert long["warnings"] == []
+    assert summarize(long["message"]["parts"]) == [("text", "\u03b1" * 200_000 + "end", None)]
+
+
+# -- the AI SDK ------------------------------------------------------------------
+
+
+def by_type(parts: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for part in parts:
+        grouped.setdefault(part["type"], []).append(part)
+    return grouped
+
+
+@pytest.mark.parametrize("split", [None, 1])
+def test_the_ai_sdk_builds_the_ui_message(scenarios_url: str, split: int | None) -> None:
+    output = decode(
+        "ai-ui-message-stream", url=f"{scenarios_url}/ui-message-stream/everything", split=split
+    )
+    assert output["warnings"] == []
+    assert output["headers"]["x-vercel-ai-ui-message-stream"] == "v1"
+    message = output["message"]
+    assert message["role"] == "assistant"
+    assert message["id"].startswith("msg_")
+    assert message["metadata"] == {"annotations": [{"note": "checked"}]}
+    parts = message["parts"]
+    assert [p["type"] for p in parts] == [
+        "step-start",
+        "reasoning",
+        "text",
+        "tool-weather",
+        "tool-research",
+        "tool-station",
+        "data-update-state",
+        "text",
+        "tool-fetch",
+        "source-url",
+        "file",
+        "data-custom",
+        "data-update-state",
+        "text",
+    ]
+    grouped = by_type(parts)
+    assert [p["text"] for p in grouped["text"]] == [
+        "Checking three things.",
+        "Reading sources",
+        LAST_TEXT,
+    ]
+    assert all(p["state"] == "done" for p in grouped["text"] + grouped["reasoning"])
+    nested_text = grouped["text"][1]
+    assert nested_text["providerMetadata"] == {"trioStream": {"parentId": "call_r"}}
+    [weather] = grouped["tool-weather"]
+    assert weather["state"] == "output-available"
+    assert weather["input"] == {"city": "Lisbon"}
+    assert weather["output"] == {"city": "Lisbon", "celsius": 21}
+    [station] = grouped["tool-station"]
+    assert station["state"] == "output-error"
+    assert station["errorText"] == "no such station"
+    [fetch] = grouped["tool-fetch"]
+    assert fetch["callProviderMetadata"] == {"trioStream": {"parentId": "call_r"}}
+    assert fetch["output"] == "<html>"
+    [source] = grouped["source-url"]
+    assert (source["url"], source["title"]) == ("https://trio.readthedocs.io", "Trio")
+    [file] = grouped["file"]
+    assert file == {
+        "type": "file",
+        "mediaType": "text/plain",
+        "url": "data:text/plain;base64,aGVsbG8=",
+    }
+    assert grouped["data-custom"][0]["data"] == {"kind": "chart", "points": [1, 2, 3]}
+    finish = output["chunks"][-1]
+    assert finish == {
+        "type": "finish",
+        "finishReason": "stop",
+        "usage": {"inputTokens": 10, "outputTokens": 20},
+    }
+
+
+def test_the_ai_sdk_receives_the_error_chunk(scenarios_url: str) -> None:
+    output = decode("ai-ui-message-stream", url=f"{scenarios_url}/ui-message-stream/failing")
+    assert output["warnings"] == []
+    types = [chunk["type"] for chunk in output["chunks"]]
+    assert types[-3:] == ["text-end", "error", "finish"]
+    assert output["chunks"][-2]["errorText"] == "the model is down"
+    assert output["chunks"][-1]["finishReason"] == "error"
+    assert [p["text"] for p in output["message"]["parts"] if p["type"] == "text"] == [
+        "Before the error"
+    ]
+
+
+def test_the_decoders_reject_a_broken_body() -> None:
+    # The harness itself can fail: a body cut in the middle is an error.
+    from .clients import DecodeError
+
+    with pytest.raises(DecodeError, match="incomplete line"):
+        decode("data-stream", body=b'0:"Hello"\n0:"wor')
+    with pytest.raises(DecodeError, match="DONE"):
+        decode("assistant-transport", body=b'data: {"type":"error","error":"x"}\n\n')
