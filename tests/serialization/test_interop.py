@@ -21,7 +21,7 @@ ASSISTANT_STREAM_FORMATS = ["data-stream", "assistant-transport", "ui-message-st
 
 WEATHER = ("tool-call", "weather", {"city": "Lisbon"}, {"city": "Lisbon", "celsius": 21}, False)
 RESEARCH = ("tool-call", "research", {"topic": "x"}, "summary", False)
-STATION = ("tool-call", "station", {}, "no such station", True)
+STATION: tuple[Any, ...] = ("tool-call", "station", {}, "no such station", True)
 FETCH = ("tool-call", "fetch", {"url": "https://example.org"}, "<html>", False)
 LAST_TEXT = 'Done: ünïcødé 🌍 and "quotes"\nnew line'
 

@@ -30,7 +30,6 @@ from trio_stream.serialization.openai_stream import OpenAIStreamResponse
 
 from ..serving import running
 
-
 DATA_STREAM_END = b'd:{"finishReason":"stop","usage":{"inputTokens":0,"outputTokens":0}}\n'
 """How a data stream body without steps ends."""
 
