@@ -11,11 +11,20 @@ warning.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
+import anyio
+import anyio.to_thread
 import pytest
+from starlette.types import Message
 
-from .clients import decode, summarize
+from trio_stream import create_run
+from trio_stream.serialization import RunResponse
+
+from .clients import DecodeError, decode, summarize
+from .conftest import RESPONSES
+from .scenarios import everything
 
 ASSISTANT_STREAM_FORMATS = ["data-stream", "assistant-transport", "ui-message-stream"]
 
@@ -191,9 +200,35 @@ def test_the_ai_sdk_receives_the_error_chunk(scenarios_url: str) -> None:
 
 def test_the_decoders_reject_a_broken_body() -> None:
     # The harness itself can fail: a body cut in the middle is an error.
-    from .clients import DecodeError
-
     with pytest.raises(DecodeError, match="incomplete line"):
         decode("data-stream", body=b'0:"Hello"\n0:"wor')
     with pytest.raises(DecodeError, match="DONE"):
         decode("assistant-transport", body=b'data: {"type":"error","error":"x"}\n\n')
+
+
+# -- in process, on any backend --------------------------------------------------
+
+
+async def body_of(response: RunResponse) -> bytes:
+    """Call the response as an ASGI app, with no server, and collect its body."""
+    parts: list[bytes] = []
+
+    async def receive() -> Message:
+        await anyio.sleep_forever()
+        raise AssertionError
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            parts.append(message["body"])
+
+    await response({"type": "http", "path": "/"}, receive, send)
+    return b"".join(parts)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("decoder", ASSISTANT_STREAM_FORMATS)
+async def test_the_encoders_give_the_same_message_on_any_backend(decoder: str) -> None:
+    body = await body_of(RESPONSES[decoder](create_run(everything)))
+    output = await anyio.to_thread.run_sync(partial(decode, decoder, body=body, split=5))
+    assert output["warnings"] == []
+    assert summarize(output["message"]["parts"]) == expected_parts(decoder)
