@@ -71,7 +71,11 @@ def test_the_demo_streams_a_whole_run(demo_url: str) -> None:
     assert codes[0] == "g"  # reasoning first
     assert codes.count("b") == 3  # three tool calls
     assert codes.count("a") == 3  # three results
-    assert lines[-1] == ("0", "All done.")
+    assert lines[-2] == ("0", "All done.")
+    assert lines[-1] == (
+        "d",
+        {"finishReason": "stop", "usage": {"inputTokens": 0, "outputTokens": 0}},
+    )
     research = next(
         value for code, value in lines if code == "b" and value["toolName"] == "research"
     )
@@ -95,4 +99,4 @@ def test_a_client_that_leaves_gets_its_run_cancelled(demo_url: str, log_path: Pa
         time.sleep(0.05)
     # The server is unharmed: the next client is served in full.
     with httpx.stream("GET", demo_url, timeout=30) as response:
-        assert parse(list(response.iter_lines())[-1]) == ("0", "All done.")
+        assert parse(list(response.iter_lines())[-2]) == ("0", "All done.")
