@@ -6,15 +6,18 @@ with httpx or curl; the app records what happened on the server side.
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
 import httpx
 import pytest
 import trio
+from fastapi import FastAPI
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.requests import Request
@@ -84,8 +87,10 @@ def events() -> dict[str, threading.Event]:
 
 
 def test_a_client_that_disconnects_while_the_run_is_idle_cancels_its_tasks(
-    events: dict[str, threading.Event],
+    events: dict[str, threading.Event], caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="trio_stream")
+
     async def slow_tool(tool: ToolCallController) -> str:
         try:
             events["started"].set()
@@ -113,6 +118,7 @@ def test_a_client_that_disconnects_while_the_run_is_idle_cancels_its_tasks(
         assert time.monotonic() - disconnected < 2
         assert recorder.done.wait(5)
     assert recorder.raised == []
+    assert "client disconnected from /: run cancelled, all its tasks done in" in caplog.text
 
 
 def test_a_client_that_disconnects_mid_stream_stops_the_producer(
@@ -139,6 +145,47 @@ def test_a_client_that_disconnects_mid_stream_stops_the_producer(
         response.close()
         assert events["cancelled"].wait(5)
     assert len(produced) < 10_000
+
+
+def test_behind_fastapi_middleware_a_disconnect_still_cancels_the_run(
+    events: dict[str, threading.Event],
+) -> None:
+    app = FastAPI()
+
+    @app.middleware("http")
+    async def passthrough(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        return await call_next(request)
+
+    async def slow_tool(tool: ToolCallController) -> None:
+        try:
+            events["started"].set()
+            await trio.sleep_forever()
+        finally:
+            events["cancelled"].set()
+
+    @app.post("/chat")
+    async def chat(request: Request) -> DataStreamResponse:
+        question = (await request.json())["question"]
+
+        async def run(controller: RunController) -> None:
+            controller.append_text(question)
+            controller.spawn_tool_call("slow", slow_tool)
+
+        return DataStreamResponse(create_run(run))
+
+    with (
+        running(app) as url,
+        httpx.stream("POST", url + "/chat", json={"question": "why?"}, timeout=10) as response,
+    ):
+        lines = response.iter_lines()
+        assert next(lines) == '0:"why?"'
+        assert events["started"].wait(5)
+        time.sleep(0.1)
+        assert not events["cancelled"].is_set()
+        response.close()
+        assert events["cancelled"].wait(5)
 
 
 def test_an_ordinary_run_ends_the_body_and_runs_the_background_task() -> None:
