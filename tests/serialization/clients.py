@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DecodeError", "decode"]
+__all__ = ["DecodeError", "decode", "sse_events", "summarize"]
 
 DECODER = Path(__file__).parents[1] / "js" / "decode.mjs"
 
@@ -80,3 +80,13 @@ def summarize(parts: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
             case other:
                 summary.append((other,))
     return summary
+
+
+def sse_events(body: bytes) -> list[Any]:
+    """The JSON values of an SSE body's ``data:`` events (``[DONE]`` as is)."""
+    frames = body.decode().split("\n\n")
+    assert frames[-1] == "", "an SSE body ends with a blank line"
+    return [
+        frame if frame == "data: [DONE]" else json.loads(frame.removeprefix("data: "))
+        for frame in frames[:-1]
+    ]

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from trio_stream.chunks import (
     ErrorChunk,
     SourceChunk,
@@ -15,11 +12,7 @@ from trio_stream.chunks import (
 )
 from trio_stream.serialization.assistant_transport import AssistantTransportEncoder
 
-
-def events(body: bytes) -> list[Any]:
-    frames = body.decode().split("\n\n")
-    assert frames[-1] == ""
-    return [json.loads(frame.removeprefix("data: ")) for frame in frames[:-1]]
+from .clients import sse_events as events
 
 
 def test_parallel_sub_streams_each_keep_one_text_part() -> None:

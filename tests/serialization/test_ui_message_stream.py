@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from trio_stream.chunks import (
     ErrorChunk,
     StepFinishChunk,
@@ -15,14 +12,7 @@ from trio_stream.chunks import (
 )
 from trio_stream.serialization.ui_message_stream import UIMessageStreamEncoder
 
-
-def events(body: bytes) -> list[Any]:
-    frames = body.decode().split("\n\n")
-    assert frames[-1] == ""
-    return [
-        frame if frame == "data: [DONE]" else json.loads(frame.removeprefix("data: "))
-        for frame in frames[:-1]
-    ]
+from .clients import sse_events as events
 
 
 def test_the_body_opens_with_start_and_ends_with_finish_and_done() -> None:

@@ -20,11 +20,18 @@ import msgspec
 
 from ..chunks import FinishReason, StepFinishChunk
 
-__all__ = ["MessageOutcome", "ToolArguments", "open_tool_call"]
+__all__ = ["MessageOutcome", "ToolArguments", "open_tool_call", "start_tool_call"]
 
 _decode = msgspec.json.decode
 
 T = TypeVar("T")
+
+
+def start_tool_call(calls: dict[str, T], tool_call_id: str, call: T) -> None:
+    """Add ``call`` to ``calls``; ``ValueError`` if ``tool_call_id`` is there already."""
+    if tool_call_id in calls:
+        raise ValueError(f"tool call {tool_call_id!r} was started twice")
+    calls[tool_call_id] = call
 
 
 def open_tool_call(calls: dict[str, T], tool_call_id: str) -> T:

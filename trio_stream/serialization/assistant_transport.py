@@ -40,7 +40,7 @@ from ..chunks import (
 )
 from . import _sse
 from ._encoder import StreamEncoder
-from ._message import MessageOutcome, ToolArguments, open_tool_call
+from ._message import MessageOutcome, ToolArguments, open_tool_call, start_tool_call
 from ._response import SSE_HEADERS, RunResponse
 
 __all__ = ["AssistantTransportEncoder", "AssistantTransportResponse"]
@@ -143,17 +143,14 @@ class AssistantTransportEncoder(StreamEncoder):
             case ReasoningDeltaChunk():
                 self._text_delta("reasoning", chunk.reasoning_delta, chunk.parent_id, events)
             case ToolCallBeginChunk():
-                if chunk.tool_call_id in self._tool_parts:
-                    raise ValueError(f"tool call {chunk.tool_call_id!r} was started twice")
                 self._close_text(chunk.parent_id, events)
                 part = {
                     "type": "tool-call",
                     "toolCallId": chunk.tool_call_id,
                     "toolName": chunk.tool_name,
                 }
-                self._tool_parts[chunk.tool_call_id] = _ToolPart(
-                    self._start_part(part, chunk.parent_id, events)
-                )
+                tool = _ToolPart(self._start_part(part, chunk.parent_id, events))
+                start_tool_call(self._tool_parts, chunk.tool_call_id, tool)
             case ToolCallDeltaChunk():
                 tool = open_tool_call(self._tool_parts, chunk.tool_call_id)
                 events.append(

@@ -31,7 +31,7 @@ from ..chunks import (
     UpdateStateChunk,
 )
 from ._encoder import StreamEncoder
-from ._message import MessageOutcome, ToolArguments, open_tool_call
+from ._message import MessageOutcome, ToolArguments, open_tool_call, start_tool_call
 from ._response import RunResponse
 
 __all__ = ["DataStreamEncoder", "DataStreamResponse"]
@@ -133,9 +133,7 @@ class DataStreamEncoder(StreamEncoder):
     def _encode_stateful(self, chunk: Chunk) -> bytes:
         match chunk:
             case ToolCallBeginChunk():
-                if chunk.tool_call_id in self._tool_calls:
-                    raise ValueError(f"tool call {chunk.tool_call_id!r} was started twice")
-                self._tool_calls[chunk.tool_call_id] = ToolArguments()
+                start_tool_call(self._tool_calls, chunk.tool_call_id, ToolArguments())
                 begin = {"toolCallId": chunk.tool_call_id, "toolName": chunk.tool_name}
                 if chunk.parent_id is not None:
                     begin["parentId"] = chunk.parent_id

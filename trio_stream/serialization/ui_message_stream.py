@@ -57,7 +57,7 @@ from ..chunks import (
 )
 from . import _sse
 from ._encoder import StreamEncoder
-from ._message import MessageOutcome, ToolArguments, open_tool_call
+from ._message import MessageOutcome, ToolArguments, open_tool_call, start_tool_call
 from ._response import SSE_HEADERS, RunResponse
 
 __all__ = ["UIMessageStreamEncoder", "UIMessageStreamResponse"]
@@ -183,10 +183,8 @@ class UIMessageStreamEncoder(StreamEncoder):
             case ReasoningDeltaChunk():
                 self._delta("reasoning", chunk.reasoning_delta, chunk.parent_id, events)
             case ToolCallBeginChunk():
-                if chunk.tool_call_id in self._tool_calls:
-                    raise ValueError(f"tool call {chunk.tool_call_id!r} was started twice")
+                start_tool_call(self._tool_calls, chunk.tool_call_id, _ToolCall(chunk.tool_name))
                 self._close_block(chunk.parent_id, events)
-                self._tool_calls[chunk.tool_call_id] = _ToolCall(chunk.tool_name)
                 event = {
                     "type": "tool-input-start",
                     "toolCallId": chunk.tool_call_id,
