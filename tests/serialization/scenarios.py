@@ -51,6 +51,17 @@ async def everything(controller: RunController) -> None:
     controller.append_reasoning("think.")
     controller.append_text("Checking ")
     controller.append_text("three things.")
+    # Two calls whose arguments stream in pieces, interleaved; results out of order.
+    first = await controller.add_tool_call("search", "call_s1")
+    second = await controller.add_tool_call("search", "call_s2")
+    for piece_1, piece_2 in zip(
+        ['{"q": ', '"tr', 'io"}'], ['{"q": ', '"any', 'io"}'], strict=True
+    ):
+        first.append_args_text(piece_1)
+        second.append_args_text(piece_2)
+        await anyio.lowlevel.checkpoint()
+    second.set_response(["anyio docs"])
+    first.set_response(["trio docs"])
     controller.spawn_tool_call("weather", _weather, args={"city": "Lisbon"}, tool_call_id="call_w")
     controller.spawn_tool_call("research", _research, args={"topic": "x"}, tool_call_id="call_r")
     controller.spawn_tool_call(

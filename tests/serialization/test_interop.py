@@ -43,6 +43,8 @@ def expected_parts(decoder: str) -> list[tuple[Any, ...]]:
     return [
         ("reasoning", "Let me think.", None),
         ("text", "Checking three things.", None),
+        ("tool-call", "search", {"q": "trio"}, ["trio docs"], False, None),
+        ("tool-call", "search", {"q": "anyio"}, ["anyio docs"], False, None),
         (*WEATHER, None),
         (*RESEARCH, None),
         (*STATION, None),
@@ -138,6 +140,8 @@ def test_the_ai_sdk_builds_the_ui_message(scenarios_url: str, split: int | None)
         "step-start",
         "reasoning",
         "text",
+        "tool-search",
+        "tool-search",
         "tool-weather",
         "tool-research",
         "tool-station",
@@ -169,6 +173,10 @@ def test_the_ai_sdk_builds_the_ui_message(scenarios_url: str, split: int | None)
     [fetch] = grouped["tool-fetch"]
     assert fetch["callProviderMetadata"] == {"trioStream": {"parentId": "call_r"}}
     assert fetch["output"] == "<html>"
+    assert [(p["input"], p["output"]) for p in grouped["tool-search"]] == [
+        ({"q": "trio"}, ["trio docs"]),
+        ({"q": "anyio"}, ["anyio docs"]),
+    ]
     [source] = grouped["source-url"]
     assert (source["url"], source["title"]) == ("https://trio.readthedocs.io", "Trio")
     [file] = grouped["file"]
