@@ -129,3 +129,58 @@ async def test_a_cancelled_reader_does_not_block_the_next_one() -> None:
         await buffer.receive()
     buffer.put(TextDeltaChunk("x"))
     assert await buffer.receive() == TextDeltaChunk("x")
+
+
+async def test_a_batch_is_everything_queued_up_to_the_limit() -> None:
+    buffer = ChunkBuffer(high_water=8)
+    for text in "abcde":
+        buffer.put(TextDeltaChunk(text))
+    buffer.add_operations([{"type": "set", "path": ["k"], "value": 1}])
+    assert [c.text_delta for c in await buffer.receive_batch(3)] == ["a", "b", "c"]  # type: ignore[union-attr]
+    rest = await buffer.receive_batch(10)
+    assert [c.type for c in rest] == ["text-delta", "text-delta", "update-state"]
+
+
+async def test_a_batch_waits_for_the_first_chunk_only() -> None:
+    buffer = ChunkBuffer(high_water=8)
+    async with anyio.create_task_group() as task_group:
+
+        async def produce() -> None:
+            await anyio.sleep(0.01)
+            buffer.put(TextDeltaChunk("first"))
+
+        task_group.start_soon(produce)
+        assert await buffer.receive_batch(10) == [TextDeltaChunk("first")]
+    buffer.close()
+    with pytest.raises(anyio.EndOfStream):
+        await buffer.receive_batch(10)
+
+
+async def test_a_batch_releases_waiting_writers() -> None:
+    buffer = ChunkBuffer(high_water=4)
+    for _ in range(4):
+        buffer.put(TextDeltaChunk("x"))
+    resumed = anyio.Event()
+
+    async def writer() -> None:
+        await buffer.wait_writable()
+        resumed.set()
+
+    async with anyio.create_task_group() as task_group:
+        task_group.start_soon(writer)
+        await anyio.sleep(0.01)
+        assert len(await buffer.receive_batch(100)) == 4
+        with anyio.fail_after(1):
+            await resumed.wait()
+
+
+async def test_the_run_hands_out_batches_and_refuses_a_zero_limit() -> None:
+    async def callback(controller: RunController) -> None:
+        for i in range(5):
+            controller.append_text(str(i))
+
+    async with create_run(callback) as chunks:
+        with pytest.raises(ValueError, match="at least 1"):
+            await chunks.receive_batch(0)
+        await anyio.sleep(0.01)  # the callback has queued everything
+        assert len(await chunks.receive_batch()) == 5

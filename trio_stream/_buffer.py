@@ -147,6 +147,10 @@ class ChunkBuffer:
         """
         await self._wait_readable()
         chunks = self._chunks
+        if self._pending and len(chunks) < limit:
+            # The queue is about to be empty: the state operations made since
+            # the last chunk join this batch rather than wait for the next.
+            self._flush_pending()
         if len(chunks) <= limit:
             batch = list(chunks)
             chunks.clear()
