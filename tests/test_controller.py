@@ -89,6 +89,11 @@ async def test_add_step_finish_defaults_and_continuation() -> None:
     assert await collect(run) == [StepFinishChunk("tool-calls", 0, 0, True)]
 
 
+def append_bad_state_text(controller: RunController) -> None:
+    controller.state = {"log": ""}
+    controller.append_state_text(["log"], "\ud800")
+
+
 @pytest.mark.parametrize(
     ("misuse", "message"),
     [
@@ -102,6 +107,16 @@ async def test_add_step_finish_defaults_and_continuation() -> None:
         (lambda c: c.add_step_finish("done"), "finish_reason must be one of"),
         (lambda c: c.add_step_finish("stop", input_tokens=-1), "input_tokens must be"),
         (lambda c: c.add_stream([1, 2]), "expects an async iterable, not list"),
+        (
+            lambda c: c.append_text("caf\udce9"),  # a byte smuggled in by surrogateescape
+            "append_text's text_delta is not valid Unicode text: surrogates not allowed at "
+            "index 3",
+        ),
+        (
+            append_bad_state_text,
+            r"append-text at state path .*log.* is not valid Unicode text",
+        ),
+        (lambda c: c.add_source("\udfff", "https://x"), "add_source's id is not valid Unicode"),
     ],
 )
 async def test_bad_arguments_are_refused_with_a_clear_message(misuse: Any, message: str) -> None:
@@ -110,7 +125,8 @@ async def test_bad_arguments_are_refused_with_a_clear_message(misuse: Any, messa
             misuse(controller)
         controller.append_text("still fine")
 
-    assert await collect(run) == [TextDeltaChunk("still fine")]
+    # (The state case sets a state first: its update-state chunk comes before.)
+    assert (await collect(run))[-1] == TextDeltaChunk("still fine")
 
 
 async def test_add_stream_copies_another_stream_in() -> None:

@@ -23,7 +23,7 @@ import anyio
 from . import _ids
 from ._buffer import ChunkBuffer
 from ._errors import StreamClosedError, describe
-from ._json import encode_checked, ensure_serializable
+from ._json import encode_checked, ensure_serializable, ensure_text
 from ._scope import CancellationSignal, Scope
 from ._state import Key, StateProxy, StateTree
 from ._taskgroups import exit_task_group
@@ -58,6 +58,7 @@ _FINISH_REASONS = frozenset(get_args(FinishReason))
 def _require_str(value: object, what: str) -> None:
     if not isinstance(value, str):
         raise TypeError(f"{what} must be a str, not {type(value).__name__}")
+    ensure_text(value, what)
 
 
 class RunController:

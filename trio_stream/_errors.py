@@ -68,4 +68,7 @@ def describe(exc: BaseException) -> str:
     """
     if isinstance(exc, BaseExceptionGroup):
         return "; ".join(describe(leaf) for leaf in leaf_exceptions(exc))
-    return str(exc) or type(exc).__name__
+    text = str(exc) or type(exc).__name__
+    # A message is shown to a client: lone surrogates, which have no UTF-8
+    # form, are spelled out rather than allowed to break the encoding.
+    return text if text.isascii() else text.encode("utf-8", "backslashreplace").decode()

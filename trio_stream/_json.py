@@ -43,3 +43,20 @@ def normalized(value: Any, what: str) -> Any:
 def ensure_serializable(value: Any, what: str) -> None:
     """Raise ``SerializationError`` naming ``what`` if ``value`` cannot be encoded."""
     encode_checked(value, what)
+
+
+def ensure_text(value: str, what: str) -> None:
+    """Raise ``SerializationError`` naming ``what`` if ``value`` is not valid Unicode.
+
+    A Python ``str`` can hold lone surrogates (from ``surrogateescape`` or
+    broken decoding), which have no UTF-8 form, so they would fail deep in a
+    wire encoder; here they fail at the call that produced them. ASCII text,
+    the common case, is checked without encoding.
+    """
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError as exc:
+            raise SerializationError(
+                f"{what} is not valid Unicode text: {exc.reason} at index {exc.start}"
+            ) from None

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
-from ._json import normalized
+from ._json import ensure_text, normalized
 from .chunks import StateOperation
 
 __all__ = ["StateProxy", "StateTree"]
@@ -133,6 +133,8 @@ class StateTree:
                     f"append-text at state path {_format_path(path)} needs a str, "
                     f"not {type(op['value']).__name__}"
                 )
+            else:
+                ensure_text(op["value"], f"append-text at state path {_format_path(path)}")
             value = _applied(value, path, 0, op)
             applied.append(op)
         self._emit(applied)

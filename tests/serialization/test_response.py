@@ -10,10 +10,11 @@ import logging
 import subprocess
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import httpx
 import pytest
 import trio
@@ -25,7 +26,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from trio_stream import RunController, ToolCallController, create_run
+from trio_stream import RunController, SerializationError, ToolCallController, create_run
+from trio_stream.chunks import Chunk, TextDeltaChunk
 from trio_stream.serialization import RunResponse
 from trio_stream.serialization.assistant_transport import AssistantTransportResponse
 from trio_stream.serialization.data_stream import DataStreamEncoder, DataStreamResponse
@@ -431,3 +433,44 @@ async def test_a_server_refusing_writes_counts_as_a_disconnect() -> None:
     )
     assert cancelled.is_set()
     assert writes == 3
+
+
+@pytest.mark.anyio
+async def test_a_chunk_the_encoder_cannot_write_ends_the_body_with_an_error() -> None:
+    async def raw_chunks() -> AsyncIterator[Chunk]:
+        yield TextDeltaChunk("fine")
+        await anyio.lowlevel.checkpoint()
+        yield TextDeltaChunk("not \udc80 UTF-8")  # add_stream takes chunks as they are
+
+    async def callback(controller: RunController) -> None:
+        controller.add_stream(raw_chunks())
+
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    with pytest.raises(SerializationError, match="could not be encoded"):
+        await DataStreamResponse(create_run(callback))(
+            {"type": "http", "path": "/"}, never_disconnect, send
+        )
+    body = b"".join(m.get("body", b"") for m in sent)
+    assert body.startswith(b'0:"fine"\n3:"a chunk could not be encoded for the wire: ')
+    assert sent[-1]["more_body"] is False
+
+
+@pytest.mark.anyio
+async def test_an_error_message_that_is_not_unicode_is_spelled_out() -> None:
+    async def callback(controller: RunController) -> None:
+        raise ValueError("bad byte: \udcff")
+
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    with pytest.raises(ValueError, match="bad byte"):
+        await DataStreamResponse(create_run(callback))(
+            {"type": "http", "path": "/"}, never_disconnect, send
+        )
+    assert b"".join(m.get("body", b"") for m in sent) == b'3:"bad byte: \\\\udcff"\n'
