@@ -90,7 +90,26 @@ async def failing(controller: RunController) -> None:
     raise RuntimeError("the model is down")
 
 
+async def _writer(tool: ToolCallController) -> str:
+    async with tool.open_substream() as nested:
+        for i in range(3):
+            nested.append_text(f"{tool.args['name']}{i} ")
+            await anyio.sleep(0.005)
+    return "written"
+
+
+async def parallel_text(controller: RunController) -> None:
+    """Two sub-streams write text while the run itself does."""
+    controller.append_text("Comparing: ")
+    controller.spawn_tool_call("writer", _writer, args={"name": "a"}, tool_call_id="call_a")
+    controller.spawn_tool_call("writer", _writer, args={"name": "b"}, tool_call_id="call_b")
+    for word in ("while ", "they ", "work"):
+        controller.append_text(word)
+        await anyio.sleep(0.004)
+
+
 SCENARIOS = {
+    "parallel": parallel_text,
     "text": text,
     "everything": everything,
     "long": long_delta,

@@ -114,6 +114,34 @@ def test_assistant_ui_reads_plain_and_very_long_text(scenarios_url: str, decoder
     assert summarize(long["message"]["parts"]) == [("text", "\u03b1" * 200_000 + "end", None)]
 
 
+def text_by_producer(parts: list[tuple[Any, ...]]) -> dict[str | None, list[str]]:
+    texts: dict[str | None, list[str]] = {}
+    for part in parts:
+        if part[0] == "text":
+            texts.setdefault(part[2], []).append(part[1])
+    return texts
+
+
+@pytest.mark.parametrize("decoder", ["data-stream", "assistant-transport"])
+def test_parallel_sub_streams_keep_their_text_apart(scenarios_url: str, decoder: str) -> None:
+    output = decode(decoder, url=f"{scenarios_url}/{decoder}/parallel")
+    assert output["warnings"] == []
+    texts = text_by_producer(summarize(output["message"]["parts"]))
+    joined = {parent: "".join(pieces) for parent, pieces in texts.items()}
+    assert joined == {
+        None: "Comparing: while they work",
+        "call_a": "a0 a1 a2 ",
+        "call_b": "b0 b1 b2 ",
+    }
+    if decoder == "assistant-transport":
+        # One part per producer and stretch of text, however they interleave.
+        assert texts == {
+            None: ["Comparing: ", "while they work"],
+            "call_a": ["a0 a1 a2 "],
+            "call_b": ["b0 b1 b2 "],
+        }
+
+
 # -- the AI SDK ------------------------------------------------------------------
 
 
@@ -191,6 +219,22 @@ def test_the_ai_sdk_builds_the_ui_message(scenarios_url: str, split: int | None)
         "type": "finish",
         "finishReason": "stop",
         "usage": {"inputTokens": 10, "outputTokens": 20},
+    }
+
+
+def test_the_ai_sdk_keeps_parallel_text_blocks_apart(scenarios_url: str) -> None:
+    output = decode("ai-ui-message-stream", url=f"{scenarios_url}/ui-message-stream/parallel")
+    assert output["warnings"] == []
+    texts: dict[str | None, list[str]] = {}
+    for part in output["message"]["parts"]:
+        if part["type"] == "text":
+            parent = part.get("providerMetadata", {}).get("trioStream", {}).get("parentId")
+            texts.setdefault(parent, []).append(part["text"])
+            assert part["state"] == "done"
+    assert texts == {
+        None: ["Comparing: ", "while they work"],
+        "call_a": ["a0 a1 a2 "],
+        "call_b": ["b0 b1 b2 "],
     }
 
 
