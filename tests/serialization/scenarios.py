@@ -35,6 +35,7 @@ async def _research(tool: ToolCallController) -> str:
         nested.append_text("Reading ")
         await anyio.sleep(0.01)
         nested.append_text("sources")
+        nested.add_file(b"hi", "text/plain")
         nested.spawn_tool_call("fetch", _fetch, args={"url": "https://example.org"})
     return "summary"
 

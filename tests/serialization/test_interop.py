@@ -39,7 +39,10 @@ def expected_parts(decoder: str) -> list[tuple[Any, ...]]:
     # The UI message stream has no parent ids for assistant-ui's decoder to
     # read, and carries files as data URLs.
     parent = None if decoder == "ui-message-stream" else "call_r"
-    file_data = "data:text/plain;base64,aGVsbG8=" if decoder == "ui-message-stream" else "aGVsbG8="
+    file_data, nested_file_data = "aGVsbG8=", "aGk="
+    if decoder == "ui-message-stream":
+        file_data = "data:text/plain;base64," + file_data
+        nested_file_data = "data:text/plain;base64," + nested_file_data
     return [
         ("reasoning", "Let me think.", None),
         ("text", "Checking three things.", None),
@@ -49,6 +52,7 @@ def expected_parts(decoder: str) -> list[tuple[Any, ...]]:
         (*RESEARCH, None),
         (*STATION, None),
         ("text", "Reading sources", parent),
+        ("file", "text/plain", nested_file_data, parent),
         (*FETCH, parent),
         ("source", "https://trio.readthedocs.io", "Trio", None),
         ("file", "text/plain", file_data, None),
@@ -175,6 +179,7 @@ def test_the_ai_sdk_builds_the_ui_message(scenarios_url: str, split: int | None)
         "tool-station",
         "data-update-state",
         "text",
+        "file",
         "tool-fetch",
         "source-url",
         "file",
@@ -207,12 +212,15 @@ def test_the_ai_sdk_builds_the_ui_message(scenarios_url: str, split: int | None)
     ]
     [source] = grouped["source-url"]
     assert (source["url"], source["title"]) == ("https://trio.readthedocs.io", "Trio")
-    [file] = grouped["file"]
-    assert file == {
-        "type": "file",
-        "mediaType": "text/plain",
-        "url": "data:text/plain;base64,aGVsbG8=",
-    }
+    assert grouped["file"] == [
+        {
+            "type": "file",
+            "mediaType": "text/plain",
+            "url": "data:text/plain;base64,aGk=",
+            "providerMetadata": {"trioStream": {"parentId": "call_r"}},
+        },
+        {"type": "file", "mediaType": "text/plain", "url": "data:text/plain;base64,aGVsbG8="},
+    ]
     assert grouped["data-custom"][0]["data"] == {"kind": "chart", "points": [1, 2, 3]}
     finish = output["chunks"][-1]
     assert finish == {

@@ -74,7 +74,10 @@ def _source(chunk: SourceChunk) -> bytes:
 
 
 def _file(chunk: FileChunk) -> bytes:
-    return _line(b"k:", {"data": chunk.data, "mimeType": chunk.mime_type})
+    value = {"data": chunk.data, "mimeType": chunk.mime_type}
+    if chunk.parent_id is not None:
+        value["parentId"] = chunk.parent_id
+    return _line(b"k:", value)
 
 
 def _annotations(chunk: AnnotationsChunk) -> bytes:
