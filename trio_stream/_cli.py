@@ -14,7 +14,7 @@ import trio
 from hypercorn.config import Config
 from starlette.types import ASGIApp
 
-from ._server import serve
+from ._server import DEFAULT_BACKLOG, serve
 
 logger = logging.getLogger("trio_stream")
 
@@ -42,6 +42,7 @@ def _load(target: str) -> ASGIApp:
 
 def _run(app: ASGIApp, host: str, port: int) -> None:
     config = Config()
+    config.backlog = DEFAULT_BACKLOG
     config.bind = [f"{host}:{port}"]
     config.accesslog = "-"
     with contextlib.suppress(KeyboardInterrupt):

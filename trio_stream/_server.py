@@ -20,6 +20,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["LifespanGuard", "serve"]
 
+DEFAULT_BACKLOG = 4096
+"""Connections the kernel may queue before they are accepted (hypercorn's own default: 100).
+
+Chat clients arrive in bursts, and a worker busy streaming to thousands of
+them accepts new ones between writes. With a short queue, a burst overflows it
+and the kernel drops the handshakes it cannot queue: clients then wait for TCP
+retransmissions, seconds each, and time out. The kernel caps the value at
+``net.core.somaxconn``.
+"""
+
 _DONE = frozenset({"lifespan.shutdown.complete", "lifespan.shutdown.failed"})
 
 
@@ -77,7 +87,9 @@ async def serve(
     """Serve ``app`` with hypercorn's Trio worker until cancelled or shut down.
 
     Binds ``host:port`` (default ``127.0.0.1:8000``; port 0 picks a free
-    port), or whatever ``config.bind`` says if neither is given. Start it with
+    port), or whatever ``config.bind`` says if neither is given. Without a
+    ``config``, hypercorn's defaults apply except for the listen backlog, see
+    ``DEFAULT_BACKLOG``. Start it with
     ``trio.run(serve, app)``, or with ``await nursery.start(serve, app)``,
     which returns the URLs bound, such as ``["http://127.0.0.1:8000"]``.
     ``shutdown_trigger`` is an async function whose return starts a graceful
@@ -85,6 +97,7 @@ async def serve(
     """
     if config is None:
         config = Config()
+        config.backlog = DEFAULT_BACKLOG
     if host is not None or port is not None:
         config.bind = [f"{host or '127.0.0.1'}:{8000 if port is None else port}"]
     await hypercorn_serve(
