@@ -8,6 +8,7 @@ from typing import Any
 
 import anyio
 import anyio.lowlevel
+import httpx2  # the HTTP library of the openai client
 import openai
 import pytest
 from starlette.applications import Starlette
@@ -95,8 +96,7 @@ async def chat_completions(request: Request) -> OpenAIStreamResponse:
 
 @pytest.fixture(scope="module")
 def base_url() -> Iterator[str]:
-    app = Starlette(routes=[Route("/v1/chat/completions", chat_completions, methods=["POST"])])
-    with running(app) as url:
+    with running(APP) as url:
         yield url + "/v1"
 
 
@@ -105,9 +105,16 @@ def anyio_backend() -> str:
     return "trio"
 
 
-async def stream(base_url: str, scenario: str, **options: Any) -> dict[str, Any]:
+APP = Starlette(routes=[Route("/v1/chat/completions", chat_completions, methods=["POST"])])
+
+
+async def stream(
+    base_url: str, scenario: str, http_client: Any = None, **options: Any
+) -> dict[str, Any]:
     """Accumulate a streamed completion the way an application would."""
-    client = openai.AsyncOpenAI(base_url=base_url, api_key="unused", max_retries=0)
+    client = openai.AsyncOpenAI(
+        base_url=base_url, api_key="unused", max_retries=0, http_client=http_client
+    )
     text, reasoning, finish, usage = "", "", None, None
     calls: dict[int, dict[str, str]] = {}
     async with client:
@@ -167,6 +174,17 @@ async def test_a_step_cut_short_finishes_with_length(base_url: str) -> None:
 async def test_a_failing_run_raises_an_api_error_in_the_client(base_url: str) -> None:
     with pytest.raises(openai.APIError, match="upstream model unavailable"):
         await stream(base_url, "failing")
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio", "asyncio"])
+async def test_in_process_on_any_backend(anyio_backend: str) -> None:
+    # The openai client's own HTTP library, calling the app in process.
+    transport = httpx2.ASGITransport(app=APP)
+    async with httpx2.AsyncClient(transport=transport) as http_client:
+        result = await stream("http://app/v1", "tools", http_client=http_client)
+    assert result["text"] == "Checking both…"
+    assert [call["name"] for call in result["calls"].values()] == ["weather", "search"]
+    assert result["finish"] == "tool_calls"
 
 
 def test_encoder_chunks_and_finish_reasons() -> None:
