@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 
 import anyio
@@ -76,7 +77,9 @@ async def test_synchronous_puts_never_block() -> None:
     assert len(buffer) == 10
 
 
-async def test_writers_resume_once_the_queue_is_half_drained() -> None:
+@contextlib.asynccontextmanager
+async def full_buffer_and_waiting_writer() -> AsyncIterator[tuple[ChunkBuffer, anyio.Event]]:
+    """A buffer at its high-water mark (4), and an event set once a writer may go on."""
     buffer = ChunkBuffer(high_water=4)
     for _ in range(4):
         buffer.put(TextDeltaChunk("x"))
@@ -89,6 +92,11 @@ async def test_writers_resume_once_the_queue_is_half_drained() -> None:
     async with anyio.create_task_group() as task_group:
         task_group.start_soon(writer)
         await anyio.sleep(0.01)
+        yield buffer, resumed
+
+
+async def test_writers_resume_once_the_queue_is_half_drained() -> None:
+    async with full_buffer_and_waiting_writer() as (buffer, resumed):
         await buffer.receive()
         await anyio.sleep(0.01)
         assert not resumed.is_set()  # 3 left: above half of 4
@@ -157,18 +165,7 @@ async def test_a_batch_waits_for_the_first_chunk_only() -> None:
 
 
 async def test_a_batch_releases_waiting_writers() -> None:
-    buffer = ChunkBuffer(high_water=4)
-    for _ in range(4):
-        buffer.put(TextDeltaChunk("x"))
-    resumed = anyio.Event()
-
-    async def writer() -> None:
-        await buffer.wait_writable()
-        resumed.set()
-
-    async with anyio.create_task_group() as task_group:
-        task_group.start_soon(writer)
-        await anyio.sleep(0.01)
+    async with full_buffer_and_waiting_writer() as (buffer, resumed):
         assert len(await buffer.receive_batch(100)) == 4
         with anyio.fail_after(1):
             await resumed.wait()
