@@ -15,20 +15,9 @@ from starlette.routing import Route
 
 from trio_stream import create_run
 from trio_stream.serialization import RunResponse
-from trio_stream.serialization.assistant_transport import AssistantTransportResponse
-from trio_stream.serialization.data_stream import DataStreamResponse
-from trio_stream.serialization.openai_stream import OpenAIStreamResponse
-from trio_stream.serialization.ui_message_stream import UIMessageStreamResponse
 
 from ..serving import running
-from .scenarios import SCENARIOS
-
-RESPONSES: dict[str, type[RunResponse]] = {
-    "data-stream": DataStreamResponse,
-    "assistant-transport": AssistantTransportResponse,
-    "ui-message-stream": UIMessageStreamResponse,
-    "openai": OpenAIStreamResponse,
-}
+from .scenarios import RESPONSES, SCENARIOS
 
 
 async def scenario(request: Request) -> RunResponse:

@@ -10,8 +10,23 @@ import anyio
 import anyio.lowlevel
 
 from trio_stream import RunController, ToolCallController
+from trio_stream.serialization import (
+    AssistantTransportResponse,
+    DataStreamResponse,
+    OpenAIStreamResponse,
+    RunResponse,
+    UIMessageStreamResponse,
+)
 
-__all__ = ["SCENARIOS"]
+__all__ = ["RESPONSES", "SCENARIOS"]
+
+RESPONSES: dict[str, type[RunResponse]] = {
+    "data-stream": DataStreamResponse,
+    "assistant-transport": AssistantTransportResponse,
+    "ui-message-stream": UIMessageStreamResponse,
+    "openai": OpenAIStreamResponse,
+}
+"""Each format's response, by the name the decoders use."""
 
 
 async def text(controller: RunController) -> None:

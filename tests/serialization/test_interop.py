@@ -23,8 +23,7 @@ from trio_stream import create_run
 from trio_stream.serialization import RunResponse
 
 from .clients import DecodeError, decode, summarize
-from .conftest import RESPONSES
-from .scenarios import everything
+from .scenarios import RESPONSES, everything
 
 ASSISTANT_STREAM_FORMATS = ["data-stream", "assistant-transport", "ui-message-stream"]
 
