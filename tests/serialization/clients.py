@@ -9,7 +9,10 @@ from typing import Any
 
 __all__ = ["DecodeError", "decode", "sse_events", "summarize"]
 
-DECODER = Path(__file__).parents[1] / "js" / "decode.mjs"
+JS = Path(__file__).parents[1] / "js"
+"""The Node.js side of the tests, with its pinned npm packages."""
+
+DECODER = JS / "decode.mjs"
 
 
 class DecodeError(Exception):

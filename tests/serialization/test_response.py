@@ -6,6 +6,7 @@ with httpx or curl; the app records what happened on the server side.
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 import threading
@@ -34,6 +35,7 @@ from trio_stream.serialization.data_stream import DataStreamEncoder, DataStreamR
 from trio_stream.serialization.openai_stream import OpenAIStreamResponse
 
 from ..serving import running
+from .clients import JS
 
 DATA_STREAM_END = b'd:{"finishReason":"stop","usage":{"inputTokens":0,"outputTokens":0}}\n'
 """How a data stream body without steps ends."""
@@ -188,6 +190,44 @@ def test_behind_fastapi_middleware_a_disconnect_still_cancels_the_run(
         assert not events["cancelled"].is_set()
         response.close()
         assert events["cancelled"].wait(5)
+
+
+def test_over_http2_a_reset_stream_cancels_its_run_and_the_connection_lives_on(
+    events: dict[str, threading.Event],
+) -> None:
+    async def slow_tool(tool: ToolCallController) -> None:
+        try:
+            await trio.sleep_forever()
+        finally:
+            events["cancelled"].set()
+
+    async def slow(controller: RunController) -> None:
+        controller.append_text("working")
+        controller.spawn_tool_call("slow", slow_tool)
+
+    async def quick(controller: RunController) -> None:
+        controller.append_text("quick")
+
+    app = Starlette(
+        routes=[
+            Route("/slow", lambda request: DataStreamResponse(create_run(slow))),
+            Route("/quick", lambda request: DataStreamResponse(create_run(quick))),
+        ]
+    )
+    with running(app) as url:
+        # Node's http2 client, cleartext with prior knowledge, as hypercorn allows.
+        result = subprocess.run(
+            ["node", str(JS / "http2_abort.mjs"), url, "/slow", "/quick"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        assert events["cancelled"].wait(5)
+    output = json.loads(result.stdout)
+    assert output["aborted"].startswith('0:"working"\n')
+    assert output["after"] == 200
+    assert output["body"].startswith('0:"quick"\n')
 
 
 def test_an_ordinary_run_ends_the_body_and_runs_the_background_task() -> None:
