@@ -14,6 +14,7 @@ chunks, the tool calls left without a result, and errors.
 
 from __future__ import annotations
 
+import re
 from typing import Any, TypeVar
 
 import msgspec
@@ -44,15 +45,28 @@ def open_tool_call(calls: dict[str, T], tool_call_id: str) -> T:
         ) from None
 
 
-class ToolArguments:
-    """A tool call's argument text, and whether it is complete JSON yet."""
+_STRUCTURE = re.compile(r'["\\{}\[\]]')
+"""The characters that change a JSON text's nesting: quotes, backslashes, brackets."""
 
-    __slots__ = ("complete", "pieces", "value")
+
+class ToolArguments:
+    """A tool call's argument text, and whether it is complete JSON yet.
+
+    A scanner follows the text's nesting as it arrives (brackets outside
+    strings, with escapes honoured across piece boundaries), so the whole
+    text is parsed only when its outermost bracket closes: linear in the
+    length of the arguments, however finely they are streamed.
+    """
+
+    __slots__ = ("_depth", "_escape_pending", "_in_string", "complete", "pieces", "value")
 
     def __init__(self) -> None:
         self.pieces: list[str] = []
         self.complete = False
         self.value: Any = None
+        self._depth = 0
+        self._in_string = False
+        self._escape_pending = False
 
     @property
     def text(self) -> str:
@@ -61,16 +75,40 @@ class ToolArguments:
     def add(self, piece: str) -> bool:
         """Add a piece of text; true when this piece completes the arguments."""
         self.pieces.append(piece)
-        if self.complete or not piece.rstrip().endswith(("}", "]")):
+        if self.complete or not self._closes_outermost(piece):
             return False
-        # Only text ending in a closing bracket can be a complete object or
-        # array: trying to parse just then keeps streamed arguments linear.
         try:
             self.value = _decode(self.text)
         except msgspec.DecodeError:
-            return False
+            return False  # not JSON after all; perhaps a later piece mends it
         self.complete = True
         return True
+
+    def _closes_outermost(self, piece: str) -> bool:
+        closed = False
+        escaped = 0 if self._escape_pending else -1  # the index of an escaped character
+        self._escape_pending = False
+        for match in _STRUCTURE.finditer(piece):
+            index = match.start()
+            if index == escaped:
+                continue
+            char = match.group()
+            if self._in_string:
+                if char == "\\":
+                    if index + 1 == len(piece):
+                        self._escape_pending = True
+                    else:
+                        escaped = index + 1
+                elif char == '"':
+                    self._in_string = False
+            elif char == '"':
+                self._in_string = True
+            elif char in "{[":
+                self._depth += 1
+            elif char in "}]" and self._depth > 0:
+                self._depth -= 1
+                closed = closed or self._depth == 0
+        return closed
 
 
 class MessageOutcome:
