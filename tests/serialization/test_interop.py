@@ -19,7 +19,7 @@ import anyio.to_thread
 import pytest
 from starlette.types import Message
 
-from trio_stream import create_run
+from trio_stream import RunController, create_run
 from trio_stream.serialization import RunResponse
 
 from .clients import DecodeError, decode, summarize
@@ -291,3 +291,31 @@ async def test_the_encoders_give_the_same_message_on_any_backend(decoder: str) -
     output = await anyio.to_thread.run_sync(partial(decode, decoder, body=body, split=5))
     assert output["warnings"] == []
     assert summarize(output["message"]["parts"]) == expected_parts(decoder)
+
+
+async def pauses(controller: RunController) -> None:
+    controller.append_text("before")
+    await anyio.sleep(0.05)
+    controller.append_text(" after")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("decoder", "format"),
+    [
+        ("data-stream", "data-stream"),
+        ("assistant-transport", "assistant-transport"),
+        ("ui-message-stream", "ui-message-stream"),
+        ("ai-ui-message-stream", "ui-message-stream"),
+    ],
+)
+async def test_heartbeats_are_ignored_by_every_decoder(decoder: str, format: str) -> None:
+    body = await body_of(RESPONSES[format](create_run(pauses), heartbeat=0.01))
+    if format == "data-stream":
+        assert b'0:"before"\n\n\n' in body  # blank lines between the two deltas
+    else:
+        assert body.count(b": heartbeat\n\n") >= 2
+    output = await anyio.to_thread.run_sync(partial(decode, decoder, body=body, split=2))
+    assert output["warnings"] == []
+    texts = [part["text"] for part in output["message"]["parts"] if part["type"] == "text"]
+    assert texts == ["before after"]
