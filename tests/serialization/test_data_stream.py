@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from trio_stream.chunks import (
-    Chunk,
     ErrorChunk,
     StepFinishChunk,
     TextDeltaChunk,
@@ -76,15 +75,3 @@ def test_a_tool_call_cannot_start_twice() -> None:
     encoder.encode([ToolCallBeginChunk("c1", "f")])
     with pytest.raises(ValueError, match="started twice"):
         encoder.encode([ToolCallBeginChunk("c1", "f")])
-
-
-def test_a_batch_encodes_to_the_bytes_of_its_chunks_one_by_one() -> None:
-    chunks: list[Chunk] = [
-        TextDeltaChunk("a"),
-        ToolCallBeginChunk("c1", "f"),
-        ToolCallDeltaChunk("c1", "{}"),
-        ToolResultChunk("c1", 1),
-        TextDeltaChunk("b", parent_id="c1"),
-    ]
-    one_by_one = DataStreamEncoder()
-    assert DataStreamEncoder().encode(chunks) == b"".join(one_by_one.encode([c]) for c in chunks)

@@ -15,17 +15,26 @@ chunks, the tool calls left without a result, and errors.
 from __future__ import annotations
 
 import re
-from typing import Any, TypeVar
+from typing import Any, Never, NoReturn, TypeVar
 
 import msgspec
 
 from ..chunks import FinishReason, StepFinishChunk
 
-__all__ = ["MessageOutcome", "ToolArguments", "open_tool_call", "start_tool_call"]
+__all__ = ["MessageOutcome", "ToolArguments", "not_a_chunk", "open_tool_call", "start_tool_call"]
 
 _decode = msgspec.json.decode
 
 T = TypeVar("T")
+
+
+def not_a_chunk(value: Never) -> NoReturn:
+    """The end of a ``match`` over every chunk type.
+
+    Typed ``Never``, so that a type checker proves the match complete; at run
+    time it refuses whatever else was passed for a chunk.
+    """
+    raise TypeError(f"not a chunk: {value!r}")
 
 
 def start_tool_call(calls: dict[str, T], tool_call_id: str, call: T) -> None:

@@ -40,7 +40,13 @@ from ..chunks import (
 )
 from . import _sse
 from ._encoder import StreamEncoder
-from ._message import MessageOutcome, ToolArguments, open_tool_call, start_tool_call
+from ._message import (
+    MessageOutcome,
+    ToolArguments,
+    not_a_chunk,
+    open_tool_call,
+    start_tool_call,
+)
 from ._response import SSE_HEADERS, RunResponse
 
 __all__ = ["AssistantTransportEncoder", "AssistantTransportResponse"]
@@ -209,6 +215,8 @@ class AssistantTransportEncoder(StreamEncoder):
                 events.append({"type": "error", "error": chunk.error})
             case UpdateStateChunk():
                 events.append({"type": "update-state", "operations": chunk.operations})
+            case _:
+                not_a_chunk(chunk)
 
 
 class AssistantTransportResponse(RunResponse):

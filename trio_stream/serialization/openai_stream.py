@@ -26,16 +26,24 @@ from typing import Any, ClassVar
 from .._ids import random_id
 from .._json import encode
 from ..chunks import (
+    AnnotationsChunk,
     Chunk,
+    DataChunk,
     ErrorChunk,
+    FileChunk,
     ReasoningDeltaChunk,
+    SourceChunk,
     StepFinishChunk,
+    StepStartChunk,
     TextDeltaChunk,
     ToolCallBeginChunk,
     ToolCallDeltaChunk,
+    ToolResultChunk,
+    UpdateStateChunk,
 )
 from . import _sse
 from ._encoder import StreamEncoder
+from ._message import not_a_chunk
 from ._response import SSE_HEADERS, RunResponse
 
 __all__ = ["OpenAIStreamEncoder", "OpenAIStreamResponse"]
@@ -124,8 +132,22 @@ class OpenAIStreamEncoder(StreamEncoder):
                 return _sse.event(
                     {"error": {"message": chunk.error, "type": "server_error", "code": None}}
                 )
-            case _:
+            case (
+                # Chunks of sub-streams, and what a chat completion has no place for.
+                TextDeltaChunk()
+                | ReasoningDeltaChunk()
+                | ToolCallBeginChunk()
+                | ToolResultChunk()
+                | DataChunk()
+                | UpdateStateChunk()
+                | SourceChunk()
+                | FileChunk()
+                | AnnotationsChunk()
+                | StepStartChunk()
+            ):
                 return b""
+            case _:
+                return not_a_chunk(chunk)
 
     def finish(self) -> bytes:
         if self._failed:

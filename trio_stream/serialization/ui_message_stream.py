@@ -57,7 +57,13 @@ from ..chunks import (
 )
 from . import _sse
 from ._encoder import StreamEncoder
-from ._message import MessageOutcome, ToolArguments, open_tool_call, start_tool_call
+from ._message import (
+    MessageOutcome,
+    ToolArguments,
+    not_a_chunk,
+    open_tool_call,
+    start_tool_call,
+)
 from ._response import SSE_HEADERS, RunResponse
 
 __all__ = ["UIMessageStreamEncoder", "UIMessageStreamResponse"]
@@ -275,6 +281,8 @@ class UIMessageStreamEncoder(StreamEncoder):
                 self._close_all_blocks(events)
                 self._outcome.failed = True
                 events.append({"type": "error", "errorText": chunk.error})
+            case _:
+                not_a_chunk(chunk)
 
 
 class UIMessageStreamResponse(RunResponse):

@@ -1,0 +1,102 @@
+"""What every StreamEncoder promises, whatever its format."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from trio_stream.chunks import (
+    AnnotationsChunk,
+    Chunk,
+    DataChunk,
+    ErrorChunk,
+    FileChunk,
+    ReasoningDeltaChunk,
+    SourceChunk,
+    StepFinishChunk,
+    StepStartChunk,
+    TextDeltaChunk,
+    ToolCallBeginChunk,
+    ToolCallDeltaChunk,
+    ToolResultChunk,
+    UpdateStateChunk,
+)
+from trio_stream.serialization import (
+    AssistantTransportEncoder,
+    DataStreamEncoder,
+    OpenAIStreamEncoder,
+    StreamEncoder,
+    UIMessageStreamEncoder,
+)
+
+ENCODERS: list[Any] = [
+    DataStreamEncoder,
+    AssistantTransportEncoder,
+    UIMessageStreamEncoder,
+    OpenAIStreamEncoder,
+]
+
+ONE_OF_EACH: list[Chunk] = [
+    StepStartChunk("step"),
+    ReasoningDeltaChunk("hmm"),
+    TextDeltaChunk("a"),
+    ToolCallBeginChunk("c1", "f"),
+    ToolCallDeltaChunk("c1", '{"x": '),
+    ToolCallDeltaChunk("c1", "1}"),
+    TextDeltaChunk("nested", parent_id="c1"),
+    ToolResultChunk("c1", {"ok": True}, artifact=[1]),
+    ToolCallBeginChunk("c2", "g", parent_id="c1"),
+    ToolResultChunk("c2", "failed", is_error=True),
+    SourceChunk(id="s", url="https://example.org", title="Example"),
+    FileChunk("aGk=", "text/plain"),
+    DataChunk({"k": [1, 2]}),
+    AnnotationsChunk(({"note": 1},)),
+    UpdateStateChunk(({"type": "set", "path": [], "value": {"a": 1}},)),
+    StepFinishChunk("stop", 1, 2),
+    TextDeltaChunk("b"),
+    ErrorChunk("boom"),
+]
+
+
+def names(encoder_class: Any) -> str:
+    return str(encoder_class.__name__)
+
+
+@pytest.mark.parametrize("encoder_class", ENCODERS, ids=names)
+def test_a_batch_encodes_to_the_bytes_of_its_chunks_one_by_one(
+    encoder_class: type[StreamEncoder],
+) -> None:
+    together, apart = encoder_class(), encoder_class()
+    # Some encoders put a random id in every event: give both the same.
+    for attribute in ("message_id", "_prefix", "id"):
+        if hasattr(together, attribute):
+            setattr(apart, attribute, getattr(together, attribute))
+    batched = together.start() + together.encode(ONE_OF_EACH) + together.finish()
+    one_by_one = apart.start()
+    for chunk in ONE_OF_EACH:
+        one_by_one += apart.encode([chunk])
+    one_by_one += apart.finish()
+    assert batched == one_by_one
+
+
+@pytest.mark.parametrize("encoder_class", ENCODERS, ids=names)
+def test_every_kind_of_chunk_encodes(encoder_class: type[StreamEncoder]) -> None:
+    encoder = encoder_class()
+    body = encoder.start() + encoder.encode(ONE_OF_EACH) + encoder.finish()
+    assert body.decode().endswith("\n")
+    assert b"boom" in body
+
+
+@pytest.mark.parametrize("encoder_class", ENCODERS, ids=names)
+def test_what_is_not_a_chunk_is_refused(encoder_class: type[StreamEncoder]) -> None:
+    with pytest.raises(TypeError, match="not a chunk"):
+        encoder_class().encode([{"type": "text-delta", "text_delta": "a dict is not a chunk"}])  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize("encoder_class", ENCODERS, ids=names)
+def test_each_format_declares_its_media_type_and_keepalive(
+    encoder_class: type[StreamEncoder],
+) -> None:
+    assert encoder_class.media_type.startswith(("text/plain", "text/event-stream"))
+    assert encoder_class.keepalive in (b"\n", b": heartbeat\n\n")
