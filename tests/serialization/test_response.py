@@ -514,3 +514,20 @@ async def test_an_error_message_that_is_not_unicode_is_spelled_out() -> None:
             {"type": "http", "path": "/"}, never_disconnect, send
         )
     assert b"".join(m.get("body", b"") for m in sent) == b'3:"bad byte: \\\\udcff"\n'
+
+
+@pytest.mark.anyio
+async def test_a_client_gone_before_the_headers_means_no_run() -> None:
+    started = False
+
+    async def callback(controller: RunController) -> None:
+        nonlocal started
+        started = True
+
+    async def send(message: Message) -> None:
+        raise OSError("connection reset")
+
+    await DataStreamResponse(create_run(callback))(
+        {"type": "http", "path": "/"}, never_disconnect, send
+    )
+    assert not started

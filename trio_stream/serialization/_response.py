@@ -137,13 +137,17 @@ class RunResponse(Response):
                 # listener may not have heard it yet.
                 raise _ClientGone from exc
 
-        await send(
-            {
-                "type": "http.response.start",
-                "status": self.status_code,
-                "headers": self.raw_headers,
-            }
-        )
+        try:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": self.status_code,
+                    "headers": self.raw_headers,
+                }
+            )
+        except OSError:
+            logger.info("client disconnected from %s: the run was not started", scope.get("path"))
+            return
         disconnected_at: float | None = None
         failure: Exception | None = None
         async with anyio.create_task_group() as request:
@@ -174,7 +178,7 @@ class RunResponse(Response):
             # Leaving the run's block waited for every task of the run.
             logger.info(
                 "client disconnected from %s: run cancelled, all its tasks done in %.1f ms",
-                scope.get("path", "?"),
+                scope.get("path"),
                 (time.perf_counter() - disconnected_at) * 1000,
             )
         else:
