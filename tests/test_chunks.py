@@ -32,7 +32,7 @@ VOCABULARY: dict[type[Any], tuple[str, tuple[str, ...]]] = {
     ToolCallBeginChunk: ("tool-call-begin", ("tool_call_id", "tool_name", "parent_id")),
     ToolCallDeltaChunk: ("tool-call-delta", ("tool_call_id", "args_text_delta")),
     ToolResultChunk: ("tool-result", ("tool_call_id", "result", "artifact", "is_error")),
-    DataChunk: ("data", ("data",)),
+    DataChunk: ("data", ("data", "name", "parent_id")),
     ErrorChunk: ("error", ("error",)),
     UpdateStateChunk: ("update-state", ("operations",)),
     SourceChunk: ("source", ("id", "url", "source_type", "title", "parent_id")),

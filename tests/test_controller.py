@@ -60,8 +60,17 @@ async def test_parent_id_is_set_on_the_chunks_that_carry_one() -> None:
         tagged.add_source("s", "https://example.org")
         tagged.add_file("eA==", "text/plain")
         await tagged.add_tool_call("tool", "call_1")
+        tagged.add_data([1], name="chart")
 
-    assert [getattr(chunk, "parent_id", None) for chunk in await collect(run)] == ["p"] * 5
+    assert [getattr(chunk, "parent_id", None) for chunk in await collect(run)] == ["p"] * 6
+
+
+async def test_add_data_may_name_the_value() -> None:
+    async def run(controller: RunController) -> None:
+        controller.add_data({"temp": 21}, name="weather")
+        controller.add_data(3)
+
+    assert await collect(run) == [DataChunk({"temp": 21}, "weather"), DataChunk(3)]
 
 
 async def test_add_file_encodes_bytes_as_base64() -> None:
@@ -103,6 +112,8 @@ def append_bad_state_text(controller: RunController) -> None:
         (lambda c: c.add_source("id", 5), "add_source's url must be a str"),
         (lambda c: c.add_file(1.5, "a/b"), "add_file's data must be a str"),
         (lambda c: c.add_annotations("abc"), "expects a list, not str"),
+        (lambda c: c.add_data(1, name=""), "add_data's name must not be empty"),
+        (lambda c: c.add_data(1, name=5), "add_data's name must be a str, not int"),
         (lambda c: c.add_annotations([object()]), "cannot be encoded as JSON"),
         (lambda c: c.add_step_finish("done"), "finish_reason must be one of"),
         (lambda c: c.add_step_finish("stop", input_tokens=-1), "input_tokens must be"),

@@ -101,10 +101,18 @@ class RunController:
         _require_str(reasoning_delta, "append_reasoning's reasoning_delta")
         self._buffer.put(ReasoningDeltaChunk(reasoning_delta, self._parent_id))
 
-    def add_data(self, data: Any) -> None:
-        """Send a JSON value to the front-end as a data chunk."""
+    def add_data(self, data: Any, *, name: str | None = None) -> None:
+        """Send a JSON value to the front-end as a data chunk.
+
+        With a ``name``, the value becomes a named data part of the message
+        (``data-<name>`` for the AI SDK), placed among its other parts.
+        """
         ensure_serializable(data, "add_data's data")
-        self._buffer.put(DataChunk(data))
+        if name is not None:
+            _require_str(name, "add_data's name")
+            if not name:
+                raise ValueError("add_data's name must not be empty")
+        self._buffer.put(DataChunk(data, name, self._parent_id))
 
     def add_error(self, error: str) -> None:
         """Send an error message; the run goes on (see the docs on errors)."""

@@ -106,10 +106,17 @@ class ToolResultChunk(msgspec.Struct, frozen=True):
 
 
 class DataChunk(msgspec.Struct, frozen=True):
-    """Application data for the front-end, outside the message text."""
+    """Application data for the front-end, outside the message text.
+
+    A ``name`` makes it a data part of that name in the formats that have
+    them (``aui-data`` in the data stream, a ``data`` part in the assistant
+    transport, ``data-<name>`` in the UI message stream).
+    """
 
     type: ClassVar[Literal["data"]] = "data"
     data: Any
+    name: str | None = None
+    parent_id: str | None = None
 
 
 class ErrorChunk(msgspec.Struct, frozen=True):

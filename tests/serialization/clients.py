@@ -57,7 +57,8 @@ def summarize(parts: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
 
     ``("text", text, parent)``, ``("reasoning", text, parent)``,
     ``("tool-call", name, args, result, is_error, parent)``,
-    ``("source", url, title, parent)``, ``("file", mime_type, data, parent)``.
+    ``("source", url, title, parent)``, ``("file", mime_type, data, parent)``,
+    ``("data", name, data, parent)``.
     """
     summary: list[tuple[Any, ...]] = []
     for part in parts:
@@ -80,6 +81,8 @@ def summarize(parts: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
                 summary.append(("source", part["url"], part.get("title"), parent))
             case "file":
                 summary.append(("file", part["mimeType"], part["data"], parent))
+            case "data":
+                summary.append(("data", part["name"], part["data"], parent))
             case other:
                 summary.append((other,))
     return summary

@@ -51,6 +51,7 @@ async def _research(tool: ToolCallController) -> str:
         await anyio.sleep(0.01)
         nested.append_text("sources")
         nested.add_file(b"hi", "text/plain")
+        nested.add_data({"pages": 3}, name="progress")
         nested.spawn_tool_call("fetch", _fetch, args={"url": "https://example.org"})
     return "summary"
 

@@ -52,6 +52,7 @@ def expected_parts(decoder: str) -> list[tuple[Any, ...]]:
         (*STATION, None),
         ("text", "Reading sources", parent),
         ("file", "text/plain", nested_file_data, parent),
+        *([] if decoder == "ui-message-stream" else [("data", "progress", {"pages": 3}, parent)]),
         (*FETCH, parent),
         ("source", "https://trio.readthedocs.io", "Trio", None),
         ("file", "text/plain", file_data, None),
@@ -83,6 +84,7 @@ def test_assistant_ui_decodes_every_kind_of_chunk(
                     {"type": "append-text", "path": ["log"], "value": "started"},
                 ],
             },
+            {"name": "progress", "data": {"pages": 3}},
             {"name": "custom", "data": {"kind": "chart", "points": [1, 2, 3]}},
             {
                 "name": "update-state",
@@ -179,6 +181,7 @@ def test_the_ai_sdk_builds_the_ui_message(scenarios_url: str, split: int | None)
         "data-update-state",
         "text",
         "file",
+        "data-progress",
         "tool-fetch",
         "source-url",
         "file",
@@ -221,6 +224,7 @@ def test_the_ai_sdk_builds_the_ui_message(scenarios_url: str, split: int | None)
         {"type": "file", "mediaType": "text/plain", "url": "data:text/plain;base64,aGVsbG8="},
     ]
     assert grouped["data-custom"][0]["data"] == {"kind": "chart", "points": [1, 2, 3]}
+    assert grouped["data-progress"][0]["data"] == {"pages": 3}
     finish = output["chunks"][-1]
     assert finish == {
         "type": "finish",

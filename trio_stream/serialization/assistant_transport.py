@@ -189,8 +189,11 @@ class AssistantTransportEncoder(StreamEncoder):
             case FileChunk():
                 part = {"type": "file", "data": chunk.data, "mimeType": chunk.mime_type}
                 self._whole_part(part, chunk.parent_id, events)
-            case DataChunk():
+            case DataChunk(name=None):
                 events.append({"type": "data", "data": [chunk.data]})
+            case DataChunk():
+                data_part = {"type": "data", "name": chunk.name, "data": chunk.data}
+                self._whole_part(data_part, chunk.parent_id, events)
             case AnnotationsChunk():
                 events.append({"type": "annotations", "annotations": chunk.annotations})
             case StepStartChunk():

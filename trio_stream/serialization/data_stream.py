@@ -57,7 +57,12 @@ def _reasoning(chunk: ReasoningDeltaChunk) -> bytes:
 
 
 def _data(chunk: DataChunk) -> bytes:
-    return _line(b"2:", [chunk.data])
+    if chunk.name is None:
+        return _line(b"2:", [chunk.data])
+    value = {"name": chunk.name, "data": chunk.data}
+    if chunk.parent_id is not None:
+        value["parentId"] = chunk.parent_id
+    return _line(b"aui-data:", value)
 
 
 def _update_state(chunk: UpdateStateChunk) -> bytes:

@@ -22,8 +22,9 @@ How a run's chunks map onto it:
 - A tool result's artifact goes in ``providerMetadata.trioStream.artifact``
   of ``tool-output-available``.
 - State updates become ``data-update-state`` parts whose ``data`` is the
-  list of operations; ``add_data`` values become ``data-custom`` parts; the
-  annotations so far become the message metadata (``{"annotations": [...]}``).
+  list of operations; ``add_data(value, name=...)`` values become
+  ``data-<name>`` parts, ``data-custom`` without a name; the annotations so
+  far become the message metadata (``{"annotations": [...]}``).
 - Files become ``data:`` URLs; steps become ``start-step`` / ``finish-step``.
 - ``finish`` carries the finish reason (``error`` after an error,
   ``tool-calls`` if calls are left without a result, else the last step's,
@@ -248,7 +249,8 @@ class UIMessageStreamEncoder(StreamEncoder):
                 }
                 events.append(_with_parent(file, chunk.parent_id))
             case DataChunk():
-                events.append({"type": "data-custom", "data": chunk.data})
+                name = "custom" if chunk.name is None else chunk.name
+                events.append({"type": f"data-{name}", "data": chunk.data})
             case UpdateStateChunk():
                 events.append({"type": "data-update-state", "data": chunk.operations})
             case AnnotationsChunk():
