@@ -51,9 +51,6 @@ HeartbeatOption = float | bool | None
 _BATCH_LIMIT = 1024
 """Most chunks encoded into one write: bounds a write's size and the time it holds the loop."""
 
-SSE_HEADERS: Mapping[str, str] = {"cache-control": "no-cache", "x-accel-buffering": "no"}
-"""Headers that keep caches and buffering proxies from holding an event stream back."""
-
 
 def _heartbeat_interval(heartbeat: float | bool) -> float | None:
     if heartbeat is True:
@@ -137,6 +134,7 @@ class RunResponse(Response):
                 # listener may not have heard it yet.
                 raise _ClientGone from exc
 
+        path = scope.get("path")
         try:
             await send(
                 {
@@ -146,8 +144,41 @@ class RunResponse(Response):
                 }
             )
         except OSError:
-            logger.info("client disconnected from %s: the run was not started", scope.get("path"))
+            logger.info("client disconnected from %s: the run was not started", path)
             return
+        disconnected_at, failure = await self._run_until_done_or_disconnected(receive, send_body)
+        if disconnected_at is not None:
+            # Leaving the run's block waited for every task of the run.
+            logger.info(
+                "client disconnected from %s: run cancelled, all its tasks done in %.1f ms",
+                path,
+                (time.perf_counter() - disconnected_at) * 1000,
+            )
+        else:
+            # The body's end goes out here, after the listener has stopped: a
+            # server reports the end of a response as a disconnect, which must
+            # not cancel this last write. Also after a failure: the error chunk
+            # went out with the rest, and a client must see a complete body,
+            # not a truncated transfer.
+            with contextlib.suppress(_ClientGone):
+                await send_body(self.encoder.finish(), more_body=False)
+        if failure is not None:
+            try:
+                raise failure
+            finally:
+                del failure
+        if self.background is not None:
+            await self.background()
+
+    async def _run_until_done_or_disconnected(
+        self, receive: Receive, send_body: Callable[[bytes], Awaitable[None]]
+    ) -> tuple[float | None, Exception | None]:
+        """Stream the run next to a disconnect listener.
+
+        Returns when the run's chunks are all sent, or its tasks are all
+        cancelled: the time the client was found gone (if it was), and the
+        run's failure (if it failed).
+        """
         disconnected_at: float | None = None
         failure: Exception | None = None
         async with anyio.create_task_group() as request:
@@ -170,29 +201,8 @@ class RunResponse(Response):
                 disconnected_at = time.perf_counter()
             except Exception as exc:
                 failure = exc
-            # The body's end goes out below, outside this group: a server
-            # reports the end of a response as a disconnect, which must not
-            # cancel the last write.
             request.cancel_scope.cancel()
-        if disconnected_at is not None:
-            # Leaving the run's block waited for every task of the run.
-            logger.info(
-                "client disconnected from %s: run cancelled, all its tasks done in %.1f ms",
-                scope.get("path"),
-                (time.perf_counter() - disconnected_at) * 1000,
-            )
-        else:
-            # Also after a failure: the error chunk went out with the rest, and
-            # a client must see a complete body, not a truncated transfer.
-            with contextlib.suppress(_ClientGone):
-                await send_body(self.encoder.finish(), more_body=False)
-        if failure is not None:
-            try:
-                raise failure
-            finally:
-                del failure
-        if self.background is not None:
-            await self.background()
+        return disconnected_at, failure
 
     async def _stream(
         self, chunks: ChunkStream, send_body: Callable[[bytes], Awaitable[None]]

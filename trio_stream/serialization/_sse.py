@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from .._json import encode
 
-__all__ = ["DONE", "KEEPALIVE", "MEDIA_TYPE", "event"]
+__all__ = ["DONE", "HEADERS", "KEEPALIVE", "MEDIA_TYPE", "event"]
 
 MEDIA_TYPE = "text/event-stream"
+
+HEADERS: Mapping[str, str] = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+"""Headers that keep caches and buffering proxies from holding an event stream back."""
 
 KEEPALIVE = b": heartbeat\n\n"
 """A comment line: it keeps the connection busy, and every SSE parser skips it."""

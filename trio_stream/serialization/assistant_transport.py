@@ -47,7 +47,7 @@ from ._message import (
     open_tool_call,
     start_tool_call,
 )
-from ._response import SSE_HEADERS, RunResponse
+from ._response import RunResponse
 
 __all__ = ["AssistantTransportEncoder", "AssistantTransportResponse"]
 
@@ -66,7 +66,7 @@ class AssistantTransportEncoder(StreamEncoder):
     """Encodes chunks as assistant transport events."""
 
     media_type: ClassVar[str] = _sse.MEDIA_TYPE
-    headers: ClassVar[Mapping[str, str]] = SSE_HEADERS
+    headers: ClassVar[Mapping[str, str]] = _sse.HEADERS
     keepalive: ClassVar[bytes] = _sse.KEEPALIVE
 
     def __init__(self) -> None:

@@ -44,7 +44,7 @@ from ..chunks import (
 from . import _sse
 from ._encoder import StreamEncoder
 from ._message import not_a_chunk
-from ._response import SSE_HEADERS, RunResponse
+from ._response import RunResponse
 
 __all__ = ["OpenAIStreamEncoder", "OpenAIStreamResponse"]
 
@@ -60,7 +60,7 @@ class OpenAIStreamEncoder(StreamEncoder):
     """
 
     media_type: ClassVar[str] = _sse.MEDIA_TYPE
-    headers: ClassVar[Mapping[str, str]] = SSE_HEADERS
+    headers: ClassVar[Mapping[str, str]] = _sse.HEADERS
     keepalive: ClassVar[bytes] = _sse.KEEPALIVE
 
     def __init__(

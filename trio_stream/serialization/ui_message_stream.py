@@ -65,7 +65,7 @@ from ._message import (
     open_tool_call,
     start_tool_call,
 )
-from ._response import SSE_HEADERS, RunResponse
+from ._response import RunResponse
 
 __all__ = ["UIMessageStreamEncoder", "UIMessageStreamResponse"]
 
@@ -100,7 +100,7 @@ class UIMessageStreamEncoder(StreamEncoder):
 
     media_type: ClassVar[str] = _sse.MEDIA_TYPE
     headers: ClassVar[Mapping[str, str]] = {
-        **SSE_HEADERS,
+        **_sse.HEADERS,
         "x-vercel-ai-ui-message-stream": "v1",
     }
     keepalive: ClassVar[bytes] = _sse.KEEPALIVE
