@@ -10,22 +10,41 @@ can say so (the data stream's ``isFinal``, the assistant transport's
 running rather than as still receiving its arguments. How the message ended
 (its finish reason and token usage) is assembled from the ``step-finish``
 chunks, the tool calls left without a result, and errors.
+
+The SSE formats also group text into parts the same way: per producer (see
+``OpenText``).
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, Never, NoReturn, TypeVar
+from typing import Any, Generic, Never, NoReturn, TypeVar
 
 import msgspec
 
 from ..chunks import FinishReason, StepFinishChunk
 
-__all__ = ["MessageOutcome", "ToolArguments", "not_a_chunk", "open_tool_call", "start_tool_call"]
+__all__ = [
+    "MessageOutcome",
+    "OpenText",
+    "ToolArguments",
+    "not_a_chunk",
+    "open_tool_call",
+    "start_tool_call",
+    "with_parent_id",
+]
 
 _decode = msgspec.json.decode
 
 T = TypeVar("T")
+H = TypeVar("H")
+
+
+def with_parent_id(value: dict[str, Any], parent_id: str | None) -> dict[str, Any]:
+    """``value``, with a ``parentId`` entry when the chunk came from a sub-stream."""
+    if parent_id is not None:
+        value["parentId"] = parent_id
+    return value
 
 
 def not_a_chunk(value: Never) -> NoReturn:
@@ -118,6 +137,41 @@ class ToolArguments:
                 self._depth -= 1
                 closed = closed or self._depth == 0
         return closed
+
+
+class OpenText(Generic[H]):
+    """The open text or reasoning part of each producer, by parent id.
+
+    Deltas go into parts per producer: each sub-stream keeps its own open
+    part, so parallel sub-streams do not cut one another's text into
+    fragments, and anything else a producer adds closes its open part, so
+    that its content stays in order. ``H`` is how a format addresses a part:
+    a path, an id.
+    """
+
+    __slots__ = ("_parts",)
+
+    def __init__(self) -> None:
+        self._parts: dict[str | None, tuple[str, H]] = {}
+
+    def find(self, parent_id: str | None, kind: str) -> H | None:
+        """The producer's open part, if it is one of ``kind``."""
+        part = self._parts.get(parent_id)
+        return part[1] if part is not None and part[0] == kind else None
+
+    def open(self, parent_id: str | None, kind: str, handle: H) -> None:
+        """Record the producer's new open part (close the old one first)."""
+        self._parts[parent_id] = (kind, handle)
+
+    def close(self, parent_id: str | None) -> tuple[str, H] | None:
+        """Forget the producer's open part and return it, if it had one."""
+        return self._parts.pop(parent_id, None)
+
+    def close_all(self) -> list[tuple[str, H]]:
+        """Forget every open part and return them, in the order they opened."""
+        parts = list(self._parts.values())
+        self._parts.clear()
+        return parts
 
 
 class MessageOutcome:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .._json import encode
 
-__all__ = ["DONE", "HEADERS", "KEEPALIVE", "MEDIA_TYPE", "event"]
+__all__ = ["DONE", "HEADERS", "KEEPALIVE", "MEDIA_TYPE", "event", "events"]
 
 MEDIA_TYPE = "text/event-stream"
 
@@ -28,3 +28,8 @@ def event(value: Any) -> bytes:
     one ``data:`` line always carries the whole value.
     """
     return b"data: " + encode(value) + b"\n\n"
+
+
+def events(values: Iterable[Any]) -> bytes:
+    """One ``data:`` event per value, in order."""
+    return b"".join([event(value) for value in values])

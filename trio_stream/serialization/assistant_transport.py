@@ -42,10 +42,12 @@ from . import _sse
 from ._encoder import StreamEncoder
 from ._message import (
     MessageOutcome,
+    OpenText,
     ToolArguments,
     not_a_chunk,
     open_tool_call,
     start_tool_call,
+    with_parent_id,
 )
 from ._response import RunResponse
 
@@ -71,8 +73,7 @@ class AssistantTransportEncoder(StreamEncoder):
 
     def __init__(self) -> None:
         self._parts = 0
-        # The open text or reasoning part of each producer, by parent id.
-        self._text_parts: dict[str | None, tuple[str, Path]] = {}
+        self._text: OpenText[Path] = OpenText()
         self._tool_parts: dict[str, _ToolPart] = {}
         self._outcome = MessageOutcome()
 
@@ -80,12 +81,11 @@ class AssistantTransportEncoder(StreamEncoder):
         events: list[dict[str, Any]] = []
         for chunk in chunks:
             self._translate(chunk, events)
-        return b"".join([_sse.event(value) for value in events])
+        return _sse.events(events)
 
     def finish(self) -> bytes:
         events: list[dict[str, Any]] = []
-        for parent_id in list(self._text_parts):
-            self._close_text(parent_id, events)
+        self._close_all_text(events)
         pending = bool(self._tool_parts)
         for tool_call_id in list(self._tool_parts):
             self._close_tool(tool_call_id, events)
@@ -96,22 +96,23 @@ class AssistantTransportEncoder(StreamEncoder):
             events.append(
                 {"type": "message-finish", "finishReason": reason, "usage": outcome.usage}
             )
-        return b"".join([_sse.event(value) for value in events]) + _sse.DONE
+        return _sse.events(events) + _sse.DONE
 
     # -- parts -------------------------------------------------------------
 
     def _start_part(self, part: dict[str, Any], parent_id: str | None, events: list[Any]) -> Path:
-        if parent_id is not None:
-            part["parentId"] = parent_id
-        events.append({"type": "part-start", "part": part, "path": []})
+        events.append({"type": "part-start", "part": with_parent_id(part, parent_id), "path": []})
         path = [self._parts]
         self._parts += 1
         return path
 
     def _close_text(self, parent_id: str | None, events: list[Any]) -> None:
-        open_part = self._text_parts.pop(parent_id, None)
-        if open_part is not None:
-            events.append({"type": "part-finish", "path": open_part[1]})
+        closed = self._text.close(parent_id)
+        if closed is not None:
+            events.append({"type": "part-finish", "path": closed[1]})
+
+    def _close_all_text(self, events: list[Any]) -> None:
+        events.extend({"type": "part-finish", "path": path} for _, path in self._text.close_all())
 
     def _finish_arguments(self, tool: _ToolPart, events: list[Any]) -> None:
         if not tool.arguments.pieces:
@@ -126,13 +127,11 @@ class AssistantTransportEncoder(StreamEncoder):
         events.append({"type": "part-finish", "path": tool.path})
 
     def _text_delta(self, kind: str, text: str, parent_id: str | None, events: list[Any]) -> None:
-        open_part = self._text_parts.get(parent_id)
-        if open_part is None or open_part[0] != kind:
+        path = self._text.find(parent_id, kind)
+        if path is None:
             self._close_text(parent_id, events)
             path = self._start_part({"type": kind}, parent_id, events)
-            self._text_parts[parent_id] = (kind, path)
-        else:
-            path = open_part[1]
+            self._text.open(parent_id, kind, path)
         events.append({"type": "text-delta", "textDelta": text, "path": path})
 
     def _whole_part(self, part: dict[str, Any], parent_id: str | None, events: list[Any]) -> None:
@@ -212,8 +211,7 @@ class AssistantTransportEncoder(StreamEncoder):
                     }
                 )
             case ErrorChunk():
-                for parent_id in list(self._text_parts):
-                    self._close_text(parent_id, events)
+                self._close_all_text(events)
                 self._outcome.failed = True
                 events.append({"type": "error", "error": chunk.error})
             case UpdateStateChunk():

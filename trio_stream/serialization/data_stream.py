@@ -31,7 +31,13 @@ from ..chunks import (
     UpdateStateChunk,
 )
 from ._encoder import StreamEncoder
-from ._message import MessageOutcome, ToolArguments, open_tool_call, start_tool_call
+from ._message import (
+    MessageOutcome,
+    ToolArguments,
+    open_tool_call,
+    start_tool_call,
+    with_parent_id,
+)
 from ._response import RunResponse
 
 __all__ = ["DataStreamEncoder", "DataStreamResponse"]
@@ -60,9 +66,7 @@ def _data(chunk: DataChunk) -> bytes:
     if chunk.name is None:
         return _line(b"2:", [chunk.data])
     value = {"name": chunk.name, "data": chunk.data}
-    if chunk.parent_id is not None:
-        value["parentId"] = chunk.parent_id
-    return _line(b"aui-data:", value)
+    return _line(b"aui-data:", with_parent_id(value, chunk.parent_id))
 
 
 def _update_state(chunk: UpdateStateChunk) -> bytes:
@@ -73,16 +77,12 @@ def _source(chunk: SourceChunk) -> bytes:
     value = {"sourceType": chunk.source_type, "id": chunk.id, "url": chunk.url}
     if chunk.title is not None:
         value["title"] = chunk.title
-    if chunk.parent_id is not None:
-        value["parentId"] = chunk.parent_id
-    return _line(b"h:", value)
+    return _line(b"h:", with_parent_id(value, chunk.parent_id))
 
 
 def _file(chunk: FileChunk) -> bytes:
     value = {"data": chunk.data, "mimeType": chunk.mime_type}
-    if chunk.parent_id is not None:
-        value["parentId"] = chunk.parent_id
-    return _line(b"k:", value)
+    return _line(b"k:", with_parent_id(value, chunk.parent_id))
 
 
 def _annotations(chunk: AnnotationsChunk) -> bytes:
@@ -143,9 +143,7 @@ class DataStreamEncoder(StreamEncoder):
             case ToolCallBeginChunk():
                 start_tool_call(self._tool_calls, chunk.tool_call_id, ToolArguments())
                 begin = {"toolCallId": chunk.tool_call_id, "toolName": chunk.tool_name}
-                if chunk.parent_id is not None:
-                    begin["parentId"] = chunk.parent_id
-                return _line(b"b:", begin)
+                return _line(b"b:", with_parent_id(begin, chunk.parent_id))
             case ToolCallDeltaChunk():
                 delta: dict[str, Any] = {
                     "toolCallId": chunk.tool_call_id,

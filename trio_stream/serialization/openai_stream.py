@@ -43,7 +43,7 @@ from ..chunks import (
 )
 from . import _sse
 from ._encoder import StreamEncoder
-from ._message import not_a_chunk
+from ._message import MessageOutcome, not_a_chunk
 from ._response import RunResponse
 
 __all__ = ["OpenAIStreamEncoder", "OpenAIStreamResponse"]
@@ -86,11 +86,8 @@ class OpenAIStreamEncoder(StreamEncoder):
         self._finish_reason_key = b',"logprobs":null,"finish_reason":'
         self._suffix = self._finish_reason_key + b"null}]}\n\n"
         self._tool_indices: dict[str, int] = {}
-        self._finish_reason: str | None = None
-        self._failed = False
         self._role_sent = False
-        self._input_tokens = 0
-        self._output_tokens = 0
+        self._outcome = MessageOutcome()
 
     def _delta(self, delta: dict[str, Any]) -> bytes:
         if not self._role_sent:
@@ -123,12 +120,10 @@ class OpenAIStreamEncoder(StreamEncoder):
                 call = {"index": known, "function": {"arguments": chunk.args_text_delta}}
                 return self._delta({"tool_calls": [call]})
             case StepFinishChunk():
-                self._input_tokens += chunk.input_tokens
-                self._output_tokens += chunk.output_tokens
-                self._finish_reason = _FINISH_REASONS.get(chunk.finish_reason)
+                self._outcome.step_finished(chunk)
                 return b""
             case ErrorChunk():
-                self._failed = True
+                self._outcome.failed = True
                 return _sse.event(
                     {"error": {"message": chunk.error, "type": "server_error", "code": None}}
                 )
@@ -150,9 +145,14 @@ class OpenAIStreamEncoder(StreamEncoder):
                 return not_a_chunk(chunk)
 
     def finish(self) -> bytes:
-        if self._failed:
+        outcome = self._outcome
+        if outcome.failed:
             return _sse.DONE
-        reason = self._finish_reason or ("tool_calls" if self._tool_indices else "stop")
+        # A last step cut short says so; otherwise a message that called tools
+        # ends with them.
+        reason = _FINISH_REASONS.get(outcome.last_step_reason or "")
+        if reason is None:
+            reason = "tool_calls" if self._tool_indices else "stop"
         delta = b"{}" if self._role_sent else b'{"role":"assistant"}'
         last = self._prefix + delta + self._finish_reason_key + encode(reason) + b"}]}\n\n"
         if not self.include_usage:
@@ -164,9 +164,9 @@ class OpenAIStreamEncoder(StreamEncoder):
             "model": self.model,
             "choices": [],
             "usage": {
-                "prompt_tokens": self._input_tokens,
-                "completion_tokens": self._output_tokens,
-                "total_tokens": self._input_tokens + self._output_tokens,
+                "prompt_tokens": outcome.input_tokens,
+                "completion_tokens": outcome.output_tokens,
+                "total_tokens": outcome.input_tokens + outcome.output_tokens,
             },
         }
         return last + _sse.event(usage) + _sse.DONE

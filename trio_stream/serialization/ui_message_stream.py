@@ -60,6 +60,7 @@ from . import _sse
 from ._encoder import StreamEncoder
 from ._message import (
     MessageOutcome,
+    OpenText,
     ToolArguments,
     not_a_chunk,
     open_tool_call,
@@ -108,8 +109,7 @@ class UIMessageStreamEncoder(StreamEncoder):
     def __init__(self, *, message_id: str | None = None) -> None:
         self.message_id = new_message_id() if message_id is None else message_id
         self._blocks = 0
-        # The open text or reasoning block of each producer, by parent id.
-        self._open_blocks: dict[str | None, tuple[str, str]] = {}
+        self._text: OpenText[str] = OpenText()  # block ids
         self._tool_calls: dict[str, _ToolCall] = {}
         self._annotations: list[Any] = []
         self._outcome = MessageOutcome()
@@ -121,7 +121,7 @@ class UIMessageStreamEncoder(StreamEncoder):
         events: list[dict[str, Any]] = []
         for chunk in chunks:
             self._translate(chunk, events)
-        return b"".join([_sse.event(value) for value in events])
+        return _sse.events(events)
 
     def finish(self) -> bytes:
         events: list[dict[str, Any]] = []
@@ -136,31 +136,32 @@ class UIMessageStreamEncoder(StreamEncoder):
         events.append(
             {"type": "finish", "finishReason": _ai_finish_reason(reason), "usage": outcome.usage}
         )
-        return b"".join([_sse.event(value) for value in events]) + _sse.DONE
+        return _sse.events(events) + _sse.DONE
 
     # -- blocks --------------------------------------------------------------
 
     def _close_block(self, parent_id: str | None, events: list[dict[str, Any]]) -> None:
-        block = self._open_blocks.pop(parent_id, None)
-        if block is not None:
-            kind, block_id = block
+        closed = self._text.close(parent_id)
+        if closed is not None:
+            kind, block_id = closed
             events.append({"type": f"{kind}-end", "id": block_id})
 
     def _close_all_blocks(self, events: list[dict[str, Any]]) -> None:
-        for parent_id in list(self._open_blocks):
-            self._close_block(parent_id, events)
+        events.extend(
+            {"type": f"{kind}-end", "id": block_id} for kind, block_id in self._text.close_all()
+        )
 
     def _delta(
         self, kind: str, delta: str, parent_id: str | None, events: list[dict[str, Any]]
     ) -> None:
-        block = self._open_blocks.get(parent_id)
-        if block is None or block[0] != kind:
+        block_id = self._text.find(parent_id, kind)
+        if block_id is None:
             self._close_block(parent_id, events)
             self._blocks += 1
-            block = (kind, f"{kind}-{self._blocks}")
-            self._open_blocks[parent_id] = block
-            events.append(_with_parent({"type": f"{kind}-start", "id": block[1]}, parent_id))
-        events.append({"type": f"{kind}-delta", "id": block[1], "delta": delta})
+            block_id = f"{kind}-{self._blocks}"
+            self._text.open(parent_id, kind, block_id)
+            events.append(_with_parent({"type": f"{kind}-start", "id": block_id}, parent_id))
+        events.append({"type": f"{kind}-delta", "id": block_id, "delta": delta})
 
     # -- tool calls --------------------------------------------------------------
 
