@@ -11,10 +11,9 @@ from collections.abc import Sequence
 from functools import partial
 
 import trio
-from hypercorn.config import Config
 from starlette.types import ASGIApp
 
-from ._server import DEFAULT_BACKLOG, serve
+from ._server import default_config, serve
 
 logger = logging.getLogger("trio_stream")
 
@@ -41,12 +40,10 @@ def _load(target: str) -> ASGIApp:
 
 
 def _run(app: ASGIApp, host: str, port: int) -> None:
-    config = Config()
-    config.backlog = DEFAULT_BACKLOG
-    config.bind = [f"{host}:{port}"]
+    config = default_config()
     config.accesslog = "-"
     with contextlib.suppress(KeyboardInterrupt):
-        trio.run(partial(serve, app, config=config))
+        trio.run(partial(serve, app, host=host, port=port, config=config))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

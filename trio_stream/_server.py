@@ -18,7 +18,7 @@ from hypercorn.config import Config
 from hypercorn.trio import serve as hypercorn_serve
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["LifespanGuard", "serve"]
+__all__ = ["DEFAULT_BACKLOG", "LifespanGuard", "default_config", "serve"]
 
 DEFAULT_BACKLOG = 4096
 """Connections the kernel may queue before they are accepted (hypercorn's own default: 100).
@@ -75,6 +75,13 @@ class LifespanGuard:
                 return
 
 
+def default_config() -> Config:
+    """Hypercorn's defaults, but for the listen backlog (see ``DEFAULT_BACKLOG``)."""
+    config = Config()
+    config.backlog = DEFAULT_BACKLOG
+    return config
+
+
 async def serve(
     app: ASGIApp,
     *,
@@ -96,8 +103,7 @@ async def serve(
     shutdown.
     """
     if config is None:
-        config = Config()
-        config.backlog = DEFAULT_BACKLOG
+        config = default_config()
     if host is not None or port is not None:
         config.bind = [f"{host or '127.0.0.1'}:{8000 if port is None else port}"]
     await hypercorn_serve(
