@@ -17,11 +17,11 @@ from typing import Any
 import anyio
 import anyio.to_thread
 import pytest
-from starlette.types import Message
 
 from trio_stream import RunController, create_run
 from trio_stream.serialization import RunResponse
 
+from .asgi import SentMessages
 from .clients import DecodeError, decode, summarize
 from .scenarios import RESPONSES, everything
 
@@ -273,19 +273,10 @@ def test_the_decoders_reject_a_broken_body() -> None:
 
 
 async def body_of(response: RunResponse) -> bytes:
-    """Call the response as an ASGI app, with no server, and collect its body."""
-    parts: list[bytes] = []
-
-    async def receive() -> Message:
-        await anyio.sleep_forever()
-        raise AssertionError
-
-    async def send(message: Message) -> None:
-        if message["type"] == "http.response.body":
-            parts.append(message["body"])
-
-    await response({"type": "http", "path": "/"}, receive, send)
-    return b"".join(parts)
+    """The body of ``response``, called in process with no server."""
+    sent = SentMessages()
+    await sent.call(response)
+    return sent.body
 
 
 @pytest.mark.anyio

@@ -35,6 +35,7 @@ from trio_stream.serialization.data_stream import DataStreamEncoder, DataStreamR
 from trio_stream.serialization.openai_stream import OpenAIStreamResponse
 
 from ..serving import running
+from .asgi import SCOPE, SentMessages, never_disconnect
 from .clients import JS
 
 DATA_STREAM_END = b'd:{"finishReason":"stop","usage":{"inputTokens":0,"outputTokens":0}}\n'
@@ -419,21 +420,6 @@ def test_bad_arguments_are_refused_at_once() -> None:
 # -- any backend, without a server ------------------------------------------------
 
 
-async def call_asgi(response: RunResponse, receive: Receive) -> list[Message]:
-    sent: list[Message] = []
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    await response({"type": "http", "path": "/"}, receive, send)
-    return sent
-
-
-async def never_disconnect() -> Message:
-    await anyio.sleep_forever()
-    raise AssertionError
-
-
 @pytest.mark.anyio
 async def test_the_response_is_a_plain_asgi_callable_on_any_backend() -> None:
     async def callback(controller: RunController) -> None:
@@ -441,9 +427,10 @@ async def test_the_response_is_a_plain_asgi_callable_on_any_backend() -> None:
         await anyio.sleep(0.01)
         controller.append_text("b")
 
-    sent = await call_asgi(DataStreamResponse(create_run(callback)), never_disconnect)
+    sent = SentMessages()
+    await sent.call(DataStreamResponse(create_run(callback)))
     assert sent[0]["type"] == "http.response.start"
-    assert b"".join(m["body"] for m in sent[1:]) == b'0:"a"\n0:"b"\n' + DATA_STREAM_END
+    assert sent.body == b'0:"a"\n0:"b"\n' + DATA_STREAM_END
     assert sent[-1]["more_body"] is False
 
 
@@ -468,9 +455,7 @@ async def test_a_server_refusing_writes_counts_as_a_disconnect() -> None:
             if writes == 3:
                 raise OSError("connection reset")  # what uvicorn does, as the ASGI spec says
 
-    await DataStreamResponse(create_run(callback))(
-        {"type": "http", "path": "/"}, never_disconnect, send
-    )
+    await DataStreamResponse(create_run(callback))(SCOPE, never_disconnect, send)
     assert cancelled.is_set()
     assert writes == 3
 
@@ -485,17 +470,10 @@ async def test_a_chunk_the_encoder_cannot_write_ends_the_body_with_an_error() ->
     async def callback(controller: RunController) -> None:
         controller.add_stream(raw_chunks())
 
-    sent: list[Message] = []
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
+    sent = SentMessages()
     with pytest.raises(SerializationError, match="could not be encoded"):
-        await DataStreamResponse(create_run(callback))(
-            {"type": "http", "path": "/"}, never_disconnect, send
-        )
-    body = b"".join(m.get("body", b"") for m in sent)
-    assert body.startswith(b'0:"fine"\n3:"a chunk could not be encoded for the wire: ')
+        await sent.call(DataStreamResponse(create_run(callback)))
+    assert sent.body.startswith(b'0:"fine"\n3:"a chunk could not be encoded for the wire: ')
     assert sent[-1]["more_body"] is False
 
 
@@ -504,16 +482,10 @@ async def test_an_error_message_that_is_not_unicode_is_spelled_out() -> None:
     async def callback(controller: RunController) -> None:
         raise ValueError("bad byte: \udcff")
 
-    sent: list[Message] = []
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
+    sent = SentMessages()
     with pytest.raises(ValueError, match="bad byte"):
-        await DataStreamResponse(create_run(callback))(
-            {"type": "http", "path": "/"}, never_disconnect, send
-        )
-    assert b"".join(m.get("body", b"") for m in sent) == b'3:"bad byte: \\\\udcff"\n'
+        await sent.call(DataStreamResponse(create_run(callback)))
+    assert sent.body == b'3:"bad byte: \\\\udcff"\n'
 
 
 @pytest.mark.anyio
@@ -527,7 +499,5 @@ async def test_a_client_gone_before_the_headers_means_no_run() -> None:
     async def send(message: Message) -> None:
         raise OSError("connection reset")
 
-    await DataStreamResponse(create_run(callback))(
-        {"type": "http", "path": "/"}, never_disconnect, send
-    )
+    await DataStreamResponse(create_run(callback))(SCOPE, never_disconnect, send)
     assert not started
