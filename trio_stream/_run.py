@@ -87,7 +87,8 @@ class ChunkStream:
 
         Raises ``EndOfStream`` after the last one. A consumer that writes to a
         network uses this to send whatever accumulated during its previous
-        write in one go, without ever holding back a chunk that is ready.
+        write in one go, without ever holding back a chunk that is ready. The
+        limit bounds one write's size and how long encoding it holds the loop.
         """
         if limit < 1:
             raise ValueError(f"limit must be at least 1, not {limit}")

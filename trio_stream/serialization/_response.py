@@ -48,9 +48,6 @@ DEFAULT_HEARTBEAT_INTERVAL = 15.0
 HeartbeatOption = float | bool | None
 """Seconds of silence before a keep-alive; ``True``: 15, ``False``: never, ``None``: default."""
 
-_BATCH_LIMIT = 1024
-"""Most chunks encoded into one write: bounds a write's size and the time it holds the loop."""
-
 
 def _heartbeat_interval(heartbeat: float | bool) -> float | None:
     if heartbeat is True:
@@ -211,10 +208,10 @@ class RunResponse(Response):
         while True:
             try:
                 if interval is None:
-                    batch = await chunks.receive_batch(_BATCH_LIMIT)
+                    batch = await chunks.receive_batch()
                 else:
                     with anyio.move_on_after(interval) as idle:
-                        batch = await chunks.receive_batch(_BATCH_LIMIT)
+                        batch = await chunks.receive_batch()
                     if idle.cancelled_caught:
                         await send_body(encoder.keepalive)
                         continue
