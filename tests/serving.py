@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import contextlib
 import queue
+import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import trio
 from starlette.types import ASGIApp
 
 from trio_stream import serve
 
-__all__ = ["running"]
+__all__ = ["free_port", "running", "running_demo"]
 
 
 @contextlib.contextmanager
@@ -62,3 +67,40 @@ def running(app: ASGIApp) -> Iterator[str]:
         stop.set()
         thread.join(timeout=30)
         assert not thread.is_alive(), "the server did not shut down"
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def running_demo(log_path: Path, *options: str) -> Iterator[str]:
+    """``python -m trio_stream demo`` as a real process; yields its base URL.
+
+    Its output (hypercorn's log and the library's) goes to ``log_path``,
+    which a test reads to see what happened on the server.
+    """
+    port = free_port()
+    command = [sys.executable, "-m", "trio_stream", "demo", "--port", str(port), *options]
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"the demo did not start:\n{log_path.read_text()}"
+                    ) from None
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

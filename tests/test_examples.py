@@ -49,3 +49,60 @@ def test_errors_and_cancellation() -> None:
         "endless run cleaned up (cancelled: True)",
         "block exited",
     ]
+
+
+def test_nested_substreams_prints_a_tree_three_levels_deep() -> None:
+    lines = run_example("nested_substreams.py").splitlines()
+    assert lines[0] == "text 'Surveying the library. '"
+    assert lines[1] == "call survey"
+    assert lines[-2:] == ["result 'survey done'", "text 'Finished.'"]
+    # Siblings run in parallel, so their order varies; each level's content does not.
+    assert sorted(lines[2:-2]) == sorted(
+        [
+            "  text 'Two books on the shelf. '",
+            "  call read_book",
+            "  call read_book",
+            "    text 'Reading Trio, two pages at a time. '",
+            "    text 'Reading Anyio, two pages at a time. '",
+            *["    call read_page"] * 4,
+            *["    result '1: read'", "    result '2: read'"] * 2,
+            "  result 'Trio: done'",
+            "  result 'Anyio: done'",
+        ]
+    )
+
+
+def test_error_handling_reports_expected_and_unexpected_errors() -> None:
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "error_handling.py")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert result.stdout.splitlines() == [
+        "GET /expected -> 200",
+        '0:"Looking up the city… "',
+        '3:"Bad input: no such city: Atlantis"',
+        "GET /unexpected -> 200",
+        '0:"Looking up the city… "',
+        '3:"the geocoder crashed"',
+    ]
+    # The unexpected error also reached the server's log, with its traceback.
+    assert "Error in ASGI Framework" in result.stderr
+    assert "RuntimeError: the geocoder crashed" in result.stderr
+    assert "Bad input" not in result.stderr
+
+
+def test_cancel_on_disconnect_cancels_every_tool_promptly() -> None:
+    lines = run_example("cancel_on_disconnect.py").splitlines()
+    assert lines[:2] == ['client read: 0:"Asking three slow services at once… "', "client hung up"]
+    assert lines[2].startswith("server log: client disconnected from /chat: run cancelled")
+    cancelled = lines[3:]
+    assert [line.split(" cancelled")[0] for line in cancelled] == [
+        "slow_service 1",
+        "slow_service 2",
+        "slow_service 3",
+    ]
+    # Within a second of the client leaving, not after the tools' minute.
+    assert all(float(line.split()[3]) < 1000 for line in cancelled)

@@ -21,7 +21,7 @@ from starlette.types import Receive, Scope, Send
 
 from trio_stream import serve
 
-from .test_demo import free_port
+from .serving import free_port
 
 pytestmark = pytest.mark.anyio
 

@@ -59,13 +59,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     for command in (demo, app):
         command.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1)")
         command.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    demo.add_argument(
+        "--transport",
+        choices=("data-stream", "assistant-transport", "ui-message-stream"),
+        default="data-stream",
+        help="the wire format the page starts with (default data-stream)",
+    )
     args = parser.parse_args(argv)
     logger.setLevel(logging.INFO)
     logger.addHandler(logging.StreamHandler())
     if args.command == "demo":
-        from ._demo import create_app
+        from .demo import create_app
+        from .demo._model import agent_from_environment
 
-        logger.info("demo on http://%s:%d/ (hypercorn, trio)", args.host, args.port)
-        _run(create_app(), args.host, args.port)
+        agent = agent_from_environment()
+        logger.info(
+            "demo on http://%s:%d/ (hypercorn, trio; model: %s)", args.host, args.port, agent.name
+        )
+        _run(create_app(transport=args.transport, agent=agent), args.host, args.port)
     else:
         _run(_load(args.app), args.host, args.port)

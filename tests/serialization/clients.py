@@ -29,17 +29,25 @@ def _without_timing(value: Any) -> Any:
 
 
 def decode(
-    decoder: str, *, url: str | None = None, body: bytes | None = None, split: int | None = None
+    decoder: str,
+    *,
+    url: str | None = None,
+    post: Any = None,
+    body: bytes | None = None,
+    split: int | None = None,
 ) -> dict[str, Any]:
     """Decode with ``decoder``: fetch ``url`` from Node itself, or decode ``body``.
 
-    ``split`` feeds the body to the decoder in pieces of that many bytes.
+    With ``post``, the fetch is a POST of that value as JSON. ``split``
+    feeds the body to the decoder in pieces of that many bytes.
     Returns the decoder's output: the final ``message``, the decoded
     ``chunks`` and any ``warnings`` the libraries logged.
     """
     command = ["node", str(DECODER), decoder]
     if url is not None:
         command += ["--url", url]
+    if post is not None:
+        command += ["--post", json.dumps(post)]
     if split is not None:
         command += ["--split", str(split)]
     result = subprocess.run(command, input=body, capture_output=True, timeout=120, check=False)
