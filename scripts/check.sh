@@ -7,10 +7,12 @@ cd "$(dirname "$0")/.."
 
 echo "== test tools"
 # The interop tests decode with the official npm packages (pinned in
-# tests/js/package-lock.json) and fetch raw bodies with curl.
+# tests/js/package-lock.json) and fetch raw bodies with curl; the browser test
+# drives Debian's Chromium with Playwright (no browser download).
 missing=()
 command -v node >/dev/null || missing+=(nodejs npm)
 command -v curl >/dev/null || missing+=(curl)
+[[ -x /usr/bin/chromium ]] || missing+=(chromium)
 if ((${#missing[@]})); then
     sudo=""
     [[ $(id -u) == 0 ]] || sudo=sudo

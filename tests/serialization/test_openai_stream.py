@@ -26,17 +26,14 @@ from trio_stream.chunks import (
 )
 from trio_stream.serialization.openai_stream import OpenAIStreamEncoder, OpenAIStreamResponse
 
+from ..openai_warnings import ignore_openai_client_warnings
 from ..serving import running
 
 pytestmark = [
     pytest.mark.anyio,
     # The openai client leaves three of its async generators unfinished after
     # ``[DONE]``; Trio reports that when they are collected. Not ours to fix.
-    pytest.mark.filterwarnings(
-        "ignore:Exception ignored in. <async_generator object "
-        "(Response.aiter_bytes|SSEDecoder.aiter_bytes|AsyncStream._iter_events) "
-        ":pytest.PytestUnraisableExceptionWarning"
-    ),
+    ignore_openai_client_warnings,
 ]
 
 

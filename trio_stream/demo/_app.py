@@ -8,8 +8,9 @@ agent is the scripted one unless a real model is configured.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -166,7 +167,18 @@ def create_app(*, transport: Transport = "data-stream", agent: Agent | None = No
     async def page(request: Request) -> Response:
         return FileResponse(STATIC / "index.html")
 
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            # A model with connections of its own closes them.
+            close = getattr(model, "aclose", None)
+            if close is not None:
+                await close()
+
     return Starlette(
+        lifespan=lifespan,
         routes=[
             Route("/", page),
             Route("/api/info", info),
