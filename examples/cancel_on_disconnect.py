@@ -25,6 +25,7 @@ from trio_stream import RunController, ToolCallController, create_run, serve
 from trio_stream.serialization.data_stream import DataStreamResponse
 
 cancelled: list[str] = []
+all_cancelled = trio.Event()
 client_left = 0.0
 
 
@@ -34,6 +35,8 @@ async def slow_service(tool: ToolCallController) -> str:
     except trio.Cancelled:
         waited = (trio.current_time() - client_left) * 1000
         cancelled.append(f"{tool.tool_name} {tool.args['part']} cancelled {waited:.1f} ms after")
+        if len(cancelled) == 3:
+            all_cancelled.set()
         raise
     return "never reached"
 
@@ -63,8 +66,7 @@ async def main() -> None:
                 client_left = trio.current_time()
             print("client hung up")
         with trio.move_on_after(5):
-            while len(cancelled) < 3:
-                await trio.sleep(0.001)
+            await all_cancelled.wait()
         for line in sorted(cancelled):
             print(line)
         stop.set()  # a graceful shutdown: requests in flight finish first

@@ -17,6 +17,7 @@ Try:  curl -N localhost:8000/api/data-stream -H 'content-type: application/json'
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import trio
@@ -71,16 +72,19 @@ def answer(question: str) -> Any:
     return create_run(run)
 
 
-def last_user_text(texts: list[tuple[str, str]]) -> str:
+def last_user_text(texts: Sequence[tuple[str, str]]) -> str:
     return next((text for role, text in reversed(texts) if role == "user"), "")
 
 
 @app.post("/api/data-stream")
 async def data_stream(body: DataStreamRequest) -> DataStreamResponse:
     texts = [
-        (m.role, m.content if isinstance(m.content, str) else "".join(
-            part.text for part in m.content if isinstance(part, TextContent)
-        ))
+        (
+            m.role,
+            m.content
+            if isinstance(m.content, str)
+            else "".join(part.text for part in m.content if isinstance(part, TextContent)),
+        )
         for m in body.messages
         if m.role != "tool"
     ]

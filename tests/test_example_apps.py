@@ -21,7 +21,8 @@ FRONT_END = "http://localhost:3000"
 
 def load(name: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(name.removesuffix(".py"), EXAMPLES / name)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # as an import would: pydantic resolves names there
     spec.loader.exec_module(module)
@@ -64,7 +65,9 @@ def test_fastapi_every_transport_streams_the_same_answer(fastapi_url: str) -> No
         url=f"{fastapi_url}/api/ui-message-stream",
         post={
             "id": "c",
-            "messages": [{"id": "m", "role": "user", "parts": [{"type": "text", "text": "Oslo?"}]}],
+            "messages": [
+                {"id": "m", "role": "user", "parts": [{"type": "text", "text": "Oslo?"}]}
+            ],
         },
     )
     completion = httpx.post(
@@ -107,7 +110,9 @@ def test_fastapi_cors_admits_the_named_origin_with_credentials_only(fastapi_url:
     assert refused.status_code == 400
     assert "access-control-allow-origin" not in refused.headers
 
-    reply = httpx.post(f"{fastapi_url}/api/data-stream", json=QUESTION, headers={"origin": FRONT_END})
+    reply = httpx.post(
+        f"{fastapi_url}/api/data-stream", json=QUESTION, headers={"origin": FRONT_END}
+    )
     assert reply.headers["access-control-allow-origin"] == FRONT_END
     assert "x-vercel-ai-data-stream" in reply.headers["access-control-expose-headers"]
     assert reply.headers["x-vercel-ai-data-stream"] == "v1"

@@ -97,8 +97,11 @@ def test_error_handling_reports_expected_and_unexpected_errors() -> None:
 def test_cancel_on_disconnect_cancels_every_tool_promptly() -> None:
     lines = run_example("cancel_on_disconnect.py").splitlines()
     assert lines[:2] == ['client read: 0:"Asking three slow services at once… "', "client hung up"]
-    assert lines[2].startswith("server log: client disconnected from /chat: run cancelled")
-    cancelled = lines[3:]
+    # The server's log line and the tools' reports come in either order.
+    log = [line for line in lines[2:] if line.startswith("server log: ")]
+    assert len(log) == 1
+    assert log[0].startswith("server log: client disconnected from /chat: run cancelled")
+    cancelled = [line for line in lines[2:] if line not in log]
     assert [line.split(" cancelled")[0] for line in cancelled] == [
         "slow_service 1",
         "slow_service 2",

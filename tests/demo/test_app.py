@@ -86,12 +86,11 @@ def test_one_turn_holds_everything_the_library_expresses(url: str, transport: st
         if part.get("parentId") == search["toolCallId"] and part["type"] == "tool-call"
     ]
     deeper = [part for part in parts if part[-1] in fetches]
-    assert deeper and deeper[0][0] == "text" and "cancel scopes" in deeper[0][1]
+    assert [part[0] for part in deeper] == ["text"]
+    assert "cancel scopes" in deeper[0][1]
 
     assert kinds.count("source") == 2
-    assert (
-        kinds.count("file") == 1 and next(p for p in parts if p[0] == "file")[1] == "image/svg+xml"
-    )
+    assert [part[1] for part in parts if part[0] == "file"] == ["image/svg+xml"]
     assert top[0][0] == "reasoning"
     final = [part[1] for part in top if part[0] == "text"][-1]
     assert "Lisbon is 24 °C and Kyoto 17 °C" in final
@@ -137,7 +136,7 @@ def test_use_chat_holds_a_two_turn_conversation(url: str) -> None:
     )
     output = json.loads(result.stdout)
     assert result.returncode == 0, output["error"]
-    user, reply, again, second = output["messages"]
+    _, reply, again, second = output["messages"]
     assert [again["role"], second["role"]] == ["user", "assistant"]
     types = [part["type"] for part in reply["parts"]]
     for kind in ("reasoning", "text", "tool-search_docs", "tool-fetch_page", "source-url", "file"):
@@ -183,7 +182,8 @@ def bad(url: str, path: str, content: bytes, content_type: str = "application/js
 def test_bad_bodies_get_a_4xx_json_answer(url: str, transport: str) -> None:
     path = f"/api/chat/{transport}"
     status, answer = bad(url, path, b"{not json")
-    assert status == 400 and answer["detail"].startswith("the request body is not valid JSON")
+    assert status == 400
+    assert answer["detail"].startswith("the request body is not valid JSON")
     assert bad(url, path, b"hello", "text/plain")[0] == 415
     assert bad(url, path, b'{"x": "' + b"x" * (1 << 20) + b'"}') == (
         413,

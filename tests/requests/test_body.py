@@ -55,7 +55,9 @@ def url(base_url: str) -> str:
     return f"{base_url}/order"
 
 
-def post(url: str, content: bytes, content_type: str | None = "application/json") -> httpx.Response:
+def post(
+    url: str, content: bytes, content_type: str | None = "application/json"
+) -> httpx.Response:
     headers = {} if content_type is None else {"content-type": content_type}
     return httpx.post(url, content=content, headers=headers, timeout=30)
 

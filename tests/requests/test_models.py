@@ -124,7 +124,7 @@ DATA_STREAM_BODY: dict[str, Any] = {
 
 def test_data_stream_messages_are_typed_by_role_and_part() -> None:
     body = DataStreamRequest.model_validate(DATA_STREAM_BODY)
-    system, user, assistant, tool, thanks = body.messages
+    _, user, assistant, tool, thanks = body.messages
     assert isinstance(user, UserModelMessage)
     assert isinstance(assistant, AssistantModelMessage)
     call = assistant.content[1]
@@ -191,7 +191,11 @@ def test_use_chat_parts_are_typed_including_prefixed_types() -> None:
     parts = body.messages[1].parts
     tool = parts[2]
     assert isinstance(tool, ToolUIPart)
-    assert (tool.tool_name, tool.state, tool.output) == ("get_weather", "output-available", {"celsius": 24})
+    assert (tool.tool_name, tool.state, tool.output) == (
+        "get_weather",
+        "output-available",
+        {"celsius": 24},
+    )
     failed = parts[3]
     assert isinstance(failed, ToolUIPart)
     assert failed.error_text == "unavailable"

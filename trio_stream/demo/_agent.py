@@ -223,7 +223,7 @@ class ScriptedAgent:
         failed = [call.tool_name for call in calls if call.response and call.response.is_error]
         closing = (
             f"Done. Lisbon is {weather.get('Lisbon')} °C and Kyoto {weather.get('Kyoto')} °C; "
-            "the docs say cancellation is scoped; 6 × 7 is 42. "
+            "the docs say cancellation is scoped; 6 times 7 is 42. "
             + (f"One tool failed ({', '.join(failed)}), so no quote today." if failed else "")
         )
         await self._words(controller.append_text, closing)

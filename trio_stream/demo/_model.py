@@ -70,7 +70,11 @@ def _evaluate(node: ast.AST) -> float:
     """Arithmetic only: a model's expression is input, never code to run."""
     if isinstance(node, ast.Expression):
         return _evaluate(node.body)
-    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+    if (
+        isinstance(node, ast.Constant)
+        and isinstance(node.value, int | float)
+        and not isinstance(node.value, bool)
+    ):
         return float(node.value)
     if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
         left, right = _evaluate(node.left), _evaluate(node.right)
@@ -102,15 +106,18 @@ def get_weather(city: str) -> dict[str, Any]:
     return {"city": city, "celsius": celsius, "source": "demo data"}
 
 
+def _tool_result(name: str, args: Any) -> Any:
+    if name == "get_weather":
+        return get_weather(str(args["city"]))
+    if name == "calculate":
+        return {"value": calculate(str(args["expression"]))}
+    raise ValueError(f"no tool named {name!r}")
+
+
 async def _run_tool(call: ToolCall) -> None:
+    """Run a call the model made; a bad call is an error result the model can read."""
     try:
-        args = call.args
-        if call.name == "get_weather":
-            result: Any = get_weather(str(args["city"]))
-        elif call.name == "calculate":
-            result = {"value": calculate(str(args["expression"]))}
-        else:
-            raise ValueError(f"no tool named {call.name!r}")
+        result = _tool_result(call.name, call.args)
     except (ValueError, KeyError, TypeError) as exc:
         call.controller.set_response(f"{type(exc).__name__}: {exc}", is_error=True)
     else:
@@ -152,7 +159,11 @@ class OpenAIAgent:
                 response = call.controller.response
                 assert response is not None
                 history.append(
-                    {"role": "tool", "tool_call_id": call.id, "content": json.dumps(response.result)}
+                    {
+                        "role": "tool",
+                        "tool_call_id": call.id,
+                        "content": json.dumps(response.result),
+                    }
                 )
         return "".join(answer)
 

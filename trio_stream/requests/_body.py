@@ -104,8 +104,9 @@ async def parse_body(
         raise RequestBodyError(400, "the request body's JSON is nested too deeply") from None
     except json.JSONDecodeError as exc:
         raise RequestBodyError(
-            400, f"the request body is not valid JSON: {exc.msg} at line {exc.lineno} "
-            f"column {exc.colno}"
+            400,
+            f"the request body is not valid JSON: {exc.msg} at line {exc.lineno} "
+            f"column {exc.colno}",
         ) from None
     try:
         return model.model_validate(data)

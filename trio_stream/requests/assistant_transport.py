@@ -83,7 +83,8 @@ AssistantTransportCommand = Annotated[
 
 
 class AssistantTransportRequest(WireModel):
-    """What the assistant transport runtime posts; answer with an ``AssistantTransportResponse``."""
+    """What the assistant transport runtime posts; answer it with an
+    ``AssistantTransportResponse``."""
 
     commands: list[AssistantTransportCommand]
     state: Any = None
