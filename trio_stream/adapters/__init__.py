@@ -1,0 +1,8 @@
+"""Adapters: what other libraries stream, piped into a run.
+
+Each adapter lives in a module of its own and needs its library, installed
+as an extra; importing this package needs none of them:
+
+- ``openai``: a chat completion streamed by an OpenAI-compatible server,
+  read with the official ``openai`` client (``pip install 'trio-stream[openai]'``).
+"""
