@@ -13,6 +13,8 @@ missing=()
 command -v node >/dev/null || missing+=(nodejs npm)
 command -v curl >/dev/null || missing+=(curl)
 [[ -x /usr/bin/chromium ]] || missing+=(chromium)
+# The resumable stream tests start their own redis-server on a loopback port.
+command -v redis-server >/dev/null || missing+=(redis-server)
 if ((${#missing[@]})); then
     sudo=""
     [[ $(id -u) == 0 ]] || sudo=sudo

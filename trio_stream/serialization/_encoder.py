@@ -43,8 +43,12 @@ class StreamEncoder(abc.ABC):
     keepalive: ClassVar[bytes]
     """Bytes that keep an idle connection open and that clients ignore."""
 
-    heartbeat: ClassVar[float | None]
-    """Default seconds of silence before ``keepalive`` is sent; ``None``: never."""
+    default_heartbeat: ClassVar[bool] = False
+    """Whether ``keepalive`` goes out after silence unless the caller says otherwise.
+
+    On for the SSE formats, whose proxies and clients may drop a quiet
+    connection; off for formats whose clients may not expect the bytes.
+    """
 
     def start(self) -> bytes:
         """Bytes that open the body, before any chunk."""

@@ -38,7 +38,13 @@ from .._run import ChunkStream, Run
 from ..chunks import ErrorChunk
 from ._encoder import StreamEncoder
 
-__all__ = ["DEFAULT_HEARTBEAT_INTERVAL", "HeartbeatOption", "RunResponse"]
+__all__ = [
+    "DEFAULT_HEARTBEAT_INTERVAL",
+    "HeartbeatOption",
+    "RunResponse",
+    "heartbeat_interval",
+    "write_chunks",
+]
 
 logger = logging.getLogger("trio_stream")
 
@@ -49,7 +55,7 @@ HeartbeatOption = float | bool | None
 """Seconds of silence before a keep-alive; ``True``: 15, ``False``: never, ``None``: default."""
 
 
-def _heartbeat_interval(heartbeat: float | bool) -> float | None:
+def heartbeat_interval(heartbeat: float | bool) -> float | None:
     if heartbeat is True:
         return DEFAULT_HEARTBEAT_INTERVAL
     if heartbeat is False:
@@ -83,9 +89,6 @@ class RunResponse(Response):
     encoder_class: ClassVar[type[StreamEncoder] | None] = None
     """The format of a subclass; ``RunResponse`` itself needs an ``encoder``."""
 
-    default_heartbeat: ClassVar[float | bool] = False
-    """What ``heartbeat=None`` means for this format."""
-
     def __init__(
         self,
         run: Run,
@@ -112,8 +115,8 @@ class RunResponse(Response):
             )
         self.run = run
         self.encoder = encoder
-        self.heartbeat = _heartbeat_interval(
-            self.default_heartbeat if heartbeat is None else heartbeat
+        self.heartbeat = heartbeat_interval(
+            encoder.default_heartbeat if heartbeat is None else heartbeat
         )
         self.status_code = status_code
         self.media_type = encoder.media_type
@@ -193,7 +196,7 @@ class RunResponse(Response):
                 if opening:
                     await send_body(opening)
                 async with self.run as chunks:
-                    await self._stream(chunks, send_body)
+                    await write_chunks(chunks, self.encoder, send_body, self.heartbeat)
             except _ClientGone:
                 disconnected_at = time.perf_counter()
             except Exception as exc:
@@ -201,27 +204,36 @@ class RunResponse(Response):
             request.cancel_scope.cancel()
         return disconnected_at, failure
 
-    async def _stream(
-        self, chunks: ChunkStream, send_body: Callable[[bytes], Awaitable[None]]
-    ) -> None:
-        encoder, interval = self.encoder, self.heartbeat
-        while True:
-            try:
-                if interval is None:
+
+async def write_chunks(
+    chunks: ChunkStream,
+    encoder: StreamEncoder,
+    write: Callable[[bytes], Awaitable[None]],
+    heartbeat: float | None,
+) -> None:
+    """Encode a run's chunks batch by batch and ``write`` each body, until the run ends.
+
+    After ``heartbeat`` seconds without a chunk, the format's keep-alive is
+    written instead. A chunk the encoder refuses becomes an error chunk and a
+    ``SerializationError``.
+    """
+    while True:
+        try:
+            if heartbeat is None:
+                batch = await chunks.receive_batch()
+            else:
+                with anyio.move_on_after(heartbeat) as idle:
                     batch = await chunks.receive_batch()
-                else:
-                    with anyio.move_on_after(interval) as idle:
-                        batch = await chunks.receive_batch()
-                    if idle.cancelled_caught:
-                        await send_body(encoder.keepalive)
-                        continue
-            except anyio.EndOfStream:
-                return
-            try:
-                body = encoder.encode(batch)
-            except Exception as exc:
-                message = f"a chunk could not be encoded for the wire: {describe(exc)}"
-                await send_body(encoder.encode([ErrorChunk(message)]))
-                raise SerializationError(message) from exc
-            if body:
-                await send_body(body)
+                if idle.cancelled_caught:
+                    await write(encoder.keepalive)
+                    continue
+        except anyio.EndOfStream:
+            return
+        try:
+            body = encoder.encode(batch)
+        except Exception as exc:
+            message = f"a chunk could not be encoded for the wire: {describe(exc)}"
+            await write(encoder.encode([ErrorChunk(message)]))
+            raise SerializationError(message) from exc
+        if body:
+            await write(body)

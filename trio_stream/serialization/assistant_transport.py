@@ -70,6 +70,7 @@ class AssistantTransportEncoder(StreamEncoder):
     media_type: ClassVar[str] = _sse.MEDIA_TYPE
     headers: ClassVar[Mapping[str, str]] = _sse.HEADERS
     keepalive: ClassVar[bytes] = _sse.KEEPALIVE
+    default_heartbeat: ClassVar[bool] = True
 
     def __init__(self) -> None:
         self._parts = 0
@@ -227,4 +228,3 @@ class AssistantTransportResponse(RunResponse):
     """
 
     encoder_class = AssistantTransportEncoder
-    default_heartbeat = True

@@ -188,4 +188,3 @@ class DataStreamResponse(RunResponse):
     """
 
     encoder_class = DataStreamEncoder
-    default_heartbeat = False

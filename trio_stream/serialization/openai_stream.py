@@ -62,6 +62,7 @@ class OpenAIStreamEncoder(StreamEncoder):
     media_type: ClassVar[str] = _sse.MEDIA_TYPE
     headers: ClassVar[Mapping[str, str]] = _sse.HEADERS
     keepalive: ClassVar[bytes] = _sse.KEEPALIVE
+    default_heartbeat: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -181,4 +182,3 @@ class OpenAIStreamResponse(RunResponse):
     """
 
     encoder_class = OpenAIStreamEncoder
-    default_heartbeat = True

@@ -105,6 +105,7 @@ class UIMessageStreamEncoder(StreamEncoder):
         "x-vercel-ai-ui-message-stream": "v1",
     }
     keepalive: ClassVar[bytes] = _sse.KEEPALIVE
+    default_heartbeat: ClassVar[bool] = True
 
     def __init__(self, *, message_id: str | None = None) -> None:
         self.message_id = new_message_id() if message_id is None else message_id
@@ -295,4 +296,3 @@ class UIMessageStreamResponse(RunResponse):
     """
 
     encoder_class = UIMessageStreamEncoder
-    default_heartbeat = True
