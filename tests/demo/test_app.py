@@ -162,6 +162,7 @@ def test_the_page_and_the_info(url: str) -> None:
     page = httpx.get(f"{url}/")
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
+    assert "default-src 'self'" in page.headers["content-security-policy"]
     assert httpx.get(f"{url}/static/app.js").status_code == 200
     assert httpx.get(f"{url}/api/info").json() == {
         "model": "scripted",

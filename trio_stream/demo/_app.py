@@ -47,6 +47,17 @@ TRANSPORTS: tuple[Transport, ...] = get_args(Transport)
 
 STATIC = Path(__file__).parent / "static"
 
+#: The page loads only its own script, style and API, and shows images of its
+#: own or from ``data:`` URLs (the files a run sends); nothing can frame it.
+PAGE_HEADERS = {
+    "content-security-policy": (
+        "default-src 'self'; img-src 'self' data:; object-src 'none'; "
+        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+}
+
 Messages = list[dict[str, str]]
 
 
@@ -165,7 +176,7 @@ def create_app(*, transport: Transport = "data-stream", agent: Agent | None = No
         )
 
     async def page(request: Request) -> Response:
-        return FileResponse(STATIC / "index.html")
+        return FileResponse(STATIC / "index.html", headers=PAGE_HEADERS)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
