@@ -1,0 +1,423 @@
+"""``ResumableStreams``: runs that outlive their connection.
+
+A resumable run is started under a stream id and produces into a store,
+whether or not anyone reads: its producer task lives in the
+``ResumableStreams`` nursery, not in the request that started it. Every
+response, the first one included, is a reader of the store from a byte
+offset, so a client that reconnects (to this worker or another one sharing
+the store) and asks for the offset where its connection broke receives
+exactly the bytes it missed, then the live tail, then the end.
+
+A producer stops when its run finishes or fails (the error chunk is stored
+like any other), when ``cancel`` is called from any worker, or when the
+``ResumableStreams`` block exits (server shutdown); in every case the
+format's closing bytes are stored and the stream is marked with how it
+ended. A disconnected client stops only its own reader.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import math
+from collections.abc import AsyncGenerator
+from types import TracebackType
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup
+from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
+
+from .._errors import TrioStreamError, describe
+from .._run import Run
+from ..chunks import ErrorChunk
+from ..serialization._encoder import StreamEncoder
+from ..serialization._response import HeartbeatOption, heartbeat_interval, write_chunks
+from ._ids import new_stream_id, validate_stream_id
+from ._store import (
+    ProducerLostError,
+    StoreError,
+    StreamExistsError,
+    StreamNotFoundError,
+    StreamStatus,
+    StreamStore,
+)
+from .memory import MemoryStore
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_TTL",
+    "STREAM_ID_HEADER",
+    "ResumableStreams",
+    "StreamTooLargeError",
+]
+
+logger = logging.getLogger("trio_stream")
+
+STREAM_ID_HEADER = "x-resumable-stream-id"
+"""The response header that tells the client its stream id."""
+
+DEFAULT_TTL = 3600.0
+"""Seconds a stream stays readable after its last write."""
+
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+"""The most one stream may store; a run that writes more fails with an error chunk."""
+
+_CLOSING_TIMEOUT = 5.0
+"""Seconds the producer may take to store the end of a stream, cancelled or not."""
+
+
+class StreamTooLargeError(TrioStreamError, RuntimeError):
+    """A resumable run wrote more than its stream may hold."""
+
+
+def _encoder_path(encoder: StreamEncoder) -> str:
+    cls = type(encoder)
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def _encoder_class(path: str) -> type[StreamEncoder] | None:
+    """The encoder class a stream was written with, to encode an error in its format."""
+    module_name, _, qualname = path.partition(":")
+    try:
+        found: Any = importlib.import_module(module_name)
+        for name in qualname.split("."):
+            found = getattr(found, name)
+    except (ImportError, AttributeError, ValueError):
+        return None
+    if isinstance(found, type) and issubclass(found, StreamEncoder):
+        return found
+    return None
+
+
+def _json_error(status_code: int, detail: str) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status_code)
+
+
+class ResumableStreams:
+    """Starts runs into a store and serves them, from any offset, to any client.
+
+    Use it as an async context manager around the app's life (its lifespan):
+    the block is the nursery the producers run in. ``store`` defaults to a
+    ``MemoryStore``. ``ttl`` is how long a stream stays readable after its
+    last write; ``max_bytes`` bounds what one stream may store.
+    """
+
+    def __init__(
+        self,
+        store: StreamStore | None = None,
+        *,
+        ttl: float = DEFAULT_TTL,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> None:
+        if not (math.isfinite(ttl) and ttl > 0):
+            raise ValueError(f"ttl must be a positive number of seconds, not {ttl!r}")
+        if max_bytes < 1:
+            raise ValueError(f"max_bytes must be positive, not {max_bytes!r}")
+        self.store: StreamStore = store if store is not None else MemoryStore()
+        self.ttl = ttl
+        self.max_bytes = max_bytes
+        self._producers: TaskGroup | None = None
+        self._exit_stack: contextlib.AsyncExitStack | None = None
+
+    async def __aenter__(self) -> ResumableStreams:
+        if self._producers is not None:
+            raise RuntimeError("ResumableStreams is already entered")
+        async with contextlib.AsyncExitStack() as stack:
+            self._producers = await stack.enter_async_context(anyio.create_task_group())
+            self._exit_stack = stack.pop_all()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        assert self._producers is not None
+        assert self._exit_stack is not None
+        # Shutting down: every producer still running is cancelled, and
+        # stores the end of its stream before the block exits.
+        self._producers.cancel_scope.cancel()
+        stack, self._exit_stack, self._producers = self._exit_stack, None, None
+        try:
+            await stack.__aexit__(exc_type, exc, traceback)
+        finally:
+            await self.store.aclose()
+
+    # -- HTTP ------------------------------------------------------------
+
+    async def start(
+        self,
+        run: Run,
+        *,
+        encoder: StreamEncoder,
+        stream_id: str | None = None,
+        heartbeat: HeartbeatOption = None,
+    ) -> Response:
+        """Start ``run`` under ``stream_id`` (a new unguessable one by default).
+
+        Returns the response that streams it from the start, with the id in
+        the ``x-resumable-stream-id`` header; or a JSON error: 400 for an
+        invalid id, 409 for one in use, 503 when the store cannot be reached.
+        ``heartbeat`` works as for ``RunResponse``; keep-alives are stored
+        with the stream, so every reader's byte offsets agree.
+        """
+        if self._producers is None:
+            raise RuntimeError("start() needs the ResumableStreams block entered (async with)")
+        if not isinstance(run, Run):
+            raise TypeError(f"start() needs a run made by create_run, not {type(run).__name__}")
+        if stream_id is None:
+            stream_id = new_stream_id()
+        else:
+            try:
+                validate_stream_id(stream_id)
+            except ValueError as exc:
+                return _json_error(400, str(exc))
+        interval = heartbeat_interval(
+            encoder.default_heartbeat if heartbeat is None else heartbeat
+        )
+        try:
+            await self.store.create(
+                stream_id,
+                media_type=encoder.media_type,
+                headers=tuple(encoder.headers.items()),
+                format=_encoder_path(encoder),
+                ttl=self.ttl,
+            )
+        except StreamExistsError:
+            return _json_error(409, f"a stream {stream_id!r} exists already")
+        except StoreError:
+            logger.exception("resumable stream %s not started", stream_id)
+            return _json_error(503, "the stream store is unavailable; try again later")
+        self._producers.start_soon(
+            self._produce,
+            stream_id,
+            run,
+            encoder,
+            interval,
+            name=f"trio_stream producer {stream_id}",
+        )
+        return StoredStreamResponse(
+            self.store,
+            stream_id,
+            offset=0,
+            media_type=encoder.media_type,
+            headers=dict(encoder.headers),
+            error_encoder=type(encoder),
+        )
+
+    async def resume(self, stream_id: str, *, offset: int | str = 0) -> Response:
+        """The response that streams ``stream_id`` from byte ``offset`` to its end.
+
+        ``offset`` is how many bytes of the stream the client already has (a
+        string from a query parameter is accepted and checked). A JSON error
+        answers an invalid id or offset (400), an unknown or expired stream
+        (404), an offset past the end of a finished stream (416), and a store
+        that cannot be reached (503).
+        """
+        try:
+            validate_stream_id(stream_id)
+        except ValueError as exc:
+            return _json_error(400, str(exc))
+        try:
+            position = int(offset)
+        except ValueError:
+            return _json_error(400, f"offset must be a whole number of bytes, not {offset!r}")
+        if position < 0:
+            return _json_error(400, f"offset must not be negative, not {position}")
+        try:
+            info = await self.store.info(stream_id)
+        except StoreError:
+            logger.exception("resumable stream %s not resumed", stream_id)
+            return _json_error(503, "the stream store is unavailable; try again later")
+        if info is None:
+            return _json_error(404, f"no stream {stream_id!r}: unknown, expired or deleted")
+        if info.status != "running" and position > info.size:
+            return _json_error(
+                416, f"offset {position} is past the end of the stream ({info.size} bytes)"
+            )
+        return StoredStreamResponse(
+            self.store,
+            stream_id,
+            offset=position,
+            media_type=info.media_type,
+            headers=dict(info.headers),
+            error_encoder=_encoder_class(info.format),
+        )
+
+    async def cancel(self, stream_id: str) -> bool:
+        """Cancel the run of ``stream_id``, on whichever worker runs it.
+
+        Returns whether it was running. The stream ends cleanly, marked
+        ``cancelled``, and stays readable.
+        """
+        validate_stream_id(stream_id)
+        return await self.store.request_cancel(stream_id)
+
+    # -- the producer ----------------------------------------------------
+
+    async def _produce(
+        self, stream_id: str, run: Run, encoder: StreamEncoder, heartbeat: float | None
+    ) -> None:
+        """Run ``run`` into the store; never raises (it lives in the shared nursery)."""
+        store, written = self.store, 0
+
+        async def write(data: bytes) -> None:
+            nonlocal written
+            if not data:
+                return
+            if written + len(data) > self.max_bytes:
+                raise StreamTooLargeError(
+                    f"the stream grew past its bound of {self.max_bytes} bytes"
+                )
+            await store.append(stream_id, written, data)
+            written += len(data)
+
+        status: StreamStatus = "failed"
+        cancel_requested = store_lost = False
+        closing = b""
+        try:
+            async with anyio.create_task_group() as producer:
+
+                async def keep_lease() -> None:
+                    while True:
+                        await anyio.sleep(store.lease / 3)
+                        await store.renew(stream_id, self.ttl)
+
+                async def cancel_on_request() -> None:
+                    nonlocal cancel_requested
+                    await store.wait_cancel_requested(stream_id)
+                    cancel_requested = True
+                    producer.cancel_scope.cancel()
+
+                producer.start_soon(keep_lease)
+                producer.start_soon(cancel_on_request)
+                try:
+                    await write(encoder.start())
+                    async with run as chunks:
+                        await write_chunks(chunks, encoder, write, heartbeat)
+                    status = "done"
+                except StreamTooLargeError as exc:
+                    logger.warning("resumable stream %s stopped: %s", stream_id, exc)
+                    closing = encoder.encode([ErrorChunk(str(exc))])
+                except StoreError:
+                    raise  # nothing more can be stored
+                except Exception:
+                    # The run failed; its error chunk is already stored.
+                    logger.exception("resumable stream %s: the run failed", stream_id)
+                producer.cancel_scope.cancel()
+            if cancel_requested:
+                status = "cancelled"
+        except anyio.get_cancelled_exc_class():
+            status = "cancelled"  # the server is shutting down
+            raise
+        except Exception:
+            # Nothing more can be stored; readers find the lease run out.
+            logger.exception("resumable stream %s lost its store", stream_id)
+            store_lost = True
+        finally:
+            if not store_lost:
+                await self._close(stream_id, written, closing + encoder.finish(), status)
+            logger.info("resumable stream %s ended: %s, %d bytes", stream_id, status, written)
+
+    async def _close(
+        self, stream_id: str, offset: int, closing: bytes, status: StreamStatus
+    ) -> None:
+        """Store the stream's last bytes and how it ended, also while cancelled."""
+        with anyio.move_on_after(_CLOSING_TIMEOUT, shield=True):
+            try:
+                if closing:
+                    await self.store.append(stream_id, offset, closing)
+                await self.store.finish(stream_id, status, self.ttl)
+            except Exception:
+                logger.exception("resumable stream %s: its end could not be stored", stream_id)
+
+
+def _interruption(failure: Exception) -> str:
+    """What a client is told when its stream breaks off: why, without internals."""
+    if isinstance(failure, StreamNotFoundError):
+        return "the stream was interrupted: it was deleted or expired"
+    if isinstance(failure, ProducerLostError):
+        return "the stream was interrupted: the server producing it stopped"
+    return "the stream was interrupted: its store is unavailable"
+
+
+class StoredStreamResponse(Response):
+    """A stored stream, from an offset to its end, as a response body.
+
+    A client that disconnects stops this reader only; the run goes on. When
+    the store fails mid-stream, the client gets an error chunk in the
+    stream's format and a clean end.
+    """
+
+    def __init__(
+        self,
+        store: StreamStore,
+        stream_id: str,
+        *,
+        offset: int,
+        media_type: str,
+        headers: dict[str, str],
+        error_encoder: type[StreamEncoder] | None,
+    ) -> None:
+        self.store = store
+        self.stream_id = stream_id
+        self.offset = offset
+        self.error_encoder = error_encoder
+        self.status_code = 200
+        self.media_type = media_type
+        self.background = None
+        self.init_headers({**headers, STREAM_ID_HEADER: stream_id})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": self.status_code,
+                "headers": self.raw_headers,
+            }
+        )
+        sent = self.offset
+        failure: Exception | None = None
+        gone = False
+        async with anyio.create_task_group() as request:
+
+            async def cancel_on_disconnect() -> None:
+                nonlocal gone
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+                gone = True
+                request.cancel_scope.cancel()
+
+            request.start_soon(cancel_on_disconnect)
+            try:
+                async with contextlib.aclosing(self._frames()) as frames:
+                    async for frame in frames:
+                        await send(
+                            {"type": "http.response.body", "body": frame, "more_body": True}
+                        )
+                        sent += len(frame)
+            except OSError:
+                gone = True
+            except (StoreError, StreamNotFoundError) as exc:
+                failure = exc
+            request.cancel_scope.cancel()
+        if gone:
+            logger.info(
+                "client left resumable stream %s at byte %d; the run goes on", self.stream_id, sent
+            )
+            return
+        closing = b""
+        if failure is not None:
+            logger.error("resumable stream %s: %s", self.stream_id, describe(failure))
+            if self.error_encoder is not None:
+                encoder = self.error_encoder()
+                closing = encoder.encode([ErrorChunk(_interruption(failure))]) + encoder.finish()
+        with contextlib.suppress(OSError):
+            await send({"type": "http.response.body", "body": closing, "more_body": False})
+
+    def _frames(self) -> AsyncGenerator[bytes, None]:
+        return self.store.read(self.stream_id, self.offset)
