@@ -8,6 +8,7 @@ objects with the app they serve to observe what happened on the server.
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
 import socket
 import subprocess
@@ -22,7 +23,10 @@ from starlette.types import ASGIApp
 
 from trio_stream import serve
 
-__all__ = ["free_port", "running", "running_demo"]
+ROOT = Path(__file__).parent.parent
+"""The repository, where ``module:app`` paths such as ``tests.resumable.app:app`` resolve."""
+
+__all__ = ["ROOT", "free_port", "running", "running_cli", "running_demo"]
 
 
 @contextlib.contextmanager
@@ -78,16 +82,23 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_demo(log_path: Path, *options: str) -> Iterator[str]:
-    """``python -m trio_stream demo`` as a real process; yields its base URL.
+def running_cli(
+    log_path: Path, *arguments: str, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """``python -m trio_stream <arguments> --port <free port>`` as a real process.
 
-    Its output (hypercorn's log and the library's) goes to ``log_path``,
-    which a test reads to see what happened on the server.
+    Yields its base URL once it accepts connections. Its output (hypercorn's
+    log and the library's) goes to ``log_path``, which a test reads to see
+    what happened on the server. ``env`` is added to this process's
+    environment.
     """
     port = free_port()
-    command = [sys.executable, "-m", "trio_stream", "demo", "--port", str(port), *options]
+    command = [sys.executable, "-m", "trio_stream", *arguments, "--port", str(port)]
+    environment = {**os.environ, **(env or {})}
     with log_path.open("wb") as log:
-        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=environment, cwd=ROOT
+        )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -97,10 +108,15 @@ def running_demo(log_path: Path, *options: str) -> Iterator[str]:
             except OSError:
                 if server.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(
-                        f"the demo did not start:\n{log_path.read_text()}"
+                        f"{' '.join(arguments)} did not start:\n{log_path.read_text()}"
                     ) from None
                 time.sleep(0.1)
         yield f"http://127.0.0.1:{port}"
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def running_demo(log_path: Path, *options: str) -> contextlib.AbstractContextManager[str]:
+    """``python -m trio_stream demo`` as a real process; yields its base URL."""
+    return running_cli(log_path, "demo", *options)

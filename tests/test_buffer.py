@@ -8,11 +8,19 @@ from collections.abc import AsyncIterator
 import anyio
 import pytest
 
-from trio_stream import RunCallback, RunController, create_run
-from trio_stream._buffer import ChunkBuffer
-from trio_stream.chunks import TextDeltaChunk
+from trio_stream import DEFAULT_HIGH_WATER_SIZE, RunCallback, RunController, create_run
+from trio_stream._buffer import ChunkBuffer, chunk_size
+from trio_stream.chunks import (
+    DataChunk,
+    FileChunk,
+    ReasoningDeltaChunk,
+    TextDeltaChunk,
+    ToolCallDeltaChunk,
+)
 
 pytestmark = pytest.mark.anyio
+
+SIZE = DEFAULT_HIGH_WATER_SIZE
 
 
 class Counter:
@@ -71,7 +79,7 @@ async def test_nested_substreams_are_bounded_too() -> None:
 
 
 async def test_synchronous_puts_never_block() -> None:
-    buffer = ChunkBuffer(high_water=2)
+    buffer = ChunkBuffer(high_water=2, high_water_size=SIZE)
     for _ in range(10):
         buffer.put(TextDeltaChunk("x"))
     assert len(buffer) == 10
@@ -80,7 +88,7 @@ async def test_synchronous_puts_never_block() -> None:
 @contextlib.asynccontextmanager
 async def full_buffer_and_waiting_writer() -> AsyncIterator[tuple[ChunkBuffer, anyio.Event]]:
     """A buffer at its high-water mark (4), and an event set once a writer may go on."""
-    buffer = ChunkBuffer(high_water=4)
+    buffer = ChunkBuffer(high_water=4, high_water_size=SIZE)
     for _ in range(4):
         buffer.put(TextDeltaChunk("x"))
     resumed = anyio.Event()
@@ -106,7 +114,7 @@ async def test_writers_resume_once_the_queue_is_half_drained() -> None:
 
 
 async def test_closing_releases_waiting_writers_and_ends_the_reader() -> None:
-    buffer = ChunkBuffer(high_water=1)
+    buffer = ChunkBuffer(high_water=1, high_water_size=SIZE)
     buffer.put(TextDeltaChunk("x"))
     async with anyio.create_task_group() as task_group:
         task_group.start_soon(buffer.wait_writable)
@@ -122,7 +130,7 @@ async def test_closing_releases_waiting_writers_and_ends_the_reader() -> None:
 
 
 async def test_only_one_task_may_wait_for_chunks() -> None:
-    buffer = ChunkBuffer(high_water=4)
+    buffer = ChunkBuffer(high_water=4, high_water_size=SIZE)
     async with anyio.create_task_group() as task_group:
         task_group.start_soon(buffer.receive)
         await anyio.sleep(0.01)
@@ -132,7 +140,7 @@ async def test_only_one_task_may_wait_for_chunks() -> None:
 
 
 async def test_a_cancelled_reader_does_not_block_the_next_one() -> None:
-    buffer = ChunkBuffer(high_water=4)
+    buffer = ChunkBuffer(high_water=4, high_water_size=SIZE)
     with anyio.move_on_after(0.01):
         await buffer.receive()
     buffer.put(TextDeltaChunk("x"))
@@ -140,7 +148,7 @@ async def test_a_cancelled_reader_does_not_block_the_next_one() -> None:
 
 
 async def test_a_batch_is_everything_queued_up_to_the_limit() -> None:
-    buffer = ChunkBuffer(high_water=8)
+    buffer = ChunkBuffer(high_water=8, high_water_size=SIZE)
     for text in "abcde":
         buffer.put(TextDeltaChunk(text))
     buffer.add_operations([{"type": "set", "path": ["k"], "value": 1}])
@@ -150,7 +158,7 @@ async def test_a_batch_is_everything_queued_up_to_the_limit() -> None:
 
 
 async def test_a_batch_waits_for_the_first_chunk_only() -> None:
-    buffer = ChunkBuffer(high_water=8)
+    buffer = ChunkBuffer(high_water=8, high_water_size=SIZE)
     async with anyio.create_task_group() as task_group:
 
         async def produce() -> None:
@@ -181,3 +189,54 @@ async def test_the_run_hands_out_batches_and_refuses_a_zero_limit() -> None:
             await chunks.receive_batch(0)
         await anyio.sleep(0.01)  # the callback has queued everything
         assert len(await chunks.receive_batch()) == 5
+
+
+async def test_large_chunks_are_bounded_by_size_not_count() -> None:
+    """64 KiB pieces: a 1 MiB bound holds about 16 of them, not 256."""
+    piece = "x" * 65536
+    queued: list[int] = []
+
+    async def run(controller: RunController) -> None:
+        for _ in range(64):
+            controller.append_text(piece)
+            await controller.drain()
+
+    async with create_run(run, high_water_size=1 << 20) as chunks:
+        buffer = chunks._buffer
+        async for _ in chunks:
+            queued.append(len(buffer))
+            await anyio.sleep(0.001)
+    assert len(queued) == 64
+    # At most the bound (16 pieces) plus the one that crossed it.
+    assert max(queued) <= 17
+    assert max(queued) >= 8  # and the producer did run ahead
+
+
+async def test_writers_wait_for_the_size_to_halve() -> None:
+    buffer = ChunkBuffer(high_water=100, high_water_size=10)
+    for text in ("aaaa", "bbbb", "cc"):
+        buffer.put(TextDeltaChunk(text), len(text))
+    resumed = anyio.Event()
+
+    async def writer() -> None:
+        await buffer.wait_writable()
+        resumed.set()
+
+    async with anyio.create_task_group() as task_group:
+        task_group.start_soon(writer)
+        await anyio.sleep(0.01)
+        assert not resumed.is_set()  # 10 characters queued: at the mark
+        await buffer.receive()
+        await anyio.sleep(0.01)
+        assert not resumed.is_set()  # 6 left: above half of 10
+        await buffer.receive()
+        await anyio.sleep(0.01)
+        assert resumed.is_set()  # 2 left
+
+
+def test_only_text_like_chunks_weigh() -> None:
+    assert chunk_size(TextDeltaChunk("abc")) == 3
+    assert chunk_size(ReasoningDeltaChunk("ab")) == 2
+    assert chunk_size(ToolCallDeltaChunk("call_1", "{}")) == 2
+    assert chunk_size(FileChunk("AAAA", "image/png")) == 4
+    assert chunk_size(DataChunk({"big": "x" * 100})) == 0

@@ -8,13 +8,21 @@ nursery that the ``async with`` block owns.
 
 from ._controller import RunController, Substream, ToolCallController
 from ._errors import SerializationError, StreamClosedError, TrioStreamError, UsageError
-from ._run import DEFAULT_HIGH_WATER_MARK, ChunkStream, Run, RunCallback, create_run
+from ._run import (
+    DEFAULT_HIGH_WATER_MARK,
+    DEFAULT_HIGH_WATER_SIZE,
+    ChunkStream,
+    Run,
+    RunCallback,
+    create_run,
+)
 from ._scope import CancellationSignal
 from ._server import LifespanGuard, serve
 from ._state import StateProxy
 
 __all__ = [
     "DEFAULT_HIGH_WATER_MARK",
+    "DEFAULT_HIGH_WATER_SIZE",
     "CancellationSignal",
     "ChunkStream",
     "LifespanGuard",

@@ -3,12 +3,14 @@
 Producers are the run's tasks; most of what they call (``append_text``,
 ``set_response``, state writes) is synchronous, as in assistant-stream, so a
 put can never block: it appends and returns. What keeps memory bounded is
-the *high-water mark*: every asynchronous producer path (``add_stream``,
+the *high-water marks*: every asynchronous producer path (``add_stream``,
 ``add_tool_call``, ``drain()``, entering a sub-stream) waits while the queue
-holds that many chunks or more, and resumes once the consumer has taken it
-down to half. A producer that only ever appends synchronously is bounded by
-its own pace instead: it cannot outrun the consumer for longer than it runs
-without awaiting something.
+holds that many chunks or more, or that many characters of text, reasoning,
+arguments and file data (a few large chunks weigh as much as many small
+ones), and resumes once the consumer has taken it down to half of both. A
+producer that only ever appends synchronously is bounded by its own pace
+instead: it cannot outrun the consumer for longer than it runs without
+awaiting something.
 
 State operations are not queued one by one. They collect in a pending batch
 that becomes a single ``update-state`` chunk the moment another chunk is put
@@ -27,9 +29,37 @@ import trio
 from anyio.lowlevel import checkpoint
 
 from ._errors import StreamClosedError
-from .chunks import Chunk, StateOperation, UpdateStateChunk
+from .chunks import (
+    Chunk,
+    ErrorChunk,
+    FileChunk,
+    ReasoningDeltaChunk,
+    StateOperation,
+    TextDeltaChunk,
+    ToolCallDeltaChunk,
+    UpdateStateChunk,
+)
 
-__all__ = ["ChunkBuffer"]
+__all__ = ["ChunkBuffer", "chunk_size"]
+
+_SIZED: dict[type, str] = {
+    TextDeltaChunk: "text_delta",
+    ReasoningDeltaChunk: "reasoning_delta",
+    ToolCallDeltaChunk: "args_text_delta",
+    FileChunk: "data",
+    ErrorChunk: "error",
+}
+
+
+def chunk_size(chunk: Chunk) -> int:
+    """What ``chunk`` weighs against the size high-water mark: its text's length.
+
+    Only the chunks whose size a caller controls piece by piece count (text,
+    reasoning, arguments, files, errors); the rest weigh nothing.
+    """
+    field = _SIZED.get(type(chunk))
+    return 0 if field is None else len(getattr(chunk, field))
+
 
 Wakeup = anyio.Event | trio.Event
 
@@ -58,17 +88,23 @@ class ChunkBuffer:
         "_chunks",
         "_closed",
         "_high_water",
+        "_high_water_size",
         "_new_event",
         "_pending",
         "_reader",
+        "_size",
         "_writers",
     )
 
-    def __init__(self, high_water: int) -> None:
+    def __init__(self, high_water: int, high_water_size: int) -> None:
         """Create the buffer; call it from inside the event loop that will use it."""
         if high_water < 1:
             raise ValueError(f"the high-water mark must be at least 1, not {high_water}")
+        if high_water_size < 1:
+            raise ValueError(f"the size high-water mark must be at least 1, not {high_water_size}")
         self._chunks: deque[Chunk] = deque()
+        self._size = 0  # of the queued chunks, as chunk_size counts it
+        self._high_water_size = high_water_size
         self._pending: list[StateOperation] = []
         self._high_water = high_water
         self._closed = False
@@ -97,13 +133,17 @@ class ChunkBuffer:
         operations, self._pending = self._pending, []
         self._chunks.append(UpdateStateChunk(operations=tuple(operations)))
 
-    def put(self, chunk: Chunk) -> None:
-        """Queue ``chunk`` (after any pending state operations). Never blocks."""
+    def put(self, chunk: Chunk, size: int = 0) -> None:
+        """Queue ``chunk`` (after any pending state operations). Never blocks.
+
+        ``size`` is ``chunk_size(chunk)``, which the caller often knows already.
+        """
         if self._closed:
             self._check_open()
         if self._pending:
             self._flush_pending()
         self._chunks.append(chunk)
+        self._size += size
         if self._reader is not None:
             self._wake_reader()
 
@@ -120,13 +160,15 @@ class ChunkBuffer:
             self._wake_reader()
 
     async def wait_writable(self) -> None:
-        """Wait while the queue is at or above the high-water mark.
+        """Wait while the queue is at or above either high-water mark.
 
         Always a checkpoint, so a producer that awaits this between items
         also lets the consumer run.
         """
         await checkpoint()
-        while len(self._chunks) >= self._high_water and not self._closed:
+        while (
+            len(self._chunks) >= self._high_water or self._size >= self._high_water_size
+        ) and not self._closed:
             if self._writers is None:
                 self._writers = self._new_event()
             await self._writers.wait()
@@ -135,6 +177,8 @@ class ChunkBuffer:
         """The next chunk; ``EndOfStream`` once closed and drained."""
         await self._wait_readable()
         chunk = self._chunks.popleft()
+        if self._size:
+            self._size = self._size - chunk_size(chunk) if self._chunks else 0
         self._release_writers()
         return chunk
 
@@ -154,8 +198,11 @@ class ChunkBuffer:
         if len(chunks) <= limit:
             batch = list(chunks)
             chunks.clear()
+            self._size = 0
         else:
             batch = [chunks.popleft() for _ in range(limit)]
+            if self._size:
+                self._size -= sum(map(chunk_size, batch))
         self._release_writers()
         return batch
 
@@ -184,7 +231,11 @@ class ChunkBuffer:
 
     def _release_writers(self) -> None:
         writers = self._writers
-        if writers is not None and len(self._chunks) <= self._high_water // 2:
+        if (
+            writers is not None
+            and len(self._chunks) <= self._high_water // 2
+            and self._size <= self._high_water_size // 2
+        ):
             self._writers = None
             writers.set()
 

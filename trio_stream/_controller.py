@@ -21,7 +21,7 @@ from typing import Any, TypeVarTuple, get_args
 import anyio
 
 from . import _ids
-from ._buffer import ChunkBuffer
+from ._buffer import ChunkBuffer, chunk_size
 from ._errors import StreamClosedError, describe
 from ._json import encode_checked, ensure_serializable, ensure_text
 from ._scope import CancellationSignal, Scope
@@ -94,12 +94,14 @@ class RunController:
     def append_text(self, text_delta: str) -> None:
         """Append a piece of answer text."""
         _require_str(text_delta, "append_text's text_delta")
-        self._buffer.put(TextDeltaChunk(text_delta, self._parent_id))
+        self._buffer.put(TextDeltaChunk(text_delta, self._parent_id), len(text_delta))
 
     def append_reasoning(self, reasoning_delta: str) -> None:
         """Append a piece of reasoning."""
         _require_str(reasoning_delta, "append_reasoning's reasoning_delta")
-        self._buffer.put(ReasoningDeltaChunk(reasoning_delta, self._parent_id))
+        self._buffer.put(
+            ReasoningDeltaChunk(reasoning_delta, self._parent_id), len(reasoning_delta)
+        )
 
     def add_data(self, data: Any, *, name: str | None = None) -> None:
         """Send a JSON value to the front-end as a data chunk.
@@ -117,7 +119,7 @@ class RunController:
     def add_error(self, error: str) -> None:
         """Send an error message; the run goes on (see the docs on errors)."""
         _require_str(error, "add_error's error")
-        self._buffer.put(ErrorChunk(error))
+        self._buffer.put(ErrorChunk(error), len(error))
 
     def add_source(self, id: str, url: str, title: str | None = None) -> None:
         """Cite a URL source."""
@@ -133,7 +135,7 @@ class RunController:
             data = base64.b64encode(data).decode("ascii")
         _require_str(data, "add_file's data")
         _require_str(mime_type, "add_file's mime_type")
-        self._buffer.put(FileChunk(data, mime_type, self._parent_id))
+        self._buffer.put(FileChunk(data, mime_type, self._parent_id), len(data))
 
     def add_annotations(self, annotations: Sequence[Any]) -> None:
         """Attach message annotations (a list of JSON values)."""
@@ -382,7 +384,9 @@ class ToolCallController:
         """Append a piece of the call's JSON arguments text."""
         self._check_open()
         _require_str(args_text_delta, "append_args_text's args_text_delta")
-        self._owner._buffer.put(ToolCallDeltaChunk(self.tool_call_id, args_text_delta))
+        self._owner._buffer.put(
+            ToolCallDeltaChunk(self.tool_call_id, args_text_delta), len(args_text_delta)
+        )
 
     def set_response(self, result: Any, *, artifact: Any = None, is_error: bool = False) -> None:
         """Send the call's result and close it."""
@@ -491,7 +495,7 @@ async def _copy_stream(buffer: ChunkBuffer, stream: AsyncIterable[Chunk]) -> Non
                     f"add_stream: the stream yielded a {type(chunk).__name__}, not a chunk"
                 )
             await buffer.wait_writable()
-            buffer.put(chunk)
+            buffer.put(chunk, chunk_size(chunk))
 
     if hasattr(iterator, "aclose"):
         async with aclosing(iterator):  # type: ignore[type-var]

@@ -44,7 +44,14 @@ from ._scope import Scope
 from ._state import StateTree
 from .chunks import Chunk, ErrorChunk
 
-__all__ = ["DEFAULT_HIGH_WATER_MARK", "ChunkStream", "Run", "RunCallback", "create_run"]
+__all__ = [
+    "DEFAULT_HIGH_WATER_MARK",
+    "DEFAULT_HIGH_WATER_SIZE",
+    "ChunkStream",
+    "Run",
+    "RunCallback",
+    "create_run",
+]
 
 logger = logging.getLogger("trio_stream")
 
@@ -52,6 +59,10 @@ RunCallback = Callable[[RunController], Coroutine[Any, Any, Any]]
 
 DEFAULT_HIGH_WATER_MARK = 256
 """Chunks a run may queue before its asynchronous producers wait for the consumer."""
+
+DEFAULT_HIGH_WATER_SIZE = 1 << 20
+"""Characters of text, reasoning, arguments and files a run may queue before its
+asynchronous producers wait: what bounds memory when chunks are large."""
 
 _ITERATE_UNENTERED = (
     "a run must be entered before it is iterated: "
@@ -105,15 +116,19 @@ class Run:
         "_entered",
         "_failure",
         "_high_water_mark",
+        "_high_water_size",
         "_initial_state",
         "_root",
         "_task_group",
     )
 
-    def __init__(self, callback: RunCallback, state: Any, high_water_mark: int) -> None:
+    def __init__(
+        self, callback: RunCallback, state: Any, high_water_mark: int, high_water_size: int
+    ) -> None:
         self._callback = callback
         self._initial_state = state
         self._high_water_mark = high_water_mark
+        self._high_water_size = high_water_size
         self._entered = False
         self._buffer: ChunkBuffer | None = None
         self._task_group: anyio.abc.TaskGroup | None = None
@@ -129,7 +144,7 @@ class Run:
         if self._entered:
             raise UsageError("a run can be entered only once; call create_run() again")
         self._entered = True
-        buffer = self._buffer = ChunkBuffer(self._high_water_mark)
+        buffer = self._buffer = ChunkBuffer(self._high_water_mark, self._high_water_size)
         task_group = anyio.create_task_group()
         await task_group.__aenter__()
         self._task_group = task_group
@@ -203,6 +218,7 @@ def create_run(
     *,
     state: Any = None,
     high_water_mark: int = DEFAULT_HIGH_WATER_MARK,
+    high_water_size: int = DEFAULT_HIGH_WATER_SIZE,
 ) -> Run:
     """Prepare a run of ``callback``; enter it with ``async with`` to start it.
 
@@ -210,7 +226,8 @@ def create_run(
     ``state`` is the initial state the controller's ``state`` proxy edits; the
     run works on a JSON copy of it, and the original is never modified.
     ``high_water_mark`` bounds how many chunks asynchronous producers may
-    queue ahead of a slow consumer.
+    queue ahead of a slow consumer, and ``high_water_size`` how many
+    characters of text, reasoning, tool arguments and file data.
 
     If the callback or any task of the run raises, the others are cancelled,
     an error chunk per exception is delivered after every chunk produced
@@ -222,4 +239,7 @@ def create_run(
         raise TypeError(f"create_run expects an async callable, not {type(callback).__name__}")
     if high_water_mark < 1:
         raise ValueError(f"high_water_mark must be at least 1, not {high_water_mark}")
-    return Run(callback, normalized(state, "create_run's state"), high_water_mark)
+    if high_water_size < 1:
+        raise ValueError(f"high_water_size must be at least 1, not {high_water_size}")
+    state = normalized(state, "create_run's state")
+    return Run(callback, state, high_water_mark, high_water_size)
