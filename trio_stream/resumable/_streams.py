@@ -126,6 +126,12 @@ class ResumableStreams:
         if self._producers is not None:
             raise RuntimeError("ResumableStreams is already entered")
         async with contextlib.AsyncExitStack() as stack:
+            if isinstance(self.store, contextlib.AbstractAsyncContextManager):
+                # A store with connections of its own (RedisStore) opens them
+                # for the block, and closes them after the producers are done.
+                await stack.enter_async_context(self.store)
+            else:
+                stack.push_async_callback(self.store.aclose)
             self._producers = await stack.enter_async_context(anyio.create_task_group())
             self._exit_stack = stack.pop_all()
         return self
@@ -142,10 +148,7 @@ class ResumableStreams:
         # stores the end of its stream before the block exits.
         self._producers.cancel_scope.cancel()
         stack, self._exit_stack, self._producers = self._exit_stack, None, None
-        try:
-            await stack.__aexit__(exc_type, exc, traceback)
-        finally:
-            await self.store.aclose()
+        await stack.__aexit__(exc_type, exc, traceback)
 
     # -- HTTP ------------------------------------------------------------
 

@@ -1,0 +1,109 @@
+"""The app the resumable-stream tests serve: start, resume and cancel, in every format.
+
+Served in the test process (``app_for(store)``) or as a worker process
+(``trio-stream serve tests.resumable.app:app``), which takes its store from
+the environment: ``TEST_REDIS_URL`` and ``TEST_REDIS_PREFIX`` for Redis,
+else memory. Each run is the demo's scripted turn, at ``TEST_PACE`` of its
+pace (0.02 unless set), or with ``/start/<format>?size=N``, N bytes of
+text in 64 KiB deltas, produced as fast as the store takes them; ``?pace=``
+sets the script's pace for one run; ``?fail=message`` makes the run raise
+``RuntimeError(message)`` after its first text. ``/memory`` reports the
+process's resident memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator
+
+import anyio
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from trio_stream import RunController, create_run
+from trio_stream.demo import ScriptedAgent
+from trio_stream.resumable import DEFAULT_MAX_BYTES, MemoryStore, ResumableStreams, StreamStore
+from trio_stream.serialization._encoder import StreamEncoder
+from trio_stream.serialization.assistant_transport import AssistantTransportEncoder
+from trio_stream.serialization.data_stream import DataStreamEncoder
+from trio_stream.serialization.openai_stream import OpenAIStreamEncoder
+from trio_stream.serialization.ui_message_stream import UIMessageStreamEncoder
+
+ENCODERS: dict[str, type[StreamEncoder]] = {
+    "data-stream": DataStreamEncoder,
+    "assistant-transport": AssistantTransportEncoder,
+    "ui-message-stream": UIMessageStreamEncoder,
+    "openai": OpenAIStreamEncoder,
+}
+
+
+def app_for(
+    store: StreamStore, *, pace: float = 0.02, max_bytes: int = DEFAULT_MAX_BYTES
+) -> Starlette:
+    streams = ResumableStreams(store, max_bytes=max_bytes)
+
+    async def start(request: Request) -> Response:
+        encoder = ENCODERS[request.path_params["format"]]()
+        size = int(request.query_params.get("size", "0"))
+        agent = ScriptedAgent(pace=float(request.query_params.get("pace", pace)))
+
+        async def run(controller: RunController) -> None:
+            if "fail" in request.query_params:
+                controller.append_text("Starting… ")
+                await anyio.sleep(0.05)
+                raise RuntimeError(request.query_params["fail"])
+            if size:
+                piece = "x" * 65536
+                for _ in range(size // len(piece)):
+                    controller.append_text(piece)
+                    await controller.drain()
+            else:
+                await agent(controller, [{"role": "user", "content": "Hi"}])
+
+        return await streams.start(
+            create_run(run, state={}), encoder=encoder, stream_id=request.query_params.get("id")
+        )
+
+    async def resume(request: Request) -> Response:
+        offset = request.query_params.get("offset", "0")
+        return await streams.resume(request.path_params["stream_id"], offset=offset)
+
+    async def memory(request: Request) -> Response:
+        """This process's resident memory, in bytes (Linux)."""
+        status = await anyio.Path("/proc/self/status").read_text()
+        kib = next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))
+        return JSONResponse({"rss": int(kib) * 1024})
+
+    async def cancel(request: Request) -> Response:
+        cancelled = await streams.cancel(request.path_params["stream_id"])
+        return JSONResponse({"cancelled": cancelled})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with streams:
+            yield
+
+    return Starlette(
+        routes=[
+            Route("/start/{format}", start, methods=["POST"]),
+            Route("/streams/{stream_id}", resume),
+            Route("/streams/{stream_id}", cancel, methods=["DELETE"]),
+            Route("/memory", memory),
+        ],
+        lifespan=lifespan,
+    )
+
+
+def _store_from_environment() -> StreamStore:
+    url = os.environ.get("TEST_REDIS_URL")
+    if not url:
+        return MemoryStore()
+    from trio_stream.resumable.redis import RedisStore
+
+    return RedisStore(url, prefix=os.environ.get("TEST_REDIS_PREFIX", "trio-stream:"))
+
+
+app = app_for(_store_from_environment(), pace=float(os.environ.get("TEST_PACE", "0.02")))

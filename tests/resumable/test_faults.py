@@ -1,0 +1,119 @@
+"""When things break: the store unreachable or lost, a run that fails or grows too big,
+a client that reads slower than the run writes."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from trio_stream.resumable import STREAM_ID_HEADER, MemoryStore, StreamStore
+
+from ..serving import free_port, running, running_cli
+from .app import app_for
+from .redis_server import RedisServer, redis_server
+
+
+def redis_store(url: str) -> StreamStore:
+    from trio_stream.resumable.redis import RedisStore
+
+    return RedisStore(url, prefix=f"faults-{secrets.token_hex(4)}:")
+
+
+def test_a_store_that_cannot_be_reached_is_a_503_not_a_hang() -> None:
+    unreachable = redis_store(f"redis://127.0.0.1:{free_port()}/0")
+    with running(app_for(unreachable)) as url:
+        started = time.monotonic()
+        response = httpx.post(f"{url}/start/data-stream", timeout=30)
+        assert time.monotonic() - started < 5
+        assert response.status_code == 503
+        assert response.json() == {"detail": "the stream store is unavailable; try again later"}
+        assert httpx.get(f"{url}/streams/some-stream-id", timeout=30).status_code == 503
+
+
+def test_a_store_lost_mid_run_ends_the_live_client_with_an_error_chunk() -> None:
+    with redis_server() as server, running(app_for(redis_store(server.url))) as url:
+        received = b""
+        with httpx.stream(
+            "POST", f"{url}/start/data-stream", params={"pace": 1}, timeout=30
+        ) as response:
+            assert response.status_code == 200
+            lines = response.iter_lines()
+            received = next(lines).encode()
+            server.stop()  # Redis dies while the run streams
+            rest = list(lines)
+        assert rest[-1] == '3:"the stream was interrupted: its store is unavailable"'
+        assert received
+        # The server stays up and says why it cannot start another run.
+        assert httpx.post(f"{url}/start/data-stream", timeout=30).status_code == 503
+        server.start()  # Redis is back: so is the service
+        assert httpx.post(f"{url}/start/data-stream", timeout=30).status_code == 200
+
+
+def test_a_failing_run_stores_its_error_chunk_and_a_clean_end() -> None:
+    with running(app_for(MemoryStore())) as url:
+        first = httpx.post(f"{url}/start/data-stream", params={"fail": "the model crashed"})
+        assert first.text.splitlines() == ['0:"Starting… "', '3:"the model crashed"']
+        stream_id = first.headers[STREAM_ID_HEADER]
+        again = httpx.get(f"{url}/streams/{stream_id}", params={"offset": 5})
+        assert again.content == first.content[5:]
+
+
+def test_a_run_that_outgrows_its_stream_stops_with_an_error_chunk() -> None:
+    with running(app_for(MemoryStore(), max_bytes=1_000_000)) as url:
+        response = httpx.post(f"{url}/start/data-stream", params={"size": 4_000_000}, timeout=30)
+        assert len(response.content) < 1_100_000
+        assert response.text.splitlines()[-1] == (
+            '3:"the stream grew past its bound of 1000000 bytes"'
+        )
+
+
+def test_a_slow_reader_does_not_grow_the_worker(redis: RedisServer, tmp_path: Path) -> None:
+    """The run writes 32 MB to Redis at full speed while its client reads slowly; the
+    worker holds one batch at a time, not the backlog."""
+    env = {"TEST_REDIS_URL": redis.url, "TEST_REDIS_PREFIX": f"slow-{secrets.token_hex(4)}:"}
+    size = 32 * 1024 * 1024
+    with running_cli(tmp_path / "worker.log", "serve", "tests.resumable.app:app", env=env) as url:
+
+        def rss() -> int:
+            value: int = httpx.get(f"{url}/memory").json()["rss"]
+            return value
+
+        for _ in range(2):  # warm up: imports, connection pools, first allocations
+            httpx.post(f"{url}/start/data-stream", params={"size": 1 << 20}, timeout=60)
+        baseline = rss()
+        peak = baseline
+        done = threading.Event()
+
+        def sample() -> None:
+            nonlocal peak
+            while not done.is_set():
+                peak = max(peak, rss())
+                time.sleep(0.05)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        received = 0
+        try:
+            with httpx.stream(
+                "POST", f"{url}/start/data-stream", params={"size": size}, timeout=60
+            ) as response:
+                stream_id = response.headers[STREAM_ID_HEADER]
+                for piece in response.iter_raw(16384):
+                    received += len(piece)
+                    if received > 4 * 1024 * 1024:
+                        break
+                    time.sleep(0.005)  # about 3 MB/s, far slower than the run
+            # The rest, from where this client stopped.
+            rest = httpx.get(f"{url}/streams/{stream_id}", params={"offset": received}, timeout=60)
+            received += len(rest.content)
+        finally:
+            done.set()
+            sampler.join()
+        assert received > size
+        growth = peak - baseline
+        print(f"worker memory: baseline {baseline >> 20} MiB, growth {growth / 2**20:.1f} MiB")
+        assert growth < 10 * 1024 * 1024

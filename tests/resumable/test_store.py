@@ -1,0 +1,193 @@
+"""The StreamStore contract, as every store keeps it.
+
+A store holds a stream's bytes in order with a status; readers start at any
+byte offset, follow the live tail and stop at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncGenerator
+
+import anyio
+import pytest
+
+from trio_stream.resumable import (
+    ProducerLostError,
+    StreamExistsError,
+    StreamNotFoundError,
+    StreamStore,
+)
+
+from .conftest import StoreFactory
+
+pytestmark = pytest.mark.anyio
+
+FRAMES = [b'0:"Hel"\n', b'0:"lo \xc3\xa9"\n', b"e:{}\n", b'd:{"finishReason":"stop"}\n']
+WHOLE = b"".join(FRAMES)
+HEADERS = (("x-vercel-ai-data-stream", "v1"),)
+
+
+async def create(store: StreamStore, stream_id: str = "stream-0001", ttl: float = 60) -> str:
+    await store.create(
+        stream_id,
+        media_type="text/plain; charset=utf-8",
+        headers=HEADERS,
+        format="trio_stream.serialization.data_stream:DataStreamEncoder",
+        ttl=ttl,
+    )
+    return stream_id
+
+
+async def write_all(store: StreamStore, stream_id: str) -> None:
+    offset = 0
+    for frame in FRAMES:
+        await store.append(stream_id, offset, frame)
+        offset += len(frame)
+    await store.finish(stream_id, "done", 60)
+
+
+async def read_all(store: StreamStore, stream_id: str, offset: int = 0) -> bytes:
+    received = b""
+    async with contextlib.aclosing(store.read(stream_id, offset)) as frames:
+        async for frame in frames:
+            received += frame
+    return received
+
+
+async def test_a_new_stream_is_running_and_empty(store: StreamStore) -> None:
+    stream_id = await create(store)
+    info = await store.info(stream_id)
+    assert info is not None
+    assert (info.status, info.size, info.media_type) == ("running", 0, "text/plain; charset=utf-8")
+    assert info.headers == HEADERS
+    assert info.format == "trio_stream.serialization.data_stream:DataStreamEncoder"
+    assert await store.info("stream-9999") is None
+
+
+async def test_an_id_is_taken_once(store: StreamStore) -> None:
+    await create(store)
+    with pytest.raises(StreamExistsError):
+        await create(store)
+
+
+async def test_a_finished_stream_reads_whole_from_any_offset(store: StreamStore) -> None:
+    stream_id = await create(store)
+    await write_all(store, stream_id)
+    info = await store.info(stream_id)
+    assert info is not None
+    assert (info.status, info.size) == ("done", len(WHOLE))
+    # Every offset, frame boundaries and the middle of a UTF-8 sequence included.
+    for offset in range(len(WHOLE) + 1):
+        assert await read_all(store, stream_id, offset) == WHOLE[offset:]
+    assert await read_all(store, stream_id, len(WHOLE) + 5) == b""
+
+
+async def test_a_reader_follows_the_live_tail_until_the_end(store: StreamStore) -> None:
+    stream_id = await create(store)
+    send, receive = anyio.create_memory_object_stream[bytes](100)
+    async with receive, anyio.create_task_group() as group:
+
+        async def follow() -> None:
+            async with send, contextlib.aclosing(store.read(stream_id)) as frames:
+                async for frame in frames:
+                    await send.send(frame)
+
+        group.start_soon(follow)
+        offset = 0
+        for frame in FRAMES:
+            await anyio.sleep(0.02)
+            await store.append(stream_id, offset, frame)
+            offset += len(frame)
+            received = b""
+            with anyio.fail_after(5):  # each frame reaches the reader as it is appended
+                while len(received) < len(frame):
+                    received += await receive.receive()
+            assert received == frame
+        await store.finish(stream_id, "failed", 60)
+        with anyio.fail_after(5):  # and the end ends it promptly
+            assert [frame async for frame in receive] == []
+    info = await store.info(stream_id)
+    assert info is not None
+    assert info.status == "failed"
+
+
+async def test_an_unknown_stream_cannot_be_read(store: StreamStore) -> None:
+    with pytest.raises(StreamNotFoundError):
+        await read_all(store, "stream-9999")
+
+
+async def test_a_deleted_stream_ends_its_readers(make_store: StoreFactory) -> None:
+    store = make_store(lease=0.5)
+    stream_id = await create(store)
+
+    async def renew() -> None:
+        with contextlib.suppress(StreamNotFoundError):  # renewing a deleted stream
+            while True:
+                await store.renew(stream_id, 60)
+                await anyio.sleep(0.1)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(renew)
+        await store.append(stream_id, 0, FRAMES[0])
+        frames: AsyncGenerator[bytes, None] = store.read(stream_id)
+        async with contextlib.aclosing(frames):
+            assert await anext(frames) == FRAMES[0]
+            await store.delete(stream_id)
+            with anyio.fail_after(5), pytest.raises(StreamNotFoundError):
+                await anext(frames)
+        group.cancel_scope.cancel()
+    assert await store.info(stream_id) is None
+
+
+async def test_a_producer_that_stops_renewing_is_reported_lost(make_store: StoreFactory) -> None:
+    store = make_store(lease=0.3)
+    stream_id = await create(store)
+    await store.append(stream_id, 0, FRAMES[0])
+    with anyio.fail_after(5), pytest.raises(ProducerLostError):
+        await read_all(store, stream_id)
+
+
+async def test_a_renewed_lease_keeps_a_quiet_stream_alive(make_store: StoreFactory) -> None:
+    store = make_store(lease=0.3)
+    stream_id = await create(store)
+    async with anyio.create_task_group() as group:
+
+        async def produce_slowly() -> None:
+            for _ in range(8):  # 0.8 s: more than twice the lease
+                await store.renew(stream_id, 60)
+                await anyio.sleep(0.1)
+            await write_all(store, stream_id)
+
+        group.start_soon(produce_slowly)
+        assert await read_all(store, stream_id) == WHOLE
+
+
+async def test_a_cancel_request_reaches_the_producer(store: StreamStore) -> None:
+    stream_id = await create(store)
+    async with anyio.create_task_group() as group:
+        requested = anyio.Event()
+
+        async def producer() -> None:
+            await store.wait_cancel_requested(stream_id)
+            requested.set()
+
+        group.start_soon(producer)
+        await anyio.sleep(0.05)
+        assert await store.request_cancel(stream_id) is True
+        with anyio.fail_after(5):
+            await requested.wait()
+    await store.finish(stream_id, "cancelled", 60)
+    assert await store.request_cancel(stream_id) is False  # no longer running
+    assert await store.request_cancel("stream-9999") is False
+
+
+async def test_a_stream_expires_after_its_ttl(store: StreamStore) -> None:
+    stream_id = await create(store, ttl=0.3)
+    await store.append(stream_id, 0, FRAMES[0])
+    await store.finish(stream_id, "done", 0.3)
+    assert await store.info(stream_id) is not None
+    await anyio.sleep(0.5)
+    assert await store.info(stream_id) is None
+    with pytest.raises(StreamNotFoundError):
+        await read_all(store, stream_id)

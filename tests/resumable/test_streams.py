@@ -1,0 +1,167 @@
+"""Resumable runs over real HTTP: a client leaves, the run goes on, any client resumes.
+
+Each test serves ``tests/resumable/app.py`` on hypercorn with Trio, with the
+store of its parameter (in memory, or Redis on a real server).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from trio_stream.resumable import STREAM_ID_HEADER, MemoryStore, StreamStore
+
+from ..serialization.clients import decode
+from ..serving import running
+from .app import app_for
+from .redis_server import RedisServer
+
+
+@pytest.fixture(params=["memory", "redis"])
+def store_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def new_store(kind: str, request: pytest.FixtureRequest) -> StreamStore:
+    if kind == "memory":
+        return MemoryStore()
+    from trio_stream.resumable.redis import RedisStore
+
+    server: RedisServer = request.getfixturevalue("redis")
+    return RedisStore(server.url, prefix=f"{request.node.name[:40]}:{time.monotonic_ns()}:")
+
+
+@pytest.fixture
+def url(store_kind: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    with running(app_for(new_store(store_kind, request))) as base:
+        yield base
+
+
+def start(url: str, fmt: str = "data-stream", **params: Any) -> httpx.Response:
+    response = httpx.post(f"{url}/start/{fmt}", params=params, timeout=30)
+    assert response.status_code == 200, response.text
+    return response
+
+
+def read_some(url: str, fmt: str, at_least: int, **params: Any) -> tuple[str, bytes]:
+    """Start a run, read at least ``at_least`` bytes of it, and hang up."""
+    received = b""
+    with httpx.stream("POST", f"{url}/start/{fmt}", params=params, timeout=30) as response:
+        stream_id = response.headers[STREAM_ID_HEADER]
+        for piece in response.iter_raw():
+            received += piece
+            if len(received) >= at_least:
+                break
+    return stream_id, received
+
+
+def resume(url: str, stream_id: str, offset: int = 0) -> httpx.Response:
+    return httpx.get(f"{url}/streams/{stream_id}", params={"offset": offset}, timeout=30)
+
+
+@pytest.mark.parametrize("fmt", ["data-stream", "assistant-transport", "ui-message-stream"])
+def test_a_client_that_left_resumes_exactly_where_it_stopped(url: str, fmt: str) -> None:
+    whole = start(url, fmt)
+    body = whole.content
+    assert b'Done. "' in body  # the whole scripted turn, to its closing text
+    assert len(whole.headers[STREAM_ID_HEADER]) == 32
+    # Leave after the first frame, in the middle, and just before the end.
+    for at_least in (1, len(body) // 2, len(body) - 1):
+        stream_id, received = read_some(url, fmt, at_least)
+        rest = resume(url, stream_id, len(received))
+        assert rest.status_code == 200
+        assert rest.headers[STREAM_ID_HEADER] == stream_id
+        assert rest.headers["content-type"] == whole.headers["content-type"]
+        joined = received + rest.content
+        # The run is the same script: only ids and the order of parallel
+        # pieces differ, so compare what the official decoder makes of it
+        # with what an uninterrupted client of the same stream got.
+        uninterrupted = resume(url, stream_id).content
+        assert joined == uninterrupted
+    decoder = {"ui-message-stream": "ai-ui-message-stream"}.get(fmt, fmt)
+    message = decode(decoder, body=joined)["message"]
+    assert message == decode(decoder, body=uninterrupted)["message"]
+    assert len([part for part in message["parts"] if "tool" in part["type"]]) == 7
+
+
+def test_resuming_at_every_offset_of_a_finished_stream_gives_the_rest(url: str) -> None:
+    first = start(url)
+    stream_id = first.headers[STREAM_ID_HEADER]
+    whole = resume(url, stream_id).content
+    assert whole == first.content
+    for offset in range(0, len(whole) + 1, max(1, len(whole) // 97)):
+        assert resume(url, stream_id, offset).content == whole[offset:]
+    assert resume(url, stream_id, len(whole)).content == b""
+
+
+def test_the_run_goes_on_without_its_client_and_ends_once(url: str) -> None:
+    stream_id, received = read_some(url, "data-stream", 1)
+    deadline = time.monotonic() + 10
+    while True:  # nobody reads; the run still finishes
+        rest = resume(url, stream_id, len(received)).content
+        if rest.endswith(b"\n") and b'd:{"finishReason":"stop"' in rest:
+            break
+        assert time.monotonic() < deadline
+    assert rest.count(b"d:{") == 1
+
+
+def test_cancel_stops_the_run_and_ends_the_stream_cleanly(url: str) -> None:
+    stream_id, received = read_some(url, "data-stream", 1, pace=1)  # a six-second run
+    cancelled = httpx.delete(f"{url}/streams/{stream_id}")
+    assert cancelled.json() == {"cancelled": True}
+    started = time.monotonic()
+    rest = resume(url, stream_id, len(received))
+    assert time.monotonic() - started < 3  # not the run's six seconds
+    assert rest.status_code == 200
+    # Cancelled before the five tools finished: no closing text, a clean end.
+    assert b"Done." not in rest.content
+    assert rest.content.endswith(b"\n")
+    assert httpx.delete(f"{url}/streams/{stream_id}").json() == {"cancelled": False}
+
+
+@pytest.mark.parametrize(
+    ("stream_id", "offset", "status", "detail"),
+    [
+        ("nope", "0", 400, "a stream id is 8 to 128 letters, digits, '_' or '-', not 'nope'"),
+        ("a" * 129, "0", 400, None),
+        (
+            "unknown-stream-id",
+            "0",
+            404,
+            "no stream 'unknown-stream-id': unknown, expired or deleted",
+        ),
+    ],
+)
+def test_bad_resumes_get_a_json_error(
+    url: str, stream_id: str, offset: str, status: int, detail: str | None
+) -> None:
+    response = httpx.get(f"{url}/streams/{stream_id}", params={"offset": offset})
+    assert response.status_code == status
+    if detail is not None:
+        assert response.json() == {"detail": detail}
+
+
+def test_a_bad_offset_is_400_and_one_past_the_end_416(url: str) -> None:
+    stream_id = start(url).headers[STREAM_ID_HEADER]
+    size = len(resume(url, stream_id).content)
+    for offset, status in (("abc", 400), ("-1", 400), (str(size + 1), 416)):
+        response = httpx.get(f"{url}/streams/{stream_id}", params={"offset": offset})
+        assert response.status_code == status
+        assert "detail" in response.json()
+
+
+def test_an_id_chosen_by_the_app_is_checked_and_taken_once(url: str) -> None:
+    assert start(url, id="chat-0001-turn-1").headers[STREAM_ID_HEADER] == "chat-0001-turn-1"
+    taken = httpx.post(f"{url}/start/data-stream", params={"id": "chat-0001-turn-1"})
+    assert (taken.status_code, taken.json()) == (
+        409,
+        {"detail": "a stream 'chat-0001-turn-1' exists already"},
+    )
+    bad = httpx.post(f"{url}/start/data-stream", params={"id": "../../etc"})
+    assert bad.status_code == 400
+    assert json.loads(bad.text)["detail"].startswith("a stream id is")
