@@ -86,11 +86,8 @@ async def test_synchronous_puts_never_block() -> None:
 
 
 @contextlib.asynccontextmanager
-async def full_buffer_and_waiting_writer() -> AsyncIterator[tuple[ChunkBuffer, anyio.Event]]:
-    """A buffer at its high-water mark (4), and an event set once a writer may go on."""
-    buffer = ChunkBuffer(high_water=4, high_water_size=SIZE)
-    for _ in range(4):
-        buffer.put(TextDeltaChunk("x"))
+async def waiting_writer(buffer: ChunkBuffer) -> AsyncIterator[anyio.Event]:
+    """A writer waiting on ``buffer``; yields an event set once it may go on."""
     resumed = anyio.Event()
 
     async def writer() -> None:
@@ -100,6 +97,16 @@ async def full_buffer_and_waiting_writer() -> AsyncIterator[tuple[ChunkBuffer, a
     async with anyio.create_task_group() as task_group:
         task_group.start_soon(writer)
         await anyio.sleep(0.01)
+        yield resumed
+
+
+@contextlib.asynccontextmanager
+async def full_buffer_and_waiting_writer() -> AsyncIterator[tuple[ChunkBuffer, anyio.Event]]:
+    """A buffer at its high-water mark (4), and an event set once a writer may go on."""
+    buffer = ChunkBuffer(high_water=4, high_water_size=SIZE)
+    for _ in range(4):
+        buffer.put(TextDeltaChunk("x"))
+    async with waiting_writer(buffer) as resumed:
         yield buffer, resumed
 
 
@@ -216,15 +223,7 @@ async def test_writers_wait_for_the_size_to_halve() -> None:
     buffer = ChunkBuffer(high_water=100, high_water_size=10)
     for text in ("aaaa", "bbbb", "cc"):
         buffer.put(TextDeltaChunk(text), len(text))
-    resumed = anyio.Event()
-
-    async def writer() -> None:
-        await buffer.wait_writable()
-        resumed.set()
-
-    async with anyio.create_task_group() as task_group:
-        task_group.start_soon(writer)
-        await anyio.sleep(0.01)
+    async with waiting_writer(buffer) as resumed:
         assert not resumed.is_set()  # 10 characters queued: at the mark
         await buffer.receive()
         await anyio.sleep(0.01)

@@ -61,13 +61,7 @@ from ..openai_warnings import ignore_openai_client_warnings
 from ..serialization.clients import decode, summarize
 from ..serving import running
 
-pytestmark = [
-    pytest.mark.anyio,
-    # The openai client leaves its async generators, and those of its HTTP
-    # library, unfinished after ``[DONE]``; Trio reports that when they are
-    # collected. Not ours to fix.
-    ignore_openai_client_warnings,
-]
+pytestmark = [pytest.mark.anyio, ignore_openai_client_warnings]
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "openai_adapter.py"
 

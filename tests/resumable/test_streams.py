@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
@@ -19,6 +18,7 @@ from trio_stream.resumable import STREAM_ID_HEADER, MemoryStore, StreamStore
 from ..serialization.clients import decode
 from ..serving import running
 from .app import app_for
+from .client import leave_after, resume, start
 from .redis_server import RedisServer
 
 
@@ -42,28 +42,6 @@ def url(store_kind: str, request: pytest.FixtureRequest) -> Iterator[str]:
         yield base
 
 
-def start(url: str, fmt: str = "data-stream", **params: Any) -> httpx.Response:
-    response = httpx.post(f"{url}/start/{fmt}", params=params, timeout=30)
-    assert response.status_code == 200, response.text
-    return response
-
-
-def read_some(url: str, fmt: str, at_least: int, **params: Any) -> tuple[str, bytes]:
-    """Start a run, read at least ``at_least`` bytes of it, and hang up."""
-    received = b""
-    with httpx.stream("POST", f"{url}/start/{fmt}", params=params, timeout=30) as response:
-        stream_id = response.headers[STREAM_ID_HEADER]
-        for piece in response.iter_raw():
-            received += piece
-            if len(received) >= at_least:
-                break
-    return stream_id, received
-
-
-def resume(url: str, stream_id: str, offset: int = 0) -> httpx.Response:
-    return httpx.get(f"{url}/streams/{stream_id}", params={"offset": offset}, timeout=30)
-
-
 @pytest.mark.parametrize("fmt", ["data-stream", "assistant-transport", "ui-message-stream"])
 def test_a_client_that_left_resumes_exactly_where_it_stopped(url: str, fmt: str) -> None:
     whole = start(url, fmt)
@@ -72,7 +50,7 @@ def test_a_client_that_left_resumes_exactly_where_it_stopped(url: str, fmt: str)
     assert len(whole.headers[STREAM_ID_HEADER]) == 32
     # Leave after the first frame, in the middle, and just before the end.
     for at_least in (1, len(body) // 2, len(body) - 1):
-        stream_id, received = read_some(url, fmt, at_least)
+        stream_id, received = leave_after(url, fmt, at_least)
         rest = resume(url, stream_id, len(received))
         assert rest.status_code == 200
         assert rest.headers[STREAM_ID_HEADER] == stream_id
@@ -100,7 +78,7 @@ def test_resuming_at_every_offset_of_a_finished_stream_gives_the_rest(url: str) 
 
 
 def test_the_run_goes_on_without_its_client_and_ends_once(url: str) -> None:
-    stream_id, received = read_some(url, "data-stream", 1)
+    stream_id, received = leave_after(url, "data-stream", 1)
     deadline = time.monotonic() + 10
     while True:  # nobody reads; the run still finishes
         rest = resume(url, stream_id, len(received)).content
@@ -111,7 +89,7 @@ def test_the_run_goes_on_without_its_client_and_ends_once(url: str) -> None:
 
 
 def test_cancel_stops_the_run_and_ends_the_stream_cleanly(url: str) -> None:
-    stream_id, received = read_some(url, "data-stream", 1, pace=1)  # a six-second run
+    stream_id, received = leave_after(url, "data-stream", 1, pace=1)  # a six-second run
     cancelled = httpx.delete(f"{url}/streams/{stream_id}")
     assert cancelled.json() == {"cancelled": True}
     started = time.monotonic()

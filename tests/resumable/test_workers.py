@@ -19,6 +19,7 @@ from trio_stream.resumable import STREAM_ID_HEADER
 
 from ..serialization.clients import decode
 from ..serving import running_cli
+from .client import leave_after, resume
 from .redis_server import RedisServer
 
 Workers = tuple[str, str, Path, Path]
@@ -38,22 +39,6 @@ def workers(redis: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Ite
         running_cli(logs / "b.log", *arguments, env=env) as b,
     ):
         yield a, b, logs / "a.log", logs / "b.log"
-
-
-def leave_after(url: str, fmt: str, at_least: int) -> tuple[str, bytes]:
-    received = b""
-    with httpx.stream("POST", f"{url}/start/{fmt}", timeout=30) as response:
-        assert response.status_code == 200
-        stream_id = response.headers[STREAM_ID_HEADER]
-        for piece in response.iter_raw():
-            received += piece
-            if len(received) >= at_least:
-                break
-    return stream_id, received
-
-
-def resume(url: str, stream_id: str, offset: int = 0) -> httpx.Response:
-    return httpx.get(f"{url}/streams/{stream_id}", params={"offset": offset}, timeout=30)
 
 
 @pytest.mark.parametrize("fmt", ["data-stream", "ui-message-stream"])
@@ -92,7 +77,7 @@ def test_after_the_end_a_resume_on_either_worker_gets_the_rest(workers: Workers)
 
 def test_a_run_on_a_is_cancelled_from_b(workers: Workers) -> None:
     a, b, log_a, _ = workers
-    stream_id, received = leave_after(a, "data-stream", 1)
+    stream_id, received = leave_after(a, "data-stream", 1, pace=1)  # a six-second run
     assert httpx.delete(f"{b}/streams/{stream_id}").json() == {"cancelled": True}
     rest = resume(b, stream_id, len(received)).content
     assert b"Done. " not in rest

@@ -29,12 +29,7 @@ from trio_stream.serialization.openai_stream import OpenAIStreamEncoder, OpenAIS
 from ..openai_warnings import ignore_openai_client_warnings
 from ..serving import running
 
-pytestmark = [
-    pytest.mark.anyio,
-    # The openai client leaves three of its async generators unfinished after
-    # ``[DONE]``; Trio reports that when they are collected. Not ours to fix.
-    ignore_openai_client_warnings,
-]
+pytestmark = [pytest.mark.anyio, ignore_openai_client_warnings]
 
 
 async def lookup(tool: ToolCallController) -> str:
