@@ -1,0 +1,127 @@
+"""``latest.md`` and the plots: every figure for every contender, and the ratios."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+from ._results import Figure
+
+REFERENCE = "assistant-stream · uvicorn"
+OURS = "trio-stream · hypercorn-trio"
+
+
+def environment() -> dict[str, Any]:
+    """The machine and the versions a run was made with."""
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = {}
+    for package in (
+        "trio-stream",
+        "assistant-stream",
+        "trio",
+        "anyio",
+        "hypercorn",
+        "uvicorn",
+        "uvloop",
+        "httptools",
+        "starlette",
+        "msgspec",
+    ):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "system": f"{platform.system()} {platform.release()}",
+        "versions": versions,
+    }
+
+
+def _value(value: float, unit: str) -> str:
+    if value == 0:
+        return "0"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 1:
+        return f"{value:.2f}"
+    return f"{value:.3g}"
+
+
+def write_report(figures: list[Figure], env: dict[str, Any], out: Path) -> None:
+    lines = [
+        "# Benchmark results",
+        "",
+        f"{'Smoke run (tiny sizes, not for reading)' if env['smoke'] else 'Full run'}: "
+        f"{env['cpu']}, {env['cores']} cores, {env['system']}, Python {env['python']}, "
+        f"{env['seconds']} s in all.",
+        "",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()) + ".",
+        "",
+        "Each cell is the median of the runs, with min–max. The ratio is how many "
+        f"times better {OURS} is than the contender of that row's reference "
+        f"({REFERENCE}); above 1 is better.",
+        "",
+    ]
+    for figure in figures:
+        lines += [f"## {figure.title}", ""]
+        better = "higher is better" if figure.better == "higher" else "lower is better"
+        lines += [f"Unit: {figure.unit} ({better}).", ""]
+        lines += [
+            "| contender | median | min – max | runs | ratio |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for name, runs in figure.runs.items():
+            ratio = ""
+            if name == OURS and REFERENCE in figure.runs:
+                ratio = f"{figure.ratio(OURS, REFERENCE):.2f}x"
+            elif name != OURS and OURS in figure.runs:
+                ratio = f"{figure.ratio(OURS, name):.2f}x"
+            lines.append(
+                f"| {name} | {_value(figure.median(name), figure.unit)} | "
+                f"{_value(min(runs), figure.unit)} – {_value(max(runs), figure.unit)} | "
+                f"{len(runs)} | {ratio} |"
+            )
+        lines.append("")
+        if figure.target:
+            verdict = {True: "met", False: "**missed**", None: ""}[figure.met]
+            lines += [f"Target: {figure.target}. {verdict}".rstrip(), ""]
+        if figure.note:
+            lines += [figure.note, ""]
+        lines += [f"![{figure.title}]({figure.key}.png)", ""]
+        _plot(figure, out / f"{figure.key}.png")
+    (out / "latest.md").write_text("\n".join(lines))
+
+
+def _plot(figure: Figure, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(figure.runs)
+    medians = [figure.median(n) for n in names]
+    low = [m - min(figure.runs[n]) for n, m in zip(names, medians, strict=True)]
+    high = [max(figure.runs[n]) - m for n, m in zip(names, medians, strict=True)]
+    colors = ["#4f6bed" if n == OURS else "#9aa3b5" for n in names]
+    fig, ax = plt.subplots(figsize=(7, 0.6 + 0.55 * len(names)))
+    ax.barh(names, medians, xerr=[low, high], color=colors, capsize=3)
+    ax.invert_yaxis()
+    ax.set_xlabel(
+        f"{figure.unit} ({'higher' if figure.better == 'higher' else 'lower'} is better)"
+    )
+    ax.set_title(figure.title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,47 @@
+"""What a measurement produces: figures per contender, runs kept, summarized the same way."""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+from typing import Any, Literal
+
+
+@dataclasses.dataclass
+class Figure:
+    """One quantity measured for every contender, several runs each."""
+
+    key: str
+    """Stable identifier, e.g. ``http-throughput``."""
+    title: str
+    unit: str
+    better: Literal["lower", "higher"]
+    runs: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+    """Contender name -> the value of each run."""
+    target: str = ""
+    """The target, in words (e.g. ``>= 5x assistant-stream · uvicorn``)."""
+    met: bool | None = None
+    """Whether the target was met in this run; ``None``: no target."""
+    note: str = ""
+
+    def add(self, contender: str, value: float) -> None:
+        self.runs.setdefault(contender, []).append(value)
+
+    def median(self, contender: str) -> float:
+        return statistics.median(self.runs[contender])
+
+    def ratio(self, contender: str, reference: str) -> float:
+        """How many times better ``contender`` is than ``reference`` (> 1: better)."""
+        mine, theirs = self.median(contender), self.median(reference)
+        if self.better == "higher":
+            return mine / theirs if theirs else float("inf")
+        return theirs / mine if mine else float("inf")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **dataclasses.asdict(self),
+            "summary": {
+                name: {"median": statistics.median(v), "min": min(v), "max": max(v), "n": len(v)}
+                for name, v in self.runs.items()
+            },
+        }
