@@ -69,7 +69,7 @@ def write_report(figures: list[Figure], env: dict[str, Any], out: Path) -> None:
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()) + ".",
         "",
-        "Each cell is the median of the runs, with min–max. The ratio is how many "
+        "Each cell is the median of the runs, with min-max. The ratio is how many "
         f"times better {OURS} is than the contender of that row's reference "
         f"({REFERENCE}); above 1 is better.",
         "",
@@ -79,7 +79,7 @@ def write_report(figures: list[Figure], env: dict[str, Any], out: Path) -> None:
         better = "higher is better" if figure.better == "higher" else "lower is better"
         lines += [f"Unit: {figure.unit} ({better}).", ""]
         lines += [
-            "| contender | median | min – max | runs | ratio |",
+            "| contender | median | min - max | runs | ratio |",
             "| --- | --- | --- | --- | --- |",
         ]
         for name, runs in figure.runs.items():
@@ -90,7 +90,7 @@ def write_report(figures: list[Figure], env: dict[str, Any], out: Path) -> None:
                 ratio = f"{figure.ratio(OURS, name):.2f}x"
             lines.append(
                 f"| {name} | {_value(figure.median(name), figure.unit)} | "
-                f"{_value(min(runs), figure.unit)} – {_value(max(runs), figure.unit)} | "
+                f"{_value(min(runs), figure.unit)} - {_value(max(runs), figure.unit)} | "
                 f"{len(runs)} | {ratio} |"
             )
         lines.append("")

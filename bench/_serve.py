@@ -41,7 +41,7 @@ def main() -> None:
         config.bind = [f"127.0.0.1:{port}"]
         config.backlog = BACKLOG
         config.accesslog = None
-        asyncio.run(hypercorn_serve(app, config))  # type: ignore[arg-type]
+        asyncio.run(hypercorn_serve(app, config))
     elif server == "uvicorn":
         import uvicorn
 
