@@ -70,24 +70,28 @@ def write_report(figures: list[Figure], env: dict[str, Any], out: Path) -> None:
         "Versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()) + ".",
         "",
         "Each cell is the median of the runs, with min-max. The ratio is how many "
-        f"times better {OURS} is than the contender of that row's reference "
-        f"({REFERENCE}); above 1 is better.",
+        f"times better ours ({OURS}, unless a figure names another) is than the "
+        "contender of that row; on our own row, than the figure's reference "
+        f"({REFERENCE}, unless a figure names another). Above 1 is better.",
         "",
     ]
     for figure in figures:
         lines += [f"## {figure.title}", ""]
         better = "higher is better" if figure.better == "higher" else "lower is better"
+        ours, reference = figure.ours or OURS, figure.reference or REFERENCE
         lines += [f"Unit: {figure.unit} ({better}).", ""]
+        if figure.ours is not None or figure.reference is not None:
+            lines += [f"Ratios: {ours}, against {reference} on its own row.", ""]
         lines += [
             "| contender | median | min - max | runs | ratio |",
             "| --- | --- | --- | --- | --- |",
         ]
         for name, runs in figure.runs.items():
             ratio = ""
-            if name == OURS and REFERENCE in figure.runs:
-                ratio = f"{figure.ratio(OURS, REFERENCE):.2f}x"
-            elif name != OURS and OURS in figure.runs:
-                ratio = f"{figure.ratio(OURS, name):.2f}x"
+            if name == ours and reference in figure.runs:
+                ratio = f"{figure.ratio(ours, reference):.2f}x"
+            elif name != ours and ours in figure.runs:
+                ratio = f"{figure.ratio(ours, name):.2f}x"
             lines.append(
                 f"| {name} | {_value(figure.median(name), figure.unit)} | "
                 f"{_value(min(runs), figure.unit)} - {_value(max(runs), figure.unit)} | "
@@ -114,7 +118,8 @@ def _plot(figure: Figure, path: Path) -> None:
     medians = [figure.median(n) for n in names]
     low = [m - min(figure.runs[n]) for n, m in zip(names, medians, strict=True)]
     high = [max(figure.runs[n]) - m for n, m in zip(names, medians, strict=True)]
-    colors = ["#4f6bed" if n == OURS else "#9aa3b5" for n in names]
+    ours = figure.ours or OURS
+    colors = ["#4f6bed" if n == ours else "#9aa3b5" for n in names]
     fig, ax = plt.subplots(figsize=(7, 0.6 + 0.55 * len(names)))
     ax.barh(names, medians, xerr=[low, high], color=colors, capsize=3)
     ax.invert_yaxis()

@@ -23,6 +23,13 @@ class Figure:
     met: bool | None = None
     """Whether the target was met in this run; ``None``: no target."""
     note: str = ""
+    ours: str | None = None
+    """The contender the ratios are for; ``None``: ``trio-stream · hypercorn-trio``."""
+    reference: str | None = None
+    """The contender our ratio is against; ``None``: ``assistant-stream · uvicorn``.
+
+    In-process figures have no server, so they name their own pair.
+    """
 
     def add(self, contender: str, value: float) -> None:
         self.runs.setdefault(contender, []).append(value)

@@ -1,0 +1,379 @@
+"""m5 · Concurrency: thousands of slow streams open at once on one worker.
+
+What is measured: N clients (1,000, then 5,000) each open a stream of
+``GET /tokens`` (``bench.apps_load``: a text delta every second for 15 s,
+heartbeats on), all at the same time, on one server process. Three figures
+per N:
+
+* how many streams were served to the end: a complete chunked body with
+  every token in it (the failures, by kind, go into the note);
+* how many were open at once at the peak: a server too slow to accept and
+  start streams while the first ones run never holds all N (the note gives
+  how long it took to start them all, how late the streams ended, and the
+  server's CPU time);
+* the server's memory per open stream: (peak RSS - idle RSS) / streams open
+  at the peak, the RSS sampled every 100 ms while the streams run, the idle
+  RSS taken after a warm-up of a few short streams (so that lazily imported
+  code is not counted as per-stream memory).
+
+The client is a separate process (``python -m bench.m5_concurrency --client``)
+on asyncio with uvloop and bare ``asyncio.Protocol`` connections, a few
+hundred bytes each, writing plain HTTP/1.1 requests and de-chunking the
+bodies itself: an HTTP client library would cost more than the server under
+test. It connects in waves: at most ``BURST`` connections may wait for their
+response headers at a time, which the servers' listen backlog (4,096, the
+same for all, ``bench._serve``) always takes, so no handshake is dropped and
+retried by the kernel.
+
+Fair: the same app code shape for both libraries, a fresh server process for
+each run, the same client, the same backlog. Full mode makes two runs at
+1,000 and one at 5,000 (about four minutes in all).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+from ._results import Figure
+from ._servers import Contender, Server, assistant_stream, serving, trio_stream
+
+__all__ = ["RssSampler", "measure"]
+
+BURST = 1000
+"""Connections that may wait for their response headers at once."""
+
+
+def _contenders() -> list[Contender]:
+    return [
+        trio_stream("bench.apps_load:trio_app"),
+        *assistant_stream("bench.apps_load:assistant_app"),
+    ]
+
+
+# -- the client (a process of its own) ---------------------------------------
+
+
+def _dechunk(body: bytes) -> bytes | None:
+    """The payload of a chunked body, or ``None`` if it is malformed or incomplete."""
+    out = bytearray()
+    at = 0
+    while True:
+        end = body.find(b"\r\n", at)
+        if end < 0:
+            return None
+        try:
+            size = int(body[at:end].split(b";")[0], 16)
+        except ValueError:
+            return None
+        if size == 0:
+            return bytes(out) if body[end:] == b"\r\n\r\n" else None
+        start = end + 2
+        out += body[start : start + size]
+        at = start + size + 2
+        if body[start + size : at] != b"\r\n":
+            return None
+
+
+class _Stream(asyncio.Protocol):
+    """One connection: send the request, collect the whole response."""
+
+    def __init__(self, request: bytes, headers: asyncio.Future[None], done: asyncio.Future[str]):
+        self.request = request
+        self.headers = headers
+        self.done = done
+        self.data = bytearray()
+        self.transport: asyncio.Transport | None = None
+        self.opened_at = 0.0
+        self.closed_at = 0.0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self.transport.write(self.request)
+
+    def data_received(self, data: bytes) -> None:
+        self.data += data
+        if not self.headers.done() and b"\r\n\r\n" in self.data:
+            self.opened_at = time.monotonic()
+            self.headers.set_result(None)
+        if self.data.endswith(b"\r\n0\r\n\r\n") and not self.done.done():
+            self.closed_at = time.monotonic()
+            self.done.set_result("ended")
+            assert self.transport is not None
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.headers.done():
+            self.headers.set_result(None)
+        if not self.done.done():
+            self.closed_at = time.monotonic()
+            self.done.set_result("closed early" if exc is None else f"lost: {exc!r}")
+
+
+def _verdict(outcome: str, data: bytes, tokens: int) -> str:
+    """``"ok"`` for a complete body with every token, else what went wrong."""
+    if outcome != "ended":
+        return outcome
+    head, _, body = data.partition(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.1 200"):
+        return f"status {head[:20].decode(errors='replace')}"
+    payload = _dechunk(body)
+    if payload is None:
+        return "malformed chunked body"
+    got = payload.count(b'\n0:"token') + payload.startswith(b'0:"token')
+    return "ok" if got == tokens else f"{got} of {tokens} tokens"
+
+
+async def _client(
+    url: str, n: int, tokens: int, interval: float, patience: float
+) -> dict[str, Any]:
+    """Open ``n`` streams of ``tokens`` tokens at once; what became of them.
+
+    A stream that has not ended ``patience`` seconds after its headers
+    arrived is aborted and counted as timed out.
+    """
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    request = (
+        f"GET /tokens?n={tokens}&interval={interval} HTTP/1.1\r\n"
+        f"Host: {host}:{port}\r\nAccept: */*\r\n\r\n"
+    ).encode()
+    loop = asyncio.get_running_loop()
+    gate = asyncio.Semaphore(BURST)
+    streams: list[_Stream] = []
+    verdicts: list[str] = []
+    began = time.monotonic()
+
+    async def one() -> None:
+        headers: asyncio.Future[None] = loop.create_future()
+        done: asyncio.Future[str] = loop.create_future()
+        stream = _Stream(request, headers, done)
+        streams.append(stream)
+        async with gate:
+            try:
+                await asyncio.wait_for(
+                    loop.create_connection(lambda: stream, host, port), timeout=30
+                )
+                await asyncio.wait_for(asyncio.shield(headers), timeout=30)
+            except (OSError, TimeoutError) as exc:
+                if stream.transport is not None:
+                    stream.transport.abort()
+                verdicts.append(f"connect: {type(exc).__name__}")
+                return
+        try:
+            outcome = await asyncio.wait_for(asyncio.shield(done), timeout=patience)
+        except TimeoutError:
+            outcome = "timed out"
+            if stream.transport is not None:
+                stream.transport.abort()
+        verdicts.append(_verdict(outcome, bytes(stream.data), tokens))
+
+    await asyncio.gather(*(one() for _ in range(n)))
+    events = sorted(
+        [(s.opened_at, 1) for s in streams if s.opened_at]
+        + [(s.closed_at, -1) for s in streams if s.opened_at]
+    )
+    open_now = peak_open = 0
+    for _, step in events:
+        open_now += step
+        peak_open = max(peak_open, open_now)
+    opened = [s.opened_at for s in streams if s.opened_at]
+    failures: dict[str, int] = {}
+    for verdict in verdicts:
+        if verdict != "ok":
+            failures[verdict] = failures.get(verdict, 0) + 1
+    nominal = tokens * interval
+    late = sorted(s.closed_at - s.opened_at - nominal for s in streams if s.opened_at)
+    return {
+        "complete": verdicts.count("ok"),
+        "failures": failures,
+        "peak_open": peak_open,
+        "all_open_after": round(max(opened) - began, 2) if opened else None,
+        "late_p50": round(late[len(late) // 2], 3) if late else None,
+        "late_p99": round(late[int(len(late) * 0.99)], 3) if late else None,
+        "seconds": round(time.monotonic() - began, 2),
+    }
+
+
+def _client_main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--client", required=True, help="the server's URL")
+    parser.add_argument("--n", type=int, required=True)
+    parser.add_argument("--tokens", type=int, required=True)
+    parser.add_argument("--interval", type=float, required=True)
+    args = parser.parse_args(argv)
+    import uvloop
+
+    patience = args.tokens * args.interval + 60
+    result = uvloop.run(_client(args.client, args.n, args.tokens, args.interval, patience))
+    print(json.dumps(result))
+
+
+def _run_client(server: Server, n: int, tokens: int, interval: float) -> dict[str, Any]:
+    argv = [sys.executable, "-m", "bench.m5_concurrency", "--client", server.url]
+    argv += ["--n", str(n), "--tokens", str(tokens), "--interval", str(interval)]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=600)
+    if done.returncode != 0:
+        raise RuntimeError(f"the m5 client failed:\n{done.stderr}")
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+# -- the harness ---------------------------------------------------------------
+
+
+class RssSampler:
+    """Samples a server's RSS every ``every`` seconds in a thread; ``peak`` is the highest."""
+
+    def __init__(self, server: Server, every: float) -> None:
+        self.server = server
+        self.every = every
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.server.rss())
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.server.rss())
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU time of process ``pid`` so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _one(contender: Contender, n: int, tokens: int, interval: float) -> dict[str, Any]:
+    """One run: a fresh server, a warm-up, then ``n`` streams at once."""
+    with serving(contender) as server:
+        _run_client(server, 20, 2, 0.05)  # warm-up: imports, first allocations
+        time.sleep(0.5)
+        idle = server.rss()
+        cpu = _cpu_seconds(server.pid)
+        with RssSampler(server, 0.1) as sampler:
+            result = _run_client(server, n, tokens, interval)
+        result["cpu_seconds"] = _cpu_seconds(server.pid) - cpu
+        result["idle_rss"] = idle
+        result["peak_rss"] = sampler.peak
+        # Per stream actually open at the peak: a server too slow to open
+        # all N while the first ones run never holds N at once.
+        result["kib_per_stream"] = (sampler.peak - idle) / max(result["peak_open"], 1) / 1024
+        return result
+
+
+def measure(smoke: bool) -> list[Figure]:
+    """Figures per N: streams complete, streams open at once, memory per open stream."""
+    if smoke:
+        plan, tokens, interval = [(50, 1)], 3, 0.2
+    else:
+        # Runs: 2 at 1,000 and 1 at 5,000 keep the module within ~4 minutes.
+        plan, tokens, interval = [(1000, 2), (5000, 1)], 15, 1.0
+    contenders = _contenders()
+    ours, theirs = contenders[0].name, [c.name for c in contenders[1:]]
+    figures: list[Figure] = []
+    for n, repeats in plan:
+        complete = Figure(
+            key=f"concurrency-{n}-complete",
+            title=f"m5 · Streams served to the end, of {n:,}",
+            unit="streams",
+            better="higher",
+            target=f"all {n:,} complete",
+        )
+        at_once = Figure(
+            key=f"concurrency-{n}-open",
+            title=f"m5 · Streams open at once (peak), of {n:,}",
+            unit="streams",
+            better="higher",
+            target=f"all {n:,} open at once",
+        )
+        memory = Figure(
+            key=f"concurrency-{n}-memory",
+            title=f"m5 · Server memory per open stream, {n:,} streams",
+            unit="KiB per stream",
+            better="lower",
+            target="no more than assistant-stream's, on either server",
+        )
+        details: dict[str, list[dict[str, Any]]] = {}
+        for _ in range(repeats):
+            for contender in contenders:
+                result = _one(contender, n, tokens, interval)
+                complete.add(contender.name, result["complete"])
+                at_once.add(contender.name, result["peak_open"])
+                memory.add(contender.name, round(result["kib_per_stream"], 2))
+                details.setdefault(contender.name, []).append(result)
+        complete.met = all(value == n for value in complete.runs[ours])
+        at_once.met = all(value == n for value in at_once.runs[ours])
+        memory.met = memory.median(ours) <= min(memory.median(name) for name in theirs)
+        setting = (
+            f"{n:,} streams of {tokens} tokens, one every {interval:g} s (heartbeats on), "
+            f"opened at most {BURST:,} at a time, on one server process; the client is a "
+            "separate process on raw asyncio sockets."
+        )
+        complete.note = _note(setting, details, _failures)
+        at_once.note = _note(setting, details, _timing)
+        memory.note = _note(
+            setting + " Memory per stream: (peak RSS - idle RSS) / streams open at the peak.",
+            details,
+            _memory,
+        )
+        figures += [complete, at_once, memory]
+    return figures
+
+
+def _failures(results: list[dict[str, Any]]) -> str:
+    failures: dict[str, int] = {}
+    for result in results:
+        for reason, count in result["failures"].items():
+            failures[reason] = failures.get(reason, 0) + count
+    return "failures: " + (", ".join(f"{c} {r}" for r, c in failures.items()) or "none")
+
+
+def _timing(results: list[dict[str, Any]]) -> str:
+    def worst(key: str) -> float:
+        return max(float(r[key] or 0) for r in results)
+
+    cpu = statistics.median(r["cpu_seconds"] for r in results)
+    return (
+        f"all responses started within {worst('all_open_after'):g} s; streams ended "
+        f"{worst('late_p50'):g} s late (p50), {worst('late_p99'):g} s (p99); "
+        f"server CPU {cpu:.1f} s"
+    )
+
+
+def _memory(results: list[dict[str, Any]]) -> str:
+    idle = statistics.median(r["idle_rss"] for r in results) / 2**20
+    peak = statistics.median(r["peak_rss"] for r in results) / 2**20
+    return f"idle RSS {idle:.1f} MiB, peak {peak:.1f} MiB"
+
+
+def _note(
+    setting: str, details: dict[str, list[dict[str, Any]]], describe: Callable[[Any], str]
+) -> str:
+    lines = [setting]
+    lines += [f"{name}: {describe(results)}." for name, results in details.items()]
+    return "  \n".join(lines)
+
+
+if __name__ == "__main__":
+    _client_main(sys.argv[1:])

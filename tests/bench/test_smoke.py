@@ -1,0 +1,47 @@
+"""The benchmark harness at smoke size: every measurement runs, for every contender.
+
+Figures at this size mean nothing (the full run is ``python -m bench``); what
+this checks is that the harness works end to end, so it cannot rot between
+full runs: each server starts, each client reads complete and correct bodies,
+and the report and plots are written.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from ..serving import ROOT
+
+OURS = "trio-stream · hypercorn-trio"
+THEIRS = ["assistant-stream · uvicorn", "assistant-stream · hypercorn-asyncio"]
+
+
+def test_every_measurement_runs_for_every_contender(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((tmp_path / "latest.json").read_text())
+    assert report["environment"]["smoke"] is True
+    figures = report["figures"]
+    modules = {"inprocess", "http", "latency", "tools", "concurrency", "cancel", "slow"}
+    assert all(any(m in f["key"] for f in figures) for m in modules), [f["key"] for f in figures]
+    for figure in figures:
+        runs = figure["runs"]
+        assert runs, figure["key"]
+        assert all(value >= 0 for values in runs.values() for value in values), figure
+        if not figure["key"].startswith("inprocess"):
+            assert OURS in runs, figure["key"]
+            assert all(name in runs for name in THEIRS), figure["key"]
+        assert (tmp_path / f"{figure['key']}.png").stat().st_size > 1000
+    markdown = (tmp_path / "latest.md").read_text()
+    assert markdown.startswith("# Benchmark results")
+    assert markdown.count("| contender |") == len(figures)
