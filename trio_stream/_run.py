@@ -93,6 +93,11 @@ class ChunkStream:
         """The next chunk; raises ``EndOfStream`` after the last one."""
         return await self._buffer.receive()
 
+    @property
+    def queued(self) -> int:
+        """How many chunks are ready to be received without waiting."""
+        return len(self._buffer)
+
     async def receive_batch(self, limit: int = 1024) -> list[Chunk]:
         """All chunks queued now (at most ``limit``), waiting for one if none is.
 

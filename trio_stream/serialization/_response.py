@@ -39,6 +39,7 @@ from ..chunks import ErrorChunk
 from ._encoder import StreamEncoder
 
 __all__ = [
+    "COALESCE_WINDOW",
     "DEFAULT_HEARTBEAT_INTERVAL",
     "HeartbeatOption",
     "RunResponse",
@@ -50,6 +51,11 @@ logger = logging.getLogger("trio_stream")
 
 DEFAULT_HEARTBEAT_INTERVAL = 15.0
 """Seconds of silence before a keep-alive, when heartbeats are on."""
+
+COALESCE_WINDOW = 0.001
+"""Seconds a write may wait for more chunks when the previous write was that recent."""
+
+_BATCH_LIMIT = 1024
 
 HeartbeatOption = float | bool | None
 """Seconds of silence before a keep-alive; ``True``: 15, ``False``: never, ``None``: default."""
@@ -216,19 +222,34 @@ async def write_chunks(
     After ``heartbeat`` seconds without a chunk, the format's keep-alive is
     written instead. A chunk the encoder refuses becomes an error chunk and a
     ``SerializationError``.
+
+    Writes are coalesced. Everything queued while a write was in flight leaves
+    in the next one; and when chunks follow each other closer than
+    ``COALESCE_WINDOW`` (1 ms), the next write waits out the rest of that
+    millisecond first. A producer that yields between chunks (it awaits its
+    model, or ``sleep(0)``) would otherwise hand over one chunk per write, and
+    a write costs some 50 µs of server and system time: the wait turns
+    thousands of writes into a few hundred. A chunk that comes after a pause
+    of a millisecond or more goes out at once, so paced tokens are not delayed.
     """
+    last_write = -math.inf
     while True:
         try:
             if heartbeat is None:
-                batch = await chunks.receive_batch()
+                batch = await chunks.receive_batch(_BATCH_LIMIT)
             else:
                 with anyio.move_on_after(heartbeat) as idle:
-                    batch = await chunks.receive_batch()
+                    batch = await chunks.receive_batch(_BATCH_LIMIT)
                 if idle.cancelled_caught:
                     await write(encoder.keepalive)
                     continue
         except anyio.EndOfStream:
             return
+        linger_until = last_write + COALESCE_WINDOW
+        if len(batch) < _BATCH_LIMIT and linger_until > anyio.current_time():
+            await anyio.sleep_until(linger_until)
+            if chunks.queued:
+                batch += await chunks.receive_batch(_BATCH_LIMIT - len(batch))
         try:
             body = encoder.encode(batch)
         except Exception as exc:
@@ -237,3 +258,4 @@ async def write_chunks(
             raise SerializationError(message) from exc
         if body:
             await write(body)
+            last_write = anyio.current_time()
