@@ -178,7 +178,7 @@ class ChunkBuffer:
         await self._wait_readable()
         chunk = self._chunks.popleft()
         if self._size:
-            self._size = self._size - chunk_size(chunk) if self._chunks else 0
+            self._size = max(self._size - chunk_size(chunk), 0) if self._chunks else 0
         self._release_writers()
         return chunk
 
@@ -202,7 +202,7 @@ class ChunkBuffer:
         else:
             batch = [chunks.popleft() for _ in range(limit)]
             if self._size:
-                self._size -= sum(map(chunk_size, batch))
+                self._size = max(self._size - sum(map(chunk_size, batch)), 0)
         self._release_writers()
         return batch
 

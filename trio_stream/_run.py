@@ -168,7 +168,8 @@ class Run:
             # together with a cancellation is a BaseExceptionGroup and
             # propagates as it is, since nobody is left to read the chunk.
             for leaf in leaf_exceptions(exc):
-                buffer.put(ErrorChunk(describe(leaf)))
+                error = describe(leaf)
+                buffer.put(ErrorChunk(error), len(error))
             self._failure = collapse(exc)
         finally:
             buffer.close()
