@@ -223,14 +223,8 @@ _HEADERS = [
 
 async def ceiling_app(scope: Scope, receive: Receive, send: Send) -> None:
     """Sends ``/text``'s bytes as fast as the server takes them; see the module's doc."""
-    if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+    if scope["type"] != "http":
+        return  # trio_stream.serve's LifespanGuard answers lifespan for it
     query = dict(
         pair.split("=", 1) for pair in scope["query_string"].decode().split("&") if "=" in pair
     )

@@ -116,6 +116,8 @@ def _transport_history(body: AssistantTransportRequest) -> tuple[dict[str, Any],
 
 
 def _json_error(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, RequestBodyError):
+        return exc.response()
     assert isinstance(exc, HTTPException)
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
@@ -136,39 +138,31 @@ def create_app(*, transport: Transport = "data-stream", agent: Agent | None = No
         if not any(message["role"] == "user" for message in messages):
             raise _no_user_message()
 
+        history = [m for m in messages if m["role"] != "system"]
+
         async def run(controller: RunController) -> None:
             if state is not None:  # the assistant transport keeps the conversation in state
-                controller.state["messages"] = [m for m in messages if m["role"] != "system"]
+                controller.state["messages"] = history
             reply = await model(controller, messages)
             if state is not None:
-                controller.state["messages"] = [
-                    *(m for m in messages if m["role"] != "system"),
-                    {"role": "assistant", "content": reply},
-                ]
+                controller.state["messages"] = [*history, {"role": "assistant", "content": reply}]
 
         return respond(create_run(run, state=state if state is not None else {}))
 
+    # A RequestBodyError raised below becomes its 4xx JSON answer (see
+    # ``exception_handlers``).
     async def data_stream(request: Request) -> Response:
-        try:
-            body = await parse_body(request, DataStreamRequest)
-            return answer(_data_stream_messages(body), DataStreamResponse, None)
-        except RequestBodyError as error:
-            return error.response()
+        body = await parse_body(request, DataStreamRequest)
+        return answer(_data_stream_messages(body), DataStreamResponse, None)
 
     async def assistant_transport(request: Request) -> Response:
-        try:
-            body = await parse_body(request, AssistantTransportRequest)
-            state, messages = _transport_history(body)
-            return answer(messages, AssistantTransportResponse, state)
-        except RequestBodyError as error:
-            return error.response()
+        body = await parse_body(request, AssistantTransportRequest)
+        state, messages = _transport_history(body)
+        return answer(messages, AssistantTransportResponse, state)
 
     async def ui_message_stream(request: Request) -> Response:
-        try:
-            body = await parse_body(request, UIMessageStreamRequest)
-            return answer(_ui_messages(body), UIMessageStreamResponse, None)
-        except RequestBodyError as error:
-            return error.response()
+        body = await parse_body(request, UIMessageStreamRequest)
+        return answer(_ui_messages(body), UIMessageStreamResponse, None)
 
     async def info(request: Request) -> Response:
         return JSONResponse(
@@ -198,5 +192,5 @@ def create_app(*, transport: Transport = "data-stream", agent: Agent | None = No
             Route("/api/chat/ui-message-stream", ui_message_stream, methods=["POST"]),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],
-        exception_handlers={HTTPException: _json_error},
+        exception_handlers={HTTPException: _json_error, RequestBodyError: _json_error},
     )

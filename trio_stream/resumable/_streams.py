@@ -34,7 +34,14 @@ from .._errors import TrioStreamError, describe
 from .._run import Run
 from ..chunks import ErrorChunk
 from ..serialization._encoder import StreamEncoder
-from ..serialization._response import HeartbeatOption, heartbeat_interval, write_chunks
+from ..serialization._response import (
+    ClientGone,
+    HeartbeatOption,
+    body_sender,
+    heartbeat_interval,
+    until_disconnected,
+    write_chunks,
+)
 from ._ids import new_stream_id, validate_stream_id
 from ._store import (
     ProducerLostError,
@@ -376,39 +383,31 @@ class StoredStreamResponse(Response):
         self.init_headers({**headers, STREAM_ID_HEADER: stream_id})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": self.status_code,
-                "headers": self.raw_headers,
-            }
-        )
+        send_body = body_sender(send)
+        try:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": self.status_code,
+                    "headers": self.raw_headers,
+                }
+            )
+        except OSError:
+            return  # gone before the headers: nothing was read
         sent = self.offset
         failure: Exception | None = None
-        gone = False
-        async with anyio.create_task_group() as request:
 
-            async def cancel_on_disconnect() -> None:
-                nonlocal gone
-                while (await receive())["type"] != "http.disconnect":
-                    pass
-                gone = True
-                request.cancel_scope.cancel()
-
-            request.start_soon(cancel_on_disconnect)
+        async def stream() -> None:
+            nonlocal sent, failure
             try:
                 async with contextlib.aclosing(self._frames()) as frames:
                     async for frame in frames:
-                        await send(
-                            {"type": "http.response.body", "body": frame, "more_body": True}
-                        )
+                        await send_body(frame)
                         sent += len(frame)
-            except OSError:
-                gone = True
             except (StoreError, StreamNotFoundError) as exc:
                 failure = exc
-            request.cancel_scope.cancel()
-        if gone:
+
+        if await until_disconnected(receive, stream) is not None:
             logger.info(
                 "client left resumable stream %s at byte %d; the run goes on", self.stream_id, sent
             )
@@ -419,8 +418,8 @@ class StoredStreamResponse(Response):
             if self.error_encoder is not None:
                 encoder = self.error_encoder()
                 closing = encoder.encode([ErrorChunk(_interruption(failure))]) + encoder.finish()
-        with contextlib.suppress(OSError):
-            await send({"type": "http.response.body", "body": closing, "more_body": False})
+        with contextlib.suppress(ClientGone):
+            await send_body(closing, more_body=False)
 
     def _frames(self) -> AsyncGenerator[bytes, None]:
         return self.store.read(self.stream_id, self.offset)

@@ -41,9 +41,13 @@ from ._encoder import StreamEncoder
 __all__ = [
     "COALESCE_WINDOW",
     "DEFAULT_HEARTBEAT_INTERVAL",
+    "BodySender",
+    "ClientGone",
     "HeartbeatOption",
     "RunResponse",
+    "body_sender",
     "heartbeat_interval",
+    "until_disconnected",
     "write_chunks",
 ]
 
@@ -75,8 +79,60 @@ def heartbeat_interval(heartbeat: float | bool) -> float | None:
     return interval
 
 
-class _ClientGone(Exception):
+class ClientGone(Exception):
     """The server refused a write because the client has disconnected."""
+
+
+BodySender = Callable[..., Awaitable[None]]
+"""``await send_body(body, more_body=True)``; raises ``ClientGone``."""
+
+
+def body_sender(send: Send) -> BodySender:
+    """``send`` for body bytes, with a refused write raised as ``ClientGone``.
+
+    A server refuses writes with ``OSError`` once the client is gone (the
+    ASGI way), possibly before the listener has heard the disconnect. The
+    distinct type keeps an ``OSError`` of the response's own work (a tool's,
+    a store's) from passing for a disconnect.
+    """
+
+    async def send_body(body: bytes, *, more_body: bool = True) -> None:
+        try:
+            await send({"type": "http.response.body", "body": body, "more_body": more_body})
+        except OSError as exc:
+            raise ClientGone from exc
+
+    return send_body
+
+
+async def until_disconnected(
+    receive: Receive, work: Callable[[], Awaitable[None]]
+) -> float | None:
+    """Run ``work`` next to a task listening for ``http.disconnect``.
+
+    Listening matters: ``work`` that waits on something slow writes nothing,
+    and a server notices a vanished client only when it is written to. When
+    the client leaves, ``work`` is cancelled. Returns ``None`` if ``work``
+    finished, else the ``time.perf_counter()`` at which the client was found
+    gone, by the listener or by a ``ClientGone`` from a write.
+    """
+    disconnected_at: float | None = None
+    async with anyio.create_task_group() as request:
+
+        async def cancel_on_disconnect() -> None:
+            nonlocal disconnected_at
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            disconnected_at = time.perf_counter()
+            request.cancel_scope.cancel()
+
+        request.start_soon(cancel_on_disconnect)
+        try:
+            await work()
+        except ClientGone:
+            disconnected_at = time.perf_counter()
+        request.cancel_scope.cancel()
+    return disconnected_at
 
 
 class RunResponse(Response):
@@ -132,14 +188,7 @@ class RunResponse(Response):
             self.headers.setdefault(name, value)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async def send_body(body: bytes, *, more_body: bool = True) -> None:
-            try:
-                await send({"type": "http.response.body", "body": body, "more_body": more_body})
-            except OSError as exc:
-                # The ASGI way for a server to say the client is gone; the
-                # listener may not have heard it yet.
-                raise _ClientGone from exc
-
+        send_body = body_sender(send)
         path = scope.get("path")
         try:
             await send(
@@ -152,7 +201,22 @@ class RunResponse(Response):
         except OSError:
             logger.info("client disconnected from %s: the run was not started", path)
             return
-        disconnected_at, failure = await self._run_until_done_or_disconnected(receive, send_body)
+        failure: Exception | None = None
+
+        async def stream() -> None:
+            nonlocal failure
+            try:
+                opening = self.encoder.start()
+                if opening:
+                    await send_body(opening)
+                async with self.run as chunks:
+                    await write_chunks(chunks, self.encoder, send_body, self.heartbeat)
+            except ClientGone:
+                raise
+            except Exception as exc:
+                failure = exc
+
+        disconnected_at = await until_disconnected(receive, stream)
         if disconnected_at is not None:
             # Leaving the run's block waited for every task of the run.
             logger.info(
@@ -166,7 +230,7 @@ class RunResponse(Response):
             # not cancel this last write. Also after a failure: the error chunk
             # went out with the rest, and a client must see a complete body,
             # not a truncated transfer.
-            with contextlib.suppress(_ClientGone):
+            with contextlib.suppress(ClientGone):
                 await send_body(self.encoder.finish(), more_body=False)
         if failure is not None:
             try:
@@ -175,40 +239,6 @@ class RunResponse(Response):
                 del failure
         if self.background is not None:
             await self.background()
-
-    async def _run_until_done_or_disconnected(
-        self, receive: Receive, send_body: Callable[[bytes], Awaitable[None]]
-    ) -> tuple[float | None, Exception | None]:
-        """Stream the run next to a disconnect listener.
-
-        Returns when the run's chunks are all sent, or its tasks are all
-        cancelled: the time the client was found gone (if it was), and the
-        run's failure (if it failed).
-        """
-        disconnected_at: float | None = None
-        failure: Exception | None = None
-        async with anyio.create_task_group() as request:
-
-            async def cancel_on_disconnect() -> None:
-                nonlocal disconnected_at
-                while (await receive())["type"] != "http.disconnect":
-                    pass
-                disconnected_at = time.perf_counter()
-                request.cancel_scope.cancel()
-
-            request.start_soon(cancel_on_disconnect)
-            try:
-                opening = self.encoder.start()
-                if opening:
-                    await send_body(opening)
-                async with self.run as chunks:
-                    await write_chunks(chunks, self.encoder, send_body, self.heartbeat)
-            except _ClientGone:
-                disconnected_at = time.perf_counter()
-            except Exception as exc:
-                failure = exc
-            request.cancel_scope.cancel()
-        return disconnected_at, failure
 
 
 async def write_chunks(
