@@ -8,14 +8,56 @@ from typing import Any
 
 import pytest
 import trio
+from hypothesis import HealthCheck, settings
 
 from trio_stream import create_run
 from trio_stream.chunks import Chunk
+
+# Property tests are reproducible in the suite (the same cases every run, so
+# a failure in CI is one anyone can replay) and explore fresh ones, many
+# more, with ``--soak``.
+settings.register_profile(
+    "default",
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile(
+    "soak",
+    max_examples=5_000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.load_profile("default")
 
 
 @pytest.fixture(params=["trio", "asyncio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--soak",
+        action="store_true",
+        help="run the reliability suite's long version: more cases, longer load",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--soak"):
+        settings.load_profile("soak")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    from .reliability.figures import FIGURES, save_if_asked
+
+    lines = FIGURES.lines()
+    if lines:
+        terminalreporter.section("reliability figures")
+        for line in lines:
+            terminalreporter.write_line(line)
+        save_if_asked()
 
 
 async def collect(

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import anyio
 import pytest
 
 from tests.conftest import collect
-from trio_stream import RunController, SerializationError, create_run
-from trio_stream.chunks import Chunk, ErrorChunk, TextDeltaChunk
+from trio_stream import RunController, SerializationError, ToolCallController, create_run
+from trio_stream.chunks import Chunk, ErrorChunk, TextDeltaChunk, ToolResultChunk
 
 pytestmark = pytest.mark.anyio
 
@@ -201,3 +202,96 @@ async def test_unserializable_tool_results_name_the_tool_call() -> None:
 
     chunks = await collect(run)
     assert chunks[-1].type == "tool-result"
+
+
+# -- keeping exception details off the wire ---------------------------------
+
+HIDDEN = re.compile(r"the response failed on the server \(error reference ([0-9a-f]{12})\)")
+
+
+def hidden_reference(chunk: Chunk) -> str:
+    """The reference of a hidden error chunk; fails on anything else."""
+    assert isinstance(chunk, ErrorChunk), chunk
+    match = HIDDEN.fullmatch(chunk.error)
+    assert match is not None, chunk.error
+    return match[1]
+
+
+async def test_a_run_that_hides_errors_sends_a_reference_and_notes_it_on_the_exception() -> None:
+    async def run(controller: RunController) -> None:
+        controller.append_text("partial")
+        raise ValueError("password=hunter2 rejected by db.internal:5432")
+
+    received: list[Chunk] = []
+    with pytest.raises(ValueError, match="hunter2") as raised:
+        async with create_run(run, expose_errors=False) as chunks:
+            received.extend([chunk async for chunk in chunks])
+    assert received[0] == TextDeltaChunk("partial")
+    reference = hidden_reference(received[1])
+    assert len(received) == 2
+    assert "hunter2" not in repr(received)
+    # The traceback the server logs carries the reference the user saw.
+    assert raised.value.__notes__ == [
+        f"error reference {reference}: "
+        "the client was sent 'the response failed on the server' instead"
+    ]
+
+
+async def test_each_concurrent_failure_gets_its_own_reference() -> None:
+    async def fail(message: str) -> None:
+        raise RuntimeError(message)
+
+    async def run(controller: RunController) -> None:
+        controller.start_soon(fail, "secret one")
+        controller.start_soon(fail, "secret two")
+        await anyio.sleep_forever()
+
+    received: list[Chunk] = []
+    with pytest.raises(ExceptionGroup) as raised:
+        async with create_run(run, expose_errors=False) as chunks:
+            received.extend([chunk async for chunk in chunks])
+    references = {hidden_reference(chunk) for chunk in received}
+    assert len(references) == 2
+    noted = {
+        note.split()[2].rstrip(":") for leaf in raised.value.exceptions for note in leaf.__notes__
+    }
+    assert noted == references
+
+
+async def test_hidden_errors_reach_substreams_and_tools_reported_as_results(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def broken_tool(call: ToolCallController) -> None:
+        raise ConnectionError("upstream 10.0.0.7 refused")
+
+    async def run(controller: RunController) -> None:
+        async with controller.open_substream("p1") as sub:
+            call = sub.spawn_tool_call("lookup", broken_tool, errors_as_result=True)
+        assert call.response is not None
+        controller.add_error("the application's own message goes out as it is")
+
+    with caplog.at_level(logging.WARNING, logger="trio_stream"):
+        chunks = await collect(run, expose_errors=False)
+    [result] = [chunk for chunk in chunks if isinstance(chunk, ToolResultChunk)]
+    assert result.is_error
+    match = re.fullmatch(
+        r"the tool failed on the server \(error reference ([0-9a-f]{12})\)", result.result
+    )
+    assert match is not None, result.result
+    assert "10.0.0.7" not in repr(chunks)
+    assert chunks[-1] == ErrorChunk("the application's own message goes out as it is")
+    [record] = caplog.records
+    assert record.exc_info is not None
+    assert "10.0.0.7" in str(record.exc_info[1])
+    assert match[1] in "".join(getattr(record.exc_info[1], "__notes__", []))
+
+
+async def test_errors_are_exposed_by_default() -> None:
+    async def run(controller: RunController) -> None:
+        raise ValueError("shown")
+
+    received: list[Chunk] = []
+    with pytest.raises(ValueError, match="shown") as raised:
+        await consume(run, received)
+    assert received == [ErrorChunk("shown")]
+    assert not hasattr(raised.value, "__notes__")

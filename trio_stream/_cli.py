@@ -39,9 +39,11 @@ def _load(target: str) -> ASGIApp:
     return app
 
 
-def _run(app: ASGIApp, host: str, port: int) -> None:
+def _run(app: ASGIApp, host: str, port: int, graceful_timeout: float) -> None:
     config = default_config()
     config.accesslog = "-"
+    config.graceful_timeout = graceful_timeout
+    # SIGINT and SIGTERM start a graceful shutdown; a second SIGINT stops at once.
     with contextlib.suppress(KeyboardInterrupt):
         trio.run(partial(serve, app, host=host, port=port, config=config))
 
@@ -54,11 +56,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="serve the demo app with hypercorn on trio")
-    app = commands.add_parser("serve", help="serve an ASGI app with hypercorn on trio")
-    app.add_argument("app", metavar="module:app", help="the app to serve, e.g. main:app")
-    for command in (demo, app):
+    serve_app = commands.add_parser("serve", help="serve an ASGI app with hypercorn on trio")
+    serve_app.add_argument("app", metavar="module:app", help="the app to serve, e.g. main:app")
+    for command in (demo, serve_app):
         command.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1)")
         command.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+        command.add_argument(
+            "--graceful-timeout",
+            type=float,
+            default=3.0,
+            metavar="SECONDS",
+            help="on SIGTERM or SIGINT, how long open responses get to end; streams still "
+            "running one second before that end with an error chunk (default 3)",
+        )
     demo.add_argument(
         "--transport",
         choices=("data-stream", "assistant-transport", "ui-message-stream"),
@@ -66,6 +76,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="the wire format the page starts with (default data-stream)",
     )
     args = parser.parse_args(argv)
+    if not args.graceful_timeout >= 0:
+        parser.error(f"--graceful-timeout must not be negative, not {args.graceful_timeout}")
     logger.setLevel(logging.INFO)
     logger.addHandler(logging.StreamHandler())
     if args.command == "demo":
@@ -76,6 +88,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         logger.info(
             "demo on http://%s:%d/ (hypercorn, trio; model: %s)", args.host, args.port, agent.name
         )
-        _run(create_app(transport=args.transport, agent=agent), args.host, args.port)
+        app: ASGIApp = create_app(transport=args.transport, agent=agent)
     else:
-        _run(_load(args.app), args.host, args.port)
+        app = _load(args.app)
+    _run(app, args.host, args.port, args.graceful_timeout)

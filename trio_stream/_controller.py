@@ -22,7 +22,7 @@ import anyio
 
 from . import _ids
 from ._buffer import ChunkBuffer, chunk_size
-from ._errors import StreamClosedError, describe
+from ._errors import HIDDEN_TOOL_ERROR, StreamClosedError, wire_message
 from ._json import encode_checked, ensure_serializable, ensure_text
 from ._scope import CancellationSignal, Scope
 from ._state import Key, StateProxy, StateTree
@@ -70,15 +70,22 @@ class RunController:
     controller with a nursery of its own.
     """
 
-    __slots__ = ("__weakref__", "_buffer", "_parent_id", "_scope", "_state")
+    __slots__ = ("__weakref__", "_buffer", "_expose_errors", "_parent_id", "_scope", "_state")
 
     def __init__(
-        self, buffer: ChunkBuffer, state: StateTree, scope: Scope, parent_id: str | None
+        self,
+        buffer: ChunkBuffer,
+        state: StateTree,
+        scope: Scope,
+        parent_id: str | None,
+        *,
+        expose_errors: bool = True,
     ) -> None:
         self._buffer = buffer
         self._state = state
         self._scope = scope
         self._parent_id = parent_id
+        self._expose_errors = expose_errors
 
     @property
     def parent_id(self) -> str | None:
@@ -87,7 +94,9 @@ class RunController:
 
     def with_parent_id(self, parent_id: str) -> RunController:
         """A controller for the same nursery whose chunks carry ``parent_id``."""
-        return RunController(self._buffer, self._state, self._scope, parent_id)
+        return RunController(
+            self._buffer, self._state, self._scope, parent_id, expose_errors=self._expose_errors
+        )
 
     # -- message content -------------------------------------------------
 
@@ -202,7 +211,8 @@ class RunController:
 
         If ``tool`` raises, the run fails as with any task, unless
         ``errors_as_result`` is true: then the exception's message becomes the
-        call's result with ``is_error`` set, it is logged, and the run goes on.
+        call's result with ``is_error`` set (a generic message with a reference,
+        if the run hides its errors), it is logged, and the run goes on.
         Returns the tool call's controller; its ``response`` holds the result
         once the task is done.
         """
@@ -451,7 +461,13 @@ class Substream:
         task_group = anyio.create_task_group()
         await task_group.__aenter__()
         self._scope = Scope(task_group, owner._scope)
-        return RunController(owner._buffer, owner._state, self._scope, self._parent_id)
+        return RunController(
+            owner._buffer,
+            owner._state,
+            self._scope,
+            self._parent_id,
+            expose_errors=owner._expose_errors,
+        )
 
     async def __aexit__(
         self,
@@ -473,13 +489,14 @@ async def _run_tool(call: ToolCallController, tool: ToolFunction, errors_as_resu
     except Exception as exc:
         if not errors_as_result or call.closed:
             raise
+        message = wire_message(exc, expose=call._owner._expose_errors, hidden=HIDDEN_TOOL_ERROR)
         logger.warning(
             "tool call %r (%s) failed; reported as its result",
             call.tool_name,
             call.tool_call_id,
             exc_info=exc,
         )
-        call.set_response(describe(exc), is_error=True)
+        call.set_response(message, is_error=True)
         return
     if not call.closed:
         call.set_response(result)

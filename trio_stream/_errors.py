@@ -8,6 +8,8 @@ wrong time), so both ``except TrioStreamError`` and ``except TypeError`` work.
 
 from __future__ import annotations
 
+import secrets
+
 __all__ = [
     "SerializationError",
     "StreamClosedError",
@@ -72,3 +74,26 @@ def describe(exc: BaseException) -> str:
     # A message is shown to a client: lone surrogates, which have no UTF-8
     # form, are spelled out rather than allowed to break the encoding.
     return text if text.isascii() else text.encode("utf-8", "backslashreplace").decode()
+
+
+HIDDEN_RUN_ERROR = "the response failed on the server"
+"""What a run that hides its errors tells the client about a failure."""
+
+HIDDEN_TOOL_ERROR = "the tool failed on the server"
+"""What a run that hides its errors sends as the result of a failed tool."""
+
+
+def wire_message(exc: BaseException, *, expose: bool, hidden: str) -> str:
+    """The text a client is sent for ``exc``.
+
+    With ``expose``, it is ``describe(exc)``. Otherwise it is ``hidden``
+    followed by a fresh reference, and the same reference is added to the
+    exception as a note: the exception still propagates (or is logged) with
+    its full traceback, which then names the reference, so that an operator
+    given the reference by a user finds the one traceback it stands for.
+    """
+    if expose:
+        return describe(exc)
+    reference = secrets.token_hex(6)
+    exc.add_note(f"error reference {reference}: the client was sent {hidden!r} instead")
+    return f"{hidden} (error reference {reference})"

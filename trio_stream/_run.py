@@ -38,7 +38,7 @@ import anyio.abc
 
 from ._buffer import ChunkBuffer
 from ._controller import RunController
-from ._errors import UsageError, collapse, describe, leaf_exceptions
+from ._errors import HIDDEN_RUN_ERROR, UsageError, collapse, leaf_exceptions, wire_message
 from ._json import normalized
 from ._scope import Scope
 from ._state import StateTree
@@ -75,10 +75,12 @@ _ITERATE_UNENTERED = (
 class ChunkStream:
     """The chunks of a running run, in order; iterate it with ``async for``."""
 
-    __slots__ = ("_buffer",)
+    __slots__ = ("_buffer", "expose_errors")
 
-    def __init__(self, buffer: ChunkBuffer) -> None:
+    def __init__(self, buffer: ChunkBuffer, expose_errors: bool = True) -> None:
         self._buffer = buffer
+        self.expose_errors = expose_errors
+        """Whether the run puts exception messages on the wire; see ``create_run``."""
 
     def __aiter__(self) -> ChunkStream:
         return self
@@ -119,6 +121,7 @@ class Run:
         "_buffer",
         "_callback",
         "_entered",
+        "_expose_errors",
         "_failure",
         "_high_water_mark",
         "_high_water_size",
@@ -128,9 +131,15 @@ class Run:
     )
 
     def __init__(
-        self, callback: RunCallback, state: Any, high_water_mark: int, high_water_size: int
+        self,
+        callback: RunCallback,
+        state: Any,
+        high_water_mark: int,
+        high_water_size: int,
+        expose_errors: bool,
     ) -> None:
         self._callback = callback
+        self._expose_errors = expose_errors
         self._initial_state = state
         self._high_water_mark = high_water_mark
         self._high_water_size = high_water_size
@@ -154,21 +163,23 @@ class Run:
         await task_group.__aenter__()
         self._task_group = task_group
         task_group.start_soon(self._supervise, buffer, name=f"trio_stream run {self._callback!r}")
-        return ChunkStream(buffer)
+        return ChunkStream(buffer, self._expose_errors)
 
     async def _supervise(self, buffer: ChunkBuffer) -> None:
         try:
             async with anyio.create_task_group() as task_group:
                 self._root = Scope(task_group, None)
                 state = StateTree(self._initial_state, buffer.add_operations)
-                controller = RunController(buffer, state, self._root, None)
+                controller = RunController(
+                    buffer, state, self._root, None, expose_errors=self._expose_errors
+                )
                 task_group.start_soon(self._callback, controller)
         except Exception as exc:
             # Only a group of Exceptions lands here: a failure that arrives
             # together with a cancellation is a BaseExceptionGroup and
             # propagates as it is, since nobody is left to read the chunk.
             for leaf in leaf_exceptions(exc):
-                error = describe(leaf)
+                error = wire_message(leaf, expose=self._expose_errors, hidden=HIDDEN_RUN_ERROR)
                 buffer.put(ErrorChunk(error), len(error))
             self._failure = collapse(exc)
         finally:
@@ -225,6 +236,7 @@ def create_run(
     state: Any = None,
     high_water_mark: int = DEFAULT_HIGH_WATER_MARK,
     high_water_size: int = DEFAULT_HIGH_WATER_SIZE,
+    expose_errors: bool = True,
 ) -> Run:
     """Prepare a run of ``callback``; enter it with ``async with`` to start it.
 
@@ -234,6 +246,15 @@ def create_run(
     ``high_water_mark`` bounds how many chunks asynchronous producers may
     queue ahead of a slow consumer, and ``high_water_size`` how many
     characters of text, reasoning, tool arguments and file data.
+
+    ``expose_errors=False`` keeps exception messages off the wire: the error
+    chunk of a failure (and the result of a tool failing with
+    ``errors_as_result``) then says only that something failed, with a
+    reference, and the exception carries the same reference in a note, so the
+    traceback the server logs can be found from what the user saw. Use it
+    wherever clients are not trusted with the server's internals (see the
+    security page of the docs). Messages sent with ``add_error`` are the
+    application's own and go out as they are.
 
     If the callback or any task of the run raises, the others are cancelled,
     an error chunk per exception is delivered after every chunk produced
@@ -248,4 +269,4 @@ def create_run(
     if high_water_size < 1:
         raise ValueError(f"high_water_size must be at least 1, not {high_water_size}")
     state = normalized(state, "create_run's state")
-    return Run(callback, state, high_water_mark, high_water_size)
+    return Run(callback, state, high_water_mark, high_water_size, expose_errors)

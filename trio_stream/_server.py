@@ -1,6 +1,7 @@
 """Serving ASGI apps with hypercorn's Trio worker.
 
-``serve`` is a thin layer over ``hypercorn.trio.serve`` that adds one thing:
+``serve`` is a thin layer over ``hypercorn.trio.serve`` that adds two things:
+streams that end cleanly when the server shuts down (``_shutdown.py``), and
 a guard for the ASGI lifespan protocol. Hypercorn on Trio sends the app a
 ``lifespan`` scope at start-up; an app that returns from it without
 answering (as a bare ASGI function that only knows ``http`` does) leaves
@@ -11,12 +12,16 @@ unanswered, so any ASGI app starts.
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Awaitable, Callable
 
 import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve as hypercorn_serve
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ._shutdown import Shutdown, ShutdownNotice
 
 __all__ = ["DEFAULT_BACKLOG", "LifespanGuard", "default_config", "serve"]
 
@@ -91,7 +96,7 @@ async def serve(
     shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve ``app`` with hypercorn's Trio worker until cancelled or shut down.
+    """Serve ``app`` with hypercorn's Trio worker until shut down or cancelled.
 
     Binds ``host:port`` (default ``127.0.0.1:8000``; port 0 picks a free
     port), or whatever ``config.bind`` says if neither is given. Without a
@@ -100,16 +105,40 @@ async def serve(
     ``trio.run(serve, app)``, or with ``await nursery.start(serve, app)``,
     which returns the URLs bound, such as ``["http://127.0.0.1:8000"]``.
     ``shutdown_trigger`` is an async function whose return starts a graceful
-    shutdown.
+    shutdown; by default, in the main thread, SIGINT and SIGTERM do.
+
+    In a graceful shutdown, the server stops accepting connections and gives
+    the open ones ``config.graceful_timeout`` seconds (3 by default). Streams
+    in flight get until one second before that deadline to end by
+    themselves; then their runs are cancelled, and each client receives the
+    format's error chunk and a complete body rather than a cut connection.
     """
     if config is None:
         config = default_config()
     if host is not None or port is not None:
         config.bind = [f"{host or '127.0.0.1'}:{8000 if port is None else port}"]
+    if shutdown_trigger is None:
+        shutdown_trigger = _signalled
+    shutdown = Shutdown()
+    trigger = shutdown_trigger
+
+    async def shutdown_begins() -> None:
+        await trigger()
+        shutdown.begin(config.graceful_timeout)
+
     await hypercorn_serve(
-        LifespanGuard(app),  # type: ignore[arg-type]
+        LifespanGuard(ShutdownNotice(app, shutdown)),  # type: ignore[arg-type]
         config,
-        shutdown_trigger=shutdown_trigger,
+        shutdown_trigger=shutdown_begins,
         task_status=task_status,
         mode="asgi",
     )
+
+
+async def _signalled() -> None:
+    """Return on SIGINT or SIGTERM; never, outside the main thread (no signals there)."""
+    if threading.current_thread() is not threading.main_thread():
+        await trio.sleep_forever()
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            return

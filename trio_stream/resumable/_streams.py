@@ -9,10 +9,12 @@ the store) and asks for the offset where its connection broke receives
 exactly the bytes it missed, then the live tail, then the end.
 
 A producer stops when its run finishes or fails (the error chunk is stored
-like any other), when ``cancel`` is called from any worker, or when the
-``ResumableStreams`` block exits (server shutdown); in every case the
-format's closing bytes are stored and the stream is marked with how it
-ended. A disconnected client stops only its own reader.
+like any other), when ``cancel`` is called from any worker, or when its
+server shuts down: at the cut-off of a graceful shutdown (``serve()``), or
+when the ``ResumableStreams`` block exits. In every case the format's closing
+bytes are stored and the stream is marked with how it ended; a shutdown also
+stores an error chunk saying so, since the run did not end by itself. A
+disconnected client stops only its own reader.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from starlette.types import Receive, Scope, Send
 
 from .._errors import TrioStreamError, describe
 from .._run import Run
+from .._shutdown import Shutdown, shutdown_of
 from ..chunks import ErrorChunk
 from ..serialization._encoder import StreamEncoder
 from ..serialization._response import (
@@ -39,7 +42,7 @@ from ..serialization._response import (
     HeartbeatOption,
     body_sender,
     heartbeat_interval,
-    until_disconnected,
+    until_interrupted,
     write_chunks,
 )
 from ._ids import new_stream_id, validate_stream_id
@@ -128,6 +131,7 @@ class ResumableStreams:
         self.max_bytes = max_bytes
         self._producers: TaskGroup | None = None
         self._exit_stack: contextlib.AsyncExitStack | None = None
+        self._watched: Shutdown | None = None
 
     async def __aenter__(self) -> ResumableStreams:
         if self._producers is not None:
@@ -155,7 +159,27 @@ class ResumableStreams:
         # stores the end of its stream before the block exits.
         self._producers.cancel_scope.cancel()
         stack, self._exit_stack, self._producers = self._exit_stack, None, None
+        self._watched = None
         await stack.__aexit__(exc_type, exc, traceback)
+
+    def _watch(self, shutdown: Shutdown) -> None:
+        """Stop every producer at ``shutdown``'s cut-off.
+
+        Their readers on this worker then still have time to send the end of
+        the stream, and readers elsewhere learn of the shutdown from the store
+        at once, rather than after the server's deadline.
+        """
+        if self._producers is None or self._watched is shutdown:
+            return
+        self._watched = shutdown
+        producers = self._producers
+
+        async def stop_at_cut_off() -> None:
+            await shutdown.wait_cut_off()
+            logger.warning("server shutting down: stopping its resumable streams")
+            producers.cancel_scope.cancel()
+
+        producers.start_soon(stop_at_cut_off, name="trio_stream resumable shutdown")
 
     # -- HTTP ------------------------------------------------------------
 
@@ -217,6 +241,7 @@ class ResumableStreams:
             media_type=encoder.media_type,
             headers=dict(encoder.headers),
             error_encoder=type(encoder),
+            streams=self,
         )
 
     async def resume(self, stream_id: str, *, offset: int | str = 0) -> Response:
@@ -256,6 +281,7 @@ class ResumableStreams:
             media_type=info.media_type,
             headers=dict(info.headers),
             error_encoder=_encoder_class(info.format),
+            streams=self,
         )
 
     async def cancel(self, stream_id: str) -> bool:
@@ -323,6 +349,7 @@ class ResumableStreams:
                 status = "cancelled"
         except anyio.get_cancelled_exc_class():
             status = "cancelled"  # the server is shutting down
+            closing = encoder.encode([ErrorChunk(_SHUTDOWN_INTERRUPTION)])
             raise
         except Exception:
             # Nothing more can be stored; readers find the lease run out.
@@ -344,6 +371,9 @@ class ResumableStreams:
                 await self.store.finish(stream_id, status, self.ttl)
             except Exception:
                 logger.exception("resumable stream %s: its end could not be stored", stream_id)
+
+
+_SHUTDOWN_INTERRUPTION = "the stream was interrupted: the server producing it shut down"
 
 
 def _interruption(failure: Exception) -> str:
@@ -372,8 +402,10 @@ class StoredStreamResponse(Response):
         media_type: str,
         headers: dict[str, str],
         error_encoder: type[StreamEncoder] | None,
+        streams: ResumableStreams | None = None,
     ) -> None:
         self.store = store
+        self.streams = streams
         self.stream_id = stream_id
         self.offset = offset
         self.error_encoder = error_encoder
@@ -394,6 +426,9 @@ class StoredStreamResponse(Response):
             )
         except OSError:
             return  # gone before the headers: nothing was read
+        shutdown = shutdown_of(scope)
+        if shutdown is not None and self.streams is not None:
+            self.streams._watch(shutdown)
         sent = self.offset
         failure: Exception | None = None
 
@@ -407,7 +442,7 @@ class StoredStreamResponse(Response):
             except (StoreError, StreamNotFoundError) as exc:
                 failure = exc
 
-        if await until_disconnected(receive, stream) is not None:
+        if await until_interrupted(receive, stream) is not None:
             logger.info(
                 "client left resumable stream %s at byte %d; the run goes on", self.stream_id, sent
             )

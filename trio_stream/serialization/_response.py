@@ -13,6 +13,10 @@ sends it, then the format's closing bytes and the end of the body, and only
 then raises, so the client sees a complete body and the server's error
 handling sees the exception.
 
+When the server shuts down gracefully (``trio_stream.serve``), a run still
+going at the cut-off is cancelled the same way, and the client is sent an
+error chunk saying so and the closing bytes: a complete body, in time.
+
 Writes are coalesced: each write sends every chunk that was queued while the
 previous write was in flight, so a fast producer costs one ASGI ``send`` per
 batch rather than per token, and a slow one's chunks still leave one by one,
@@ -26,15 +30,17 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import ClassVar
+from dataclasses import dataclass
+from typing import ClassVar, Literal
 
 import anyio
 from starlette.background import BackgroundTask
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from .._errors import SerializationError, describe
+from .._errors import HIDDEN_RUN_ERROR, SerializationError, describe, wire_message
 from .._run import ChunkStream, Run
+from .._shutdown import SHUTDOWN_MESSAGE, Shutdown, shutdown_of
 from ..chunks import ErrorChunk
 from ._encoder import StreamEncoder
 
@@ -44,10 +50,11 @@ __all__ = [
     "BodySender",
     "ClientGone",
     "HeartbeatOption",
+    "Interruption",
     "RunResponse",
     "body_sender",
     "heartbeat_interval",
-    "until_disconnected",
+    "until_interrupted",
     "write_chunks",
 ]
 
@@ -105,34 +112,55 @@ def body_sender(send: Send) -> BodySender:
     return send_body
 
 
-async def until_disconnected(
-    receive: Receive, work: Callable[[], Awaitable[None]]
-) -> float | None:
+@dataclass(frozen=True, slots=True)
+class Interruption:
+    """Why a response's work stopped before it was done, and when."""
+
+    reason: Literal["disconnect", "shutdown"]
+    """``"disconnect"``: the client left; ``"shutdown"``: the server's cut-off came."""
+
+    at: float
+    """``time.perf_counter()`` when it was noticed."""
+
+
+async def until_interrupted(
+    receive: Receive, work: Callable[[], Awaitable[None]], *, shutdown: Shutdown | None = None
+) -> Interruption | None:
     """Run ``work`` next to a task listening for ``http.disconnect``.
 
     Listening matters: ``work`` that waits on something slow writes nothing,
     and a server notices a vanished client only when it is written to. When
-    the client leaves, ``work`` is cancelled. Returns ``None`` if ``work``
-    finished, else the ``time.perf_counter()`` at which the client was found
-    gone, by the listener or by a ``ClientGone`` from a write.
+    the client leaves, or ``shutdown``'s cut-off comes, ``work`` is cancelled.
+    Returns ``None`` if ``work`` finished, else the interruption; a
+    ``ClientGone`` from a write counts as a disconnect.
     """
-    disconnected_at: float | None = None
+    interruption: Interruption | None = None
     async with anyio.create_task_group() as request:
 
-        async def cancel_on_disconnect() -> None:
-            nonlocal disconnected_at
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            disconnected_at = time.perf_counter()
+        def interrupt(reason: Literal["disconnect", "shutdown"]) -> None:
+            nonlocal interruption
+            interruption = Interruption(reason, time.perf_counter())
             request.cancel_scope.cancel()
 
+        async def cancel_on_disconnect() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            interrupt("disconnect")
+
         request.start_soon(cancel_on_disconnect)
+        if shutdown is not None:
+
+            async def cancel_at_cut_off() -> None:
+                await shutdown.wait_cut_off()
+                interrupt("shutdown")
+
+            request.start_soon(cancel_at_cut_off)
         try:
             await work()
         except ClientGone:
-            disconnected_at = time.perf_counter()
+            interruption = Interruption("disconnect", time.perf_counter())
         request.cancel_scope.cancel()
-    return disconnected_at
+    return interruption
 
 
 class RunResponse(Response):
@@ -216,14 +244,24 @@ class RunResponse(Response):
             except Exception as exc:
                 failure = exc
 
-        disconnected_at = await until_disconnected(receive, stream)
-        if disconnected_at is not None:
+        interruption = await until_interrupted(receive, stream, shutdown=shutdown_of(scope))
+        if interruption is not None and interruption.reason == "disconnect":
             # Leaving the run's block waited for every task of the run.
             logger.info(
                 "client disconnected from %s: run cancelled, all its tasks done in %.1f ms",
                 path,
-                (time.perf_counter() - disconnected_at) * 1000,
+                (time.perf_counter() - interruption.at) * 1000,
             )
+        elif interruption is not None:
+            logger.warning(
+                "server shutting down: the run of %s was cancelled (all its tasks done in "
+                "%.1f ms) and its client sent an error chunk",
+                path,
+                (time.perf_counter() - interruption.at) * 1000,
+            )
+            with contextlib.suppress(ClientGone):
+                closing = self.encoder.encode([ErrorChunk(SHUTDOWN_MESSAGE)])
+                await send_body(closing + self.encoder.finish(), more_body=False)
         else:
             # The body's end goes out here, after the listener has stopped: a
             # server reports the end of a response as a disconnect, which must
@@ -283,9 +321,12 @@ async def write_chunks(
         try:
             body = encoder.encode(batch)
         except Exception as exc:
-            message = f"a chunk could not be encoded for the wire: {describe(exc)}"
+            error = SerializationError(
+                f"a chunk could not be encoded for the wire: {describe(exc)}"
+            )
+            message = wire_message(error, expose=chunks.expose_errors, hidden=HIDDEN_RUN_ERROR)
             await write(encoder.encode([ErrorChunk(message)]))
-            raise SerializationError(message) from exc
+            raise error from exc
         if body:
             await write(body)
             last_write = anyio.current_time()

@@ -1,0 +1,87 @@
+"""Graceful shutdown: streams in flight end with a terminal chunk, not a cut.
+
+When a server shuts down gracefully, hypercorn stops accepting connections
+and gives the ones open ``graceful_timeout`` seconds (3 by default) to
+finish; then it cancels them. A chat stream is often minutes long, so most
+streams in flight would be cut mid-frame: the client sees a network error
+instead of a message that ends, and the run is cancelled only when the
+server gives up on it.
+
+ASGI has no way to tell a request that its server is stopping (the lifespan
+``shutdown`` message comes after the connections are closed). So ``serve()``
+puts a ``Shutdown`` in the scope of every request, as the extension
+``SCOPE_KEY``. Responses that find one give their run until the *cut-off*
+(the graceful timeout less a margin) to finish by itself, then cancel it and
+send the format's error chunk and closing bytes, while the server still lets
+them write. Served by anything else, responses behave as before.
+"""
+
+from __future__ import annotations
+
+import math
+
+import trio
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+__all__ = ["SCOPE_KEY", "SHUTDOWN_MESSAGE", "Shutdown", "ShutdownNotice", "shutdown_of"]
+
+SCOPE_KEY = "trio_stream.shutdown"
+"""The ``scope["extensions"]`` key under which ``serve()`` puts its ``Shutdown``."""
+
+SHUTDOWN_MESSAGE = "the server is shutting down; the response was cut short"
+"""The error chunk a stream ends with when the server's cut-off comes first."""
+
+_MARGIN = 1.0
+"""Seconds kept between the cut-off and the server's deadline, for the last writes."""
+
+
+class Shutdown:
+    """A server's graceful shutdown, as responses see it.
+
+    ``begin(graceful_timeout)`` starts it; ``wait_cut_off()`` returns when
+    streams must end. The cut-off is one second before the server's deadline,
+    or half-way to it when the timeout is under two seconds.
+    """
+
+    __slots__ = ("_begun", "_cut_off_at")
+
+    def __init__(self) -> None:
+        self._begun = trio.Event()
+        self._cut_off_at = math.inf
+
+    @property
+    def begun(self) -> bool:
+        return self._begun.is_set()
+
+    def begin(self, graceful_timeout: float) -> None:
+        """Start the countdown to the cut-off; later calls change nothing."""
+        if self._begun.is_set():
+            return
+        grace = max(graceful_timeout - _MARGIN, graceful_timeout / 2, 0.0)
+        self._cut_off_at = trio.current_time() + grace
+        self._begun.set()
+
+    async def wait_cut_off(self) -> None:
+        """Return once streams in flight must end."""
+        await self._begun.wait()
+        await trio.sleep_until(self._cut_off_at)
+
+
+class ShutdownNotice:
+    """ASGI middleware that hands ``shutdown`` to every HTTP request's scope."""
+
+    def __init__(self, app: ASGIApp, shutdown: Shutdown) -> None:
+        self.app = app
+        self.shutdown = shutdown
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope.setdefault("extensions", {})[SCOPE_KEY] = self.shutdown
+        await self.app(scope, receive, send)
+
+
+def shutdown_of(scope: Scope) -> Shutdown | None:
+    """The server's ``Shutdown`` for this request, if its server announces one."""
+    extensions = scope.get("extensions") or {}
+    shutdown = extensions.get(SCOPE_KEY)
+    return shutdown if isinstance(shutdown, Shutdown) else None
