@@ -26,7 +26,7 @@ from trio_stream import serve
 ROOT = Path(__file__).parent.parent
 """The repository, where ``module:app`` paths such as ``tests.resumable.app:app`` resolve."""
 
-__all__ = ["ROOT", "free_port", "running", "running_cli", "running_demo"]
+__all__ = ["ROOT", "free_port", "running", "running_cli", "running_demo", "server_process"]
 
 
 @contextlib.contextmanager
@@ -82,15 +82,16 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_cli(
+def server_process(
     log_path: Path, *arguments: str, env: dict[str, str] | None = None
-) -> Iterator[str]:
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """``python -m trio_stream <arguments> --port <free port>`` as a real process.
 
-    Yields its base URL once it accepts connections. Its output (hypercorn's
-    log and the library's) goes to ``log_path``, which a test reads to see
-    what happened on the server. ``env`` is added to this process's
-    environment.
+    Yields its base URL, once it accepts connections, and the process. Its
+    output (hypercorn's log and the library's) goes to ``log_path``, which a
+    test reads to see what happened on the server. ``env`` is added to this
+    process's environment. On exit the process gets SIGTERM, unless it has
+    stopped already.
     """
     port = free_port()
     command = [sys.executable, "-m", "trio_stream", *arguments, "--port", str(port)]
@@ -111,10 +112,24 @@ def running_cli(
                         f"{' '.join(arguments)} did not start:\n{log_path.read_text()}"
                     ) from None
                 time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", server
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        if server.poll() is None:
+            server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+@contextlib.contextmanager
+def running_cli(
+    log_path: Path, *arguments: str, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """``server_process`` when only the URL matters."""
+    with server_process(log_path, *arguments, env=env) as (url, _):
+        yield url
 
 
 def running_demo(log_path: Path, *options: str) -> contextlib.AbstractContextManager[str]:

@@ -22,12 +22,23 @@ def encode(value: Any) -> bytes:
     return _encoder.encode(value)
 
 
+_TOO_DEEP = "it is nested too deeply, or contains itself"
+
+
 def encode_checked(value: Any, what: str) -> bytes:
-    """``encode``, raising ``SerializationError`` naming ``what`` on failure."""
+    """``encode``, raising ``SerializationError`` naming ``what`` on failure.
+
+    A value that contains itself, or is nested deeper than the interpreter's
+    recursion limit, fails too, with a message that says so: msgspec reports
+    both as a ``RecursionError``, which would otherwise escape as a bare
+    failure of the run.
+    """
     try:
         return _encoder.encode(value)
     except (TypeError, ValueError, OverflowError, msgspec.EncodeError) as exc:
         raise SerializationError(f"{what} cannot be encoded as JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise SerializationError(f"{what} cannot be encoded as JSON: {_TOO_DEEP}") from exc
 
 
 def normalized(value: Any, what: str) -> Any:
@@ -37,7 +48,13 @@ def normalized(value: Any, what: str) -> Any:
     dicts. The copy shares nothing with ``value``, so later changes to either
     do not reach the other.
     """
-    return _decoder.decode(encode_checked(value, what))
+    encoded = encode_checked(value, what)
+    try:
+        return _decoder.decode(encoded)
+    except RecursionError as exc:
+        # Decoding takes a little more stack than encoding: a value at the
+        # edge of the limit gets through the one and not the other.
+        raise SerializationError(f"{what} cannot be encoded as JSON: {_TOO_DEEP}") from exc
 
 
 def ensure_serializable(value: Any, what: str) -> None:

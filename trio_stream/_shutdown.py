@@ -51,7 +51,13 @@ class Shutdown:
 
     @property
     def begun(self) -> bool:
+        """Whether the shutdown has begun."""
         return self._begun.is_set()
+
+    @property
+    def cut_off_at(self) -> float:
+        """The ``trio.current_time()`` of the cut-off; infinite until begun."""
+        return self._cut_off_at
 
     def begin(self, graceful_timeout: float) -> None:
         """Start the countdown to the cut-off; later calls change nothing."""

@@ -132,6 +132,8 @@ class ResumableStreams:
         self._producers: TaskGroup | None = None
         self._exit_stack: contextlib.AsyncExitStack | None = None
         self._watched: Shutdown | None = None
+        self._stoppable: set[anyio.CancelScope] = set()
+        self._stopped = False
 
     async def __aenter__(self) -> ResumableStreams:
         if self._producers is not None:
@@ -159,7 +161,7 @@ class ResumableStreams:
         # stores the end of its stream before the block exits.
         self._producers.cancel_scope.cancel()
         stack, self._exit_stack, self._producers = self._exit_stack, None, None
-        self._watched = None
+        self._watched, self._stopped = None, False
         await stack.__aexit__(exc_type, exc, traceback)
 
     def _watch(self, shutdown: Shutdown) -> None:
@@ -176,8 +178,14 @@ class ResumableStreams:
 
         async def stop_at_cut_off() -> None:
             await shutdown.wait_cut_off()
-            logger.warning("server shutting down: stopping its resumable streams")
-            producers.cancel_scope.cancel()
+            logger.warning(
+                "server shutting down: stopping its %d resumable streams", len(self._stoppable)
+            )
+            # Not the task group's own scope: that one also covers the body of
+            # the ``async with``, the app's lifespan, which must go on.
+            self._stopped = True
+            for scope in self._stoppable:
+                scope.cancel()
 
         producers.start_soon(stop_at_cut_off, name="trio_stream resumable shutdown")
 
@@ -299,6 +307,18 @@ class ResumableStreams:
         self, stream_id: str, run: Run, encoder: StreamEncoder, heartbeat: float | None
     ) -> None:
         """Run ``run`` into the store; never raises (it lives in the shared nursery)."""
+        with anyio.CancelScope() as stop:
+            if self._stopped:
+                stop.cancel()
+            self._stoppable.add(stop)
+            try:
+                await self._produce_until_stopped(stream_id, run, encoder, heartbeat)
+            finally:
+                self._stoppable.discard(stop)
+
+    async def _produce_until_stopped(
+        self, stream_id: str, run: Run, encoder: StreamEncoder, heartbeat: float | None
+    ) -> None:
         store, written = self.store, 0
 
         async def write(data: bytes) -> None:

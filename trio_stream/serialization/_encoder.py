@@ -60,6 +60,12 @@ class StreamEncoder(abc.ABC):
 
         A batch encodes to exactly the bytes its chunks would give one at a
         time, so a response may group chunks however it likes.
+
+        A batch is all or nothing: if encoding raises (a value with no JSON
+        form, a tool call that was never started), the encoder is left as it
+        was before the call. None of the batch went out, so the error chunk
+        and the closing bytes that follow must not refer to any of it (a part
+        the client never saw start, a block it never saw open).
         """
 
     def finish(self) -> bytes:

@@ -13,6 +13,9 @@ chunks, the tool calls left without a result, and errors.
 
 The SSE formats also group text into parts the same way: per producer (see
 ``OpenText``).
+
+Each of these can ``save`` its state and ``restore`` it: an encoder whose
+batch fails part-way forgets the whole batch (see ``StreamEncoder.encode``).
 """
 
 from __future__ import annotations
@@ -100,6 +103,15 @@ class ToolArguments:
     def text(self) -> str:
         return "".join(self.pieces)
 
+    @property
+    def empty(self) -> bool:
+        """Whether no argument text has arrived: no piece, or only empty ones.
+
+        Such a call has no arguments, the same as one that never streamed any,
+        rather than arguments that are not JSON.
+        """
+        return not any(self.pieces)
+
     def add(self, piece: str) -> bool:
         """Add a piece of text; true when this piece completes the arguments."""
         self.pieces.append(piece)
@@ -109,8 +121,30 @@ class ToolArguments:
             self.value = _decode(self.text)
         except msgspec.DecodeError:
             return False  # not JSON after all; perhaps a later piece mends it
+        except RecursionError:
+            # JSON nested deeper than the decoder's stack allows: no value can
+            # be read from it here, which is not the encoder's failure.
+            return False
         self.complete = True
         return True
+
+    def save(self) -> tuple[Any, ...]:
+        """What ``restore`` needs to undo every ``add`` made after this call."""
+        return (
+            len(self.pieces),
+            self.complete,
+            self.value,
+            self._depth,
+            self._in_string,
+            self._escape_pending,
+        )
+
+    def restore(self, saved: tuple[Any, ...]) -> None:
+        """Return to the point ``saved`` was taken."""
+        count, self.complete, self.value, self._depth, self._in_string, self._escape_pending = (
+            saved
+        )
+        del self.pieces[count:]
 
     def _closes_outermost(self, piece: str) -> bool:
         closed = False
@@ -173,6 +207,13 @@ class OpenText(Generic[H]):
         self._parts.clear()
         return parts
 
+    def save(self) -> dict[str | None, tuple[str, H]]:
+        """The open parts now, for ``restore``."""
+        return dict(self._parts)
+
+    def restore(self, saved: dict[str | None, tuple[str, H]]) -> None:
+        self._parts = saved
+
 
 class MessageOutcome:
     """How a message ended: its finish reason and summed token usage."""
@@ -189,6 +230,13 @@ class MessageOutcome:
         self.last_step_reason = chunk.finish_reason
         self.input_tokens += chunk.input_tokens
         self.output_tokens += chunk.output_tokens
+
+    def save(self) -> tuple[Any, ...]:
+        """The outcome so far, for ``restore``."""
+        return (self.failed, self.last_step_reason, self.input_tokens, self.output_tokens)
+
+    def restore(self, saved: tuple[Any, ...]) -> None:
+        self.failed, self.last_step_reason, self.input_tokens, self.output_tokens = saved
 
     def finish_reason(self, *, pending_tool_calls: bool) -> FinishReason:
         """``error`` after an error; ``tool-calls`` while calls await results;

@@ -77,12 +77,38 @@ class AssistantTransportEncoder(StreamEncoder):
         self._text: OpenText[Path] = OpenText()
         self._tool_parts: dict[str, _ToolPart] = {}
         self._outcome = MessageOutcome()
+        self._saved: tuple[Any, ...] | None = None
 
     def encode(self, chunks: Iterable[Chunk]) -> bytes:
         events: list[dict[str, Any]] = []
-        for chunk in chunks:
-            self._translate(chunk, events)
-        return _sse.events(events)
+        self._saved = None
+        try:
+            for chunk in chunks:
+                self._translate(chunk, events)
+            return _sse.events(events)
+        except Exception:
+            if self._saved is not None:
+                self._restore(self._saved)
+            raise
+
+    def _changing(self) -> None:
+        """Save the state before the batch's first change, to undo the batch if it fails.
+
+        Text into an open part, the bulk of a stream, changes nothing and
+        costs no copy.
+        """
+        if self._saved is None:
+            tools = {key: (tool, tool.arguments.save()) for key, tool in self._tool_parts.items()}
+            self._saved = self._parts, self._text.save(), tools, self._outcome.save()
+
+    def _restore(self, saved: tuple[Any, ...]) -> None:
+        self._parts, text, tools, outcome = saved
+        self._text.restore(text)
+        self._tool_parts = {}
+        for key, (tool, arguments) in tools.items():
+            tool.arguments.restore(arguments)
+            self._tool_parts[key] = tool
+        self._outcome.restore(outcome)
 
     def finish(self) -> bytes:
         events: list[dict[str, Any]] = []
@@ -116,7 +142,7 @@ class AssistantTransportEncoder(StreamEncoder):
         events.extend({"type": "part-finish", "path": path} for _, path in self._text.close_all())
 
     def _finish_arguments(self, tool: _ToolPart, events: list[Any]) -> None:
-        if not tool.arguments.pieces:
+        if tool.arguments.empty:
             # The accumulator parses the argument text; an empty one is not JSON.
             events.append({"type": "text-delta", "textDelta": "{}", "path": tool.path})
         events.append({"type": "tool-call-args-text-finish", "path": tool.path})
@@ -130,12 +156,14 @@ class AssistantTransportEncoder(StreamEncoder):
     def _text_delta(self, kind: str, text: str, parent_id: str | None, events: list[Any]) -> None:
         path = self._text.find(parent_id, kind)
         if path is None:
+            self._changing()
             self._close_text(parent_id, events)
             path = self._start_part({"type": kind}, parent_id, events)
             self._text.open(parent_id, kind, path)
         events.append({"type": "text-delta", "textDelta": text, "path": path})
 
     def _whole_part(self, part: dict[str, Any], parent_id: str | None, events: list[Any]) -> None:
+        self._changing()
         self._close_text(parent_id, events)
         path = self._start_part(part, parent_id, events)
         events.append({"type": "part-finish", "path": path})
@@ -149,6 +177,7 @@ class AssistantTransportEncoder(StreamEncoder):
             case ReasoningDeltaChunk():
                 self._text_delta("reasoning", chunk.reasoning_delta, chunk.parent_id, events)
             case ToolCallBeginChunk():
+                self._changing()
                 self._close_text(chunk.parent_id, events)
                 part = {
                     "type": "tool-call",
@@ -158,6 +187,7 @@ class AssistantTransportEncoder(StreamEncoder):
                 tool = _ToolPart(self._start_part(part, chunk.parent_id, events))
                 start_tool_call(self._tool_parts, chunk.tool_call_id, tool)
             case ToolCallDeltaChunk():
+                self._changing()
                 tool = open_tool_call(self._tool_parts, chunk.tool_call_id)
                 events.append(
                     {"type": "text-delta", "textDelta": chunk.args_text_delta, "path": tool.path}
@@ -165,6 +195,7 @@ class AssistantTransportEncoder(StreamEncoder):
                 if tool.arguments.add(chunk.args_text_delta):
                     self._finish_arguments(tool, events)
             case ToolResultChunk():
+                self._changing()
                 tool = open_tool_call(self._tool_parts, chunk.tool_call_id)
                 result: dict[str, Any] = {
                     "type": "result",
@@ -199,6 +230,7 @@ class AssistantTransportEncoder(StreamEncoder):
             case StepStartChunk():
                 events.append({"type": "step-start", "messageId": chunk.message_id})
             case StepFinishChunk():
+                self._changing()
                 self._outcome.step_finished(chunk)
                 events.append(
                     {
@@ -212,6 +244,7 @@ class AssistantTransportEncoder(StreamEncoder):
                     }
                 )
             case ErrorChunk():
+                self._changing()
                 self._close_all_text(events)
                 self._outcome.failed = True
                 events.append({"type": "error", "error": chunk.error})

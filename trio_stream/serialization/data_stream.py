@@ -122,14 +122,38 @@ class DataStreamEncoder(StreamEncoder):
     def __init__(self) -> None:
         self._tool_calls: dict[str, ToolArguments] = {}
         self._outcome = MessageOutcome()
+        self._saved: tuple[Any, ...] | None = None
 
     def encode(self, chunks: Iterable[Chunk]) -> bytes:
         stateless = _STATELESS
         lines = []
-        for chunk in chunks:
-            line = stateless.get(type(chunk))
-            lines.append(line(chunk) if line is not None else self._encode_stateful(chunk))
+        self._saved = None
+        try:
+            for chunk in chunks:
+                line = stateless.get(type(chunk))
+                lines.append(line(chunk) if line is not None else self._encode_stateful(chunk))
+        except Exception:
+            if self._saved is not None:
+                self._restore(self._saved)
+            raise
         return b"".join(lines)
+
+    def _changing(self) -> None:
+        """Save the state before the batch's first change, to undo the batch if it fails.
+
+        Only the stateful chunks (tool calls, errors, steps) change it.
+        """
+        if self._saved is None:
+            calls = {key: (call, call.save()) for key, call in self._tool_calls.items()}
+            self._saved = calls, self._outcome.save()
+
+    def _restore(self, saved: tuple[Any, ...]) -> None:
+        calls, outcome = saved
+        self._tool_calls = {}
+        for key, (call, arguments) in calls.items():
+            call.restore(arguments)
+            self._tool_calls[key] = call
+        self._outcome.restore(outcome)
 
     def finish(self) -> bytes:
         outcome = self._outcome
@@ -139,6 +163,7 @@ class DataStreamEncoder(StreamEncoder):
         return _line(b"d:", {"finishReason": reason, "usage": outcome.usage})
 
     def _encode_stateful(self, chunk: Chunk) -> bytes:
+        self._changing()
         match chunk:
             case ToolCallBeginChunk():
                 start_tool_call(self._tool_calls, chunk.tool_call_id, ToolArguments())

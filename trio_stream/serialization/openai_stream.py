@@ -89,15 +89,35 @@ class OpenAIStreamEncoder(StreamEncoder):
         self._tool_indices: dict[str, int] = {}
         self._role_sent = False
         self._outcome = MessageOutcome()
+        self._saved: tuple[Any, ...] | None = None
+
+    def _changing(self) -> None:
+        """Save the state before the batch's first change, to undo the batch if it fails.
+
+        Only the first delta, tool calls, steps and errors change it.
+        """
+        if self._saved is None:
+            self._saved = self._role_sent, len(self._tool_indices), self._outcome.save()
 
     def _delta(self, delta: dict[str, Any]) -> bytes:
         if not self._role_sent:
+            self._changing()
             self._role_sent = True
             delta = {"role": "assistant", **delta}
         return self._prefix + encode(delta) + self._suffix
 
     def encode(self, chunks: Iterable[Chunk]) -> bytes:
-        return b"".join([self._encode_one(chunk) for chunk in chunks])
+        self._saved = None
+        try:
+            return b"".join([self._encode_one(chunk) for chunk in chunks])
+        except Exception:
+            if self._saved is not None:
+                self._role_sent, calls, outcome = self._saved
+                # Tool calls are only ever added: the batch's are the last ones.
+                for tool_call_id in list(self._tool_indices)[calls:]:
+                    del self._tool_indices[tool_call_id]
+                self._outcome.restore(outcome)
+            raise
 
     def _encode_one(self, chunk: Chunk) -> bytes:
         match chunk:
@@ -106,6 +126,7 @@ class OpenAIStreamEncoder(StreamEncoder):
             case ReasoningDeltaChunk(parent_id=None):
                 return self._delta({"reasoning_content": chunk.reasoning_delta})
             case ToolCallBeginChunk(parent_id=None):
+                self._changing()
                 index = self._tool_indices[chunk.tool_call_id] = len(self._tool_indices)
                 call = {
                     "index": index,
@@ -121,9 +142,11 @@ class OpenAIStreamEncoder(StreamEncoder):
                 call = {"index": known, "function": {"arguments": chunk.args_text_delta}}
                 return self._delta({"tool_calls": [call]})
             case StepFinishChunk():
+                self._changing()
                 self._outcome.step_finished(chunk)
                 return b""
             case ErrorChunk():
+                self._changing()
                 self._outcome.failed = True
                 return _sse.event(
                     {"error": {"message": chunk.error, "type": "server_error", "code": None}}

@@ -114,15 +114,47 @@ class UIMessageStreamEncoder(StreamEncoder):
         self._tool_calls: dict[str, _ToolCall] = {}
         self._annotations: list[Any] = []
         self._outcome = MessageOutcome()
+        self._saved: tuple[Any, ...] | None = None
 
     def start(self) -> bytes:
         return _sse.event({"type": "start", "messageId": self.message_id})
 
     def encode(self, chunks: Iterable[Chunk]) -> bytes:
         events: list[dict[str, Any]] = []
-        for chunk in chunks:
-            self._translate(chunk, events)
-        return _sse.events(events)
+        self._saved = None
+        try:
+            for chunk in chunks:
+                self._translate(chunk, events)
+            return _sse.events(events)
+        except Exception:
+            if self._saved is not None:
+                self._restore(self._saved)
+            raise
+
+    def _changing(self) -> None:
+        """Save the state before the batch's first change, to undo the batch if it fails.
+
+        Text into an open block, the bulk of a stream, changes nothing and
+        costs no copy.
+        """
+        if self._saved is None:
+            calls = {
+                key: (call, call.input_sent, call.arguments.save())
+                for key, call in self._tool_calls.items()
+            }
+            text = self._text.save()
+            self._saved = self._blocks, text, calls, len(self._annotations), self._outcome.save()
+
+    def _restore(self, saved: tuple[Any, ...]) -> None:
+        self._blocks, text, calls, annotations, outcome = saved
+        self._text.restore(text)
+        self._tool_calls = {}
+        for key, (call, input_sent, arguments) in calls.items():
+            call.input_sent = input_sent
+            call.arguments.restore(arguments)
+            self._tool_calls[key] = call
+        del self._annotations[annotations:]
+        self._outcome.restore(outcome)
 
     def finish(self) -> bytes:
         events: list[dict[str, Any]] = []
@@ -157,6 +189,7 @@ class UIMessageStreamEncoder(StreamEncoder):
     ) -> None:
         block_id = self._text.find(parent_id, kind)
         if block_id is None:
+            self._changing()
             self._close_block(parent_id, events)
             self._blocks += 1
             block_id = f"{kind}-{self._blocks}"
@@ -172,7 +205,7 @@ class UIMessageStreamEncoder(StreamEncoder):
         call.input_sent = True
         arguments = call.arguments
         event: dict[str, Any] = {"toolCallId": tool_call_id, "toolName": call.name}
-        if arguments.complete or not arguments.pieces:
+        if arguments.complete or arguments.empty:
             value = arguments.value if arguments.complete else {}
             event.update(type="tool-input-available", input=value)
         else:
@@ -192,6 +225,7 @@ class UIMessageStreamEncoder(StreamEncoder):
             case ReasoningDeltaChunk():
                 self._delta("reasoning", chunk.reasoning_delta, chunk.parent_id, events)
             case ToolCallBeginChunk():
+                self._changing()
                 start_tool_call(self._tool_calls, chunk.tool_call_id, _ToolCall(chunk.tool_name))
                 self._close_block(chunk.parent_id, events)
                 event = {
@@ -201,6 +235,7 @@ class UIMessageStreamEncoder(StreamEncoder):
                 }
                 events.append(_with_parent(event, chunk.parent_id))
             case ToolCallDeltaChunk():
+                self._changing()
                 call = open_tool_call(self._tool_calls, chunk.tool_call_id)
                 events.append(
                     {
@@ -212,6 +247,7 @@ class UIMessageStreamEncoder(StreamEncoder):
                 if call.arguments.add(chunk.args_text_delta) and not call.input_sent:
                     self._input_available(chunk.tool_call_id, call, events)
             case ToolResultChunk():
+                self._changing()
                 call = open_tool_call(self._tool_calls, chunk.tool_call_id)
                 del self._tool_calls[chunk.tool_call_id]
                 if not call.input_sent:
@@ -237,12 +273,14 @@ class UIMessageStreamEncoder(StreamEncoder):
                         output["providerMetadata"] = {_METADATA_KEY: {"artifact": chunk.artifact}}
                     events.append(output)
             case SourceChunk():
+                self._changing()
                 self._close_block(chunk.parent_id, events)
                 source = {"type": "source-url", "sourceId": chunk.id, "url": chunk.url}
                 if chunk.title is not None:
                     source["title"] = chunk.title
                 events.append(_with_parent(source, chunk.parent_id))
             case FileChunk():
+                self._changing()
                 self._close_block(chunk.parent_id, events)
                 file = {
                     "type": "file",
@@ -256,6 +294,7 @@ class UIMessageStreamEncoder(StreamEncoder):
             case UpdateStateChunk():
                 events.append({"type": "data-update-state", "data": chunk.operations})
             case AnnotationsChunk():
+                self._changing()
                 self._annotations.extend(chunk.annotations)
                 events.append(
                     {
@@ -266,6 +305,7 @@ class UIMessageStreamEncoder(StreamEncoder):
             case StepStartChunk():
                 events.append({"type": "start-step"})
             case StepFinishChunk():
+                self._changing()
                 self._close_all_blocks(events)
                 self._outcome.step_finished(chunk)
                 # Not in the AI SDK's schema, which lets them through; read by
@@ -282,6 +322,7 @@ class UIMessageStreamEncoder(StreamEncoder):
                 )
             case ErrorChunk():
                 # useChat stops reading at an error: close the text first.
+                self._changing()
                 self._close_all_blocks(events)
                 self._outcome.failed = True
                 events.append({"type": "error", "errorText": chunk.error})
