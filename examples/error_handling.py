@@ -10,6 +10,9 @@ with an HTTP client, printing each body:
 - ``/unexpected`` lets the exception escape: the client first receives an
   error chunk with its message and a clean end of the body, then the
   exception propagates to the server, which logs it with its traceback.
+- ``/hidden`` is the same failure with ``expose_errors=False``, as a public
+  endpoint should have it: the client is told only that the response failed,
+  with a reference, and the traceback in the log carries the same reference.
 """
 
 from __future__ import annotations
@@ -52,8 +55,16 @@ async def route_unexpected(request: object) -> Response:
     return DataStreamResponse(create_run(unexpected))
 
 
+async def route_hidden(request: object) -> Response:
+    return DataStreamResponse(create_run(unexpected, expose_errors=False))
+
+
 app = Starlette(
-    routes=[Route("/expected", route_expected), Route("/unexpected", route_unexpected)]
+    routes=[
+        Route("/expected", route_expected),
+        Route("/unexpected", route_unexpected),
+        Route("/hidden", route_hidden),
+    ]
 )
 
 
@@ -62,7 +73,7 @@ async def main() -> None:
     async with trio.open_nursery() as nursery:
         urls = await nursery.start(partial(serve, app, port=0, shutdown_trigger=stop.wait))
         async with httpx.AsyncClient(base_url=urls[0]) as client:
-            for path in ("/expected", "/unexpected"):
+            for path in ("/expected", "/unexpected", "/hidden"):
                 response = await client.get(path)
                 print(f"GET {path} -> {response.status_code}")
                 print(response.text, end="")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -80,17 +81,26 @@ def test_error_handling_reports_expected_and_unexpected_errors() -> None:
         timeout=60,
         check=True,
     )
-    assert result.stdout.splitlines() == [
+    *shown, hidden = result.stdout.splitlines()
+    assert shown == [
         "GET /expected -> 200",
         '0:"Looking up the city… "',
         '3:"Bad input: no such city: Atlantis"',
         "GET /unexpected -> 200",
         '0:"Looking up the city… "',
         '3:"the geocoder crashed"',
+        "GET /hidden -> 200",
+        '0:"Looking up the city… "',
     ]
-    # The unexpected error also reached the server's log, with its traceback.
-    assert "Error in ASGI Framework" in result.stderr
-    assert "RuntimeError: the geocoder crashed" in result.stderr
+    match = re.fullmatch(
+        r'3:"the response failed on the server \(error reference ([0-9a-f]{12})\)"', hidden
+    )
+    assert match is not None, hidden
+    # Both unexpected errors reached the server's log with their tracebacks,
+    # the hidden one with the reference its client was given.
+    assert result.stderr.count("Error in ASGI Framework") == 2
+    assert result.stderr.count("RuntimeError: the geocoder crashed") == 2
+    assert f"error reference {match[1]}: the client was sent" in result.stderr
     assert "Bad input" not in result.stderr
 
 
