@@ -205,13 +205,13 @@ class Run:
         failure: BaseException | None = None
         try:
             await task_group.__aexit__(None, None, None)
-        except BaseException as group:
-            failure = collapse(group)
-        if failure is None:
-            failure, self._failure = self._failure, None
+        except BaseException as raised:
+            failure = raised
+        stored, self._failure = self._failure, None
+        cancelled = anyio.get_cancelled_exc_class()
+        failure = _real_failure(failure, stored, cancelled)
         if failure is None:
             return
-        cancelled = anyio.get_cancelled_exc_class()
         if exc is not None and not isinstance(exc, cancelled):
             # The consumer's own error wins; the run's must not vanish silently.
             if not isinstance(failure, cancelled):
@@ -228,6 +228,30 @@ class Run:
             raise failure
         finally:
             del failure  # no reference cycle through this frame
+
+
+def _real_failure(
+    raised: BaseException | None,
+    stored: BaseException | None,
+    cancelled: type[BaseException],
+) -> BaseException | None:
+    """What leaving a run raises, given what its task group raised and what the
+    supervisor stored.
+
+    A run cancelled from outside (the client left) whose task fails in its
+    clean-up ends with the failure and cancellations together. The failure
+    wins, as itself: on Trio it arrives grouped with the ``Cancelled``s, which
+    are dropped here; on asyncio the task group raises only a
+    ``CancelledError`` and the failure is the one the supervisor stored.
+    """
+    if raised is None:
+        return stored
+    if isinstance(raised, BaseExceptionGroup):
+        _, rest = raised.split(cancelled)
+        raised = collapse(rest if rest is not None else raised)
+    if isinstance(raised, cancelled) and stored is not None:
+        return stored
+    return raised
 
 
 def create_run(

@@ -38,7 +38,7 @@ from starlette.background import BackgroundTask
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from .._errors import HIDDEN_RUN_ERROR, SerializationError, describe, wire_message
+from .._errors import HIDDEN_RUN_ERROR, SerializationError, collapse, describe, wire_message
 from .._run import ChunkStream, Run
 from .._shutdown import SHUTDOWN_MESSAGE, Shutdown, shutdown_of
 from ..chunks import ErrorChunk
@@ -135,32 +135,42 @@ async def until_interrupted(
     ``ClientGone`` from a write counts as a disconnect.
     """
     interruption: Interruption | None = None
-    async with anyio.create_task_group() as request:
+    try:
+        async with anyio.create_task_group() as request:
 
-        def interrupt(reason: Literal["disconnect", "shutdown"]) -> None:
-            nonlocal interruption
-            interruption = Interruption(reason, time.perf_counter())
+            def interrupt(reason: Literal["disconnect", "shutdown"]) -> None:
+                nonlocal interruption
+                interruption = Interruption(reason, time.perf_counter())
+                request.cancel_scope.cancel()
+
+            async def cancel_on_disconnect() -> None:
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+                interrupt("disconnect")
+
+            request.start_soon(cancel_on_disconnect)
+            if shutdown is not None:
+
+                async def cancel_at_cut_off() -> None:
+                    await shutdown.wait_cut_off()
+                    interrupt("shutdown")
+
+                request.start_soon(cancel_at_cut_off)
+            try:
+                await work()
+            except ClientGone:
+                interruption = Interruption("disconnect", time.perf_counter())
             request.cancel_scope.cancel()
-
-        async def cancel_on_disconnect() -> None:
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            interrupt("disconnect")
-
-        request.start_soon(cancel_on_disconnect)
-        if shutdown is not None:
-
-            async def cancel_at_cut_off() -> None:
-                await shutdown.wait_cut_off()
-                interrupt("shutdown")
-
-            request.start_soon(cancel_at_cut_off)
-        try:
-            await work()
-        except ClientGone:
-            interruption = Interruption("disconnect", time.perf_counter())
-        request.cancel_scope.cancel()
-    return interruption
+    except BaseExceptionGroup as group:
+        # What ``work`` lets out is a ``KeyboardInterrupt`` or ``SystemExit``
+        # (or a cancellation); it must leave as itself: a server stops for a
+        # bare one, but logs a group as a failed request and serves on.
+        single = collapse(group)
+        if single is group:
+            raise
+    else:
+        return interruption
+    raise single
 
 
 class RunResponse(Response):

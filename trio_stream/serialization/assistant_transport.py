@@ -147,10 +147,16 @@ class AssistantTransportEncoder(StreamEncoder):
             events.append({"type": "text-delta", "textDelta": "{}", "path": tool.path})
         events.append({"type": "tool-call-args-text-finish", "path": tool.path})
 
-    def _close_tool(self, tool_call_id: str, events: list[Any]) -> None:
+    def _close_tool(
+        self, tool_call_id: str, events: list[Any], result: dict[str, Any] | None = None
+    ) -> None:
+        # The arguments end before the result: a client reads a call's
+        # arguments as final once it has its result.
         tool = self._tool_parts.pop(tool_call_id)
         if not tool.arguments.complete:
             self._finish_arguments(tool, events)
+        if result is not None:
+            events.append(result)
         events.append({"type": "part-finish", "path": tool.path})
 
     def _text_delta(self, kind: str, text: str, parent_id: str | None, events: list[Any]) -> None:
@@ -205,8 +211,7 @@ class AssistantTransportEncoder(StreamEncoder):
                 }
                 if chunk.artifact is not None:
                     result["artifact"] = chunk.artifact
-                events.append(result)
-                self._close_tool(chunk.tool_call_id, events)
+                self._close_tool(chunk.tool_call_id, events, result)
             case SourceChunk():
                 part = {
                     "type": "source",
