@@ -267,14 +267,16 @@ async def test_append_state_text_emits_append_text() -> None:
     ]
 
 
-async def test_append_state_text_on_a_missing_key_counts_it_as_empty() -> None:
+async def test_append_state_text_on_a_missing_key_sets_it() -> None:
+    # The server could count a missing value as "", but assistant-ui's clients
+    # refuse to append to a path they do not have: the first piece is a set.
     async def callback(controller: RunController) -> None:
         controller.append_state_text(["new"], "abc")
         controller.append_state_text(["new"], "def")
         assert controller.state["new"] == "abcdef"
 
     assert await collect(callback, state={}) == [
-        update(append_op(["new"], "abc"), append_op(["new"], "def")),
+        update(set_op(["new"], "abc"), append_op(["new"], "def")),
     ]
 
 
@@ -283,7 +285,7 @@ async def test_append_state_text_creates_missing_parent_objects() -> None:
         controller.append_state_text(["a", "b"], "x")
         assert controller.state == {"a": {"b": "x"}}
 
-    assert await collect(callback, state={}) == [update(append_op(["a", "b"], "x"))]
+    assert await collect(callback, state={}) == [update(set_op(["a", "b"], "x"))]
 
 
 async def test_append_state_text_at_the_root() -> None:
@@ -291,7 +293,7 @@ async def test_append_state_text_at_the_root() -> None:
         controller.append_state_text([], "abc")
         assert controller.state == "abc"
 
-    assert await collect(callback) == [update(append_op([], "abc"))]
+    assert await collect(callback) == [update(set_op([], "abc"))]
 
 
 # -- lists -----------------------------------------------------------------

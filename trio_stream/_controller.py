@@ -94,6 +94,7 @@ class RunController:
 
     def with_parent_id(self, parent_id: str) -> RunController:
         """A controller for the same nursery whose chunks carry ``parent_id``."""
+        _require_str(parent_id, "with_parent_id's parent_id")
         return RunController(
             self._buffer, self._state, self._scope, parent_id, expose_errors=self._expose_errors
         )
@@ -285,6 +286,8 @@ class RunController:
         block waits for them. Cancelling this controller's scope cancels the
         sub-stream and everything below it.
         """
+        if parent_id is not None:
+            _require_str(parent_id, "open_substream's parent_id")
         return Substream(self, parent_id if parent_id is not None else self._parent_id)
 
     async def drain(self) -> None:
@@ -425,6 +428,8 @@ class ToolCallController:
 
         See ``RunController.open_substream``.
         """
+        if parent_id is not None:
+            _require_str(parent_id, "open_substream's parent_id")
         return Substream(self._owner, parent_id if parent_id is not None else self.tool_call_id)
 
     @property

@@ -48,13 +48,7 @@ def normalized(value: Any, what: str) -> Any:
     dicts. The copy shares nothing with ``value``, so later changes to either
     do not reach the other.
     """
-    encoded = encode_checked(value, what)
-    try:
-        return _decoder.decode(encoded)
-    except RecursionError as exc:
-        # Decoding takes a little more stack than encoding: a value at the
-        # edge of the limit gets through the one and not the other.
-        raise SerializationError(f"{what} cannot be encoded as JSON: {_TOO_DEEP}") from exc
+    return _decoder.decode(encode_checked(value, what))
 
 
 def ensure_serializable(value: Any, what: str) -> None:

@@ -76,6 +76,18 @@ def _applied(node: Any, path: Sequence[str], depth: int, op: StateOperation) -> 
     return mapping
 
 
+def _value_at(node: Any, path: Sequence[str]) -> Any:
+    """The value at ``path`` below ``node``, or ``None`` if there is none."""
+    for key in path:
+        if isinstance(node, dict):
+            node = node.get(key)
+        elif isinstance(node, list) and key.isdigit() and int(key) < len(node):
+            node = node[int(key)]
+        else:
+            return None
+    return node
+
+
 class StateTree:
     """The server's copy of a run's state.
 
@@ -122,6 +134,8 @@ class StateTree:
         applied: list[StateOperation] = []
         for op in operations:
             path = op["path"]
+            for key in path:
+                ensure_text(key, f"the state path {_format_path(path)}")
             if op["type"] == "set":
                 op = {
                     "type": "set",
@@ -135,6 +149,10 @@ class StateTree:
                 )
             else:
                 ensure_text(op["value"], f"append-text at state path {_format_path(path)}")
+                if _value_at(value, path) is None:
+                    # Nothing (or null) there: the server counts it as "", but
+                    # clients refuse to append to what they do not have.
+                    op = {"type": "set", "path": path, "value": op["value"]}
             value = _applied(value, path, 0, op)
             applied.append(op)
         self._emit(applied)

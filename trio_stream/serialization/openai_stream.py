@@ -87,6 +87,7 @@ class OpenAIStreamEncoder(StreamEncoder):
         self._finish_reason_key = b',"logprobs":null,"finish_reason":'
         self._suffix = self._finish_reason_key + b"null}]}\n\n"
         self._tool_indices: dict[str, int] = {}
+        self._tool_calls = 0
         self._role_sent = False
         self._outcome = MessageOutcome()
         self._saved: tuple[Any, ...] | None = None
@@ -97,7 +98,8 @@ class OpenAIStreamEncoder(StreamEncoder):
         Only the first delta, tool calls, steps and errors change it.
         """
         if self._saved is None:
-            self._saved = self._role_sent, len(self._tool_indices), self._outcome.save()
+            indices = dict(self._tool_indices)
+            self._saved = self._role_sent, self._tool_calls, indices, self._outcome.save()
 
     def _delta(self, delta: dict[str, Any]) -> bytes:
         if not self._role_sent:
@@ -112,10 +114,7 @@ class OpenAIStreamEncoder(StreamEncoder):
             return b"".join([self._encode_one(chunk) for chunk in chunks])
         except Exception:
             if self._saved is not None:
-                self._role_sent, calls, outcome = self._saved
-                # Tool calls are only ever added: the batch's are the last ones.
-                for tool_call_id in list(self._tool_indices)[calls:]:
-                    del self._tool_indices[tool_call_id]
+                self._role_sent, self._tool_calls, self._tool_indices, outcome = self._saved
                 self._outcome.restore(outcome)
             raise
 
@@ -127,7 +126,10 @@ class OpenAIStreamEncoder(StreamEncoder):
                 return self._delta({"reasoning_content": chunk.reasoning_delta})
             case ToolCallBeginChunk(parent_id=None):
                 self._changing()
-                index = self._tool_indices[chunk.tool_call_id] = len(self._tool_indices)
+                # Every call gets an index of its own, even one that reuses an
+                # id: its argument deltas then go to the latest call of that id.
+                index = self._tool_indices[chunk.tool_call_id] = self._tool_calls
+                self._tool_calls += 1
                 call = {
                     "index": index,
                     "id": chunk.tool_call_id,
