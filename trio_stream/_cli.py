@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import importlib
 import logging
 import sys
@@ -16,6 +17,19 @@ from starlette.types import ASGIApp
 from ._server import default_config, serve
 
 logger = logging.getLogger("trio_stream")
+
+GC_THRESHOLDS = (50_000, 20, 10)
+"""The cyclic garbage collector's thresholds in a ``trio-stream`` process.
+
+Python's defaults (2,000 or 700 allocations between young collections, a
+full one every 100 of those) suit short scripts. A worker holding 2,000
+streams has some 20,000 tasks and a million and a half objects, and each
+full collection walks all of them: the loop stood still for 0.6 to 1 s at a
+time, and collecting took 55 % of the worker's CPU. With these thresholds the
+same load (tests/reliability/test_load.py) spent 1.3 s collecting instead of
+9.4, and the p99 of a delta's delivery went from 947 ms to 392 ms. The cost
+is a few megabytes more of garbage waiting between collections.
+"""
 
 
 def _load(target: str) -> ASGIApp:
@@ -43,6 +57,7 @@ def _run(app: ASGIApp, host: str, port: int, graceful_timeout: float) -> None:
     config = default_config()
     config.accesslog = "-"
     config.graceful_timeout = graceful_timeout
+    gc.set_threshold(*GC_THRESHOLDS)
     # SIGINT and SIGTERM start a graceful shutdown; a second SIGINT stops at once.
     with contextlib.suppress(KeyboardInterrupt):
         trio.run(partial(serve, app, host=host, port=port, config=config))

@@ -11,8 +11,14 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Message
 
-from trio_stream.requests import DEFAULT_MAX_BODY_SIZE, RequestBodyError, parse_body
+from trio_stream.requests import (
+    CLIENT_CLOSED_REQUEST,
+    DEFAULT_MAX_BODY_SIZE,
+    RequestBodyError,
+    parse_body,
+)
 
 from ..serving import running
 
@@ -149,3 +155,24 @@ def test_the_error_says_what_is_wrong_in_python_too() -> None:
     assert str(error) == "body.item: Field required (and 1 more)"
     assert isinstance(error, ValueError)
     assert error.response().status_code == 422
+
+
+@pytest.mark.anyio
+async def test_a_client_leaving_mid_body_is_a_499_not_a_server_error() -> None:
+    messages: list[Message] = [
+        {"type": "http.request", "body": b'{"item": "te', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+
+    async def receive() -> Message:
+        return messages.pop(0)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "headers": [(b"content-type", b"application/json"), (b"content-length", b"40")],
+    }
+    with pytest.raises(RequestBodyError) as raised:
+        await parse_body(Request(scope, receive), Order)
+    assert raised.value.status_code == CLIENT_CLOSED_REQUEST == 499
+    assert "disconnected" in str(raised.value)

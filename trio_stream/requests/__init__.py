@@ -9,12 +9,13 @@ parameters; ``parse_body`` validates them for any Starlette request, with a
 size bound and a 4xx JSON answer for each kind of bad body.
 """
 
-from ._body import DEFAULT_MAX_BODY_SIZE, RequestBodyError, parse_body
+from ._body import CLIENT_CLOSED_REQUEST, DEFAULT_MAX_BODY_SIZE, RequestBodyError, parse_body
 from .assistant_transport import AssistantTransportRequest
 from .data_stream import DataStreamRequest
 from .ui_message_stream import UIMessageStreamRequest
 
 __all__ = [
+    "CLIENT_CLOSED_REQUEST",
     "DEFAULT_MAX_BODY_SIZE",
     "AssistantTransportRequest",
     "DataStreamRequest",

@@ -16,12 +16,16 @@ from contextlib import aclosing
 from typing import Any, TypeVar
 
 import pydantic
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
 from .._errors import TrioStreamError
 
-__all__ = ["DEFAULT_MAX_BODY_SIZE", "RequestBodyError", "parse_body"]
+__all__ = ["CLIENT_CLOSED_REQUEST", "DEFAULT_MAX_BODY_SIZE", "RequestBodyError", "parse_body"]
+
+CLIENT_CLOSED_REQUEST = 499
+"""The status of a request whose client left mid-body: nginx's convention, so
+access logs tell a client that gave up from one that sent a bad body."""
 
 #: The largest body ``parse_body`` reads unless told otherwise: 1 MiB holds a
 #: long conversation; attachments belong in a file store, not in every turn.
@@ -71,11 +75,18 @@ async def _read_bounded(request: Request, max_size: int) -> bytes:
             # Refused before a byte of it is read.
             raise too_large
     body = bytearray()
-    async with aclosing(request.stream()) as pieces:
-        async for piece in pieces:
-            body += piece
-            if len(body) > max_size:
-                raise too_large
+    try:
+        async with aclosing(request.stream()) as pieces:
+            async for piece in pieces:
+                body += piece
+                if len(body) > max_size:
+                    raise too_large
+    except ClientDisconnect:
+        # Not a server error: without this, the server logs a traceback for
+        # every client that gives up during an upload.
+        raise RequestBodyError(
+            CLIENT_CLOSED_REQUEST, "the client disconnected before sending the whole body"
+        ) from None
     return bytes(body)
 
 
@@ -87,7 +98,9 @@ async def parse_body(
     Raises ``RequestBodyError``, whose ``response()`` is the answer to send:
     415 for a body declared as something other than JSON, 413 for one larger
     than ``max_size`` bytes (not read past that size), 400 for bytes that are
-    not JSON, 422 for JSON that does not match ``model``, naming each field.
+    not JSON, 422 for JSON that does not match ``model``, naming each field,
+    and 499 when the client disconnects before its body is complete (nobody
+    reads that answer, but the access log shows it).
     A body without a content type is read as JSON.
     """
     content_type = request.headers.get("content-type")
