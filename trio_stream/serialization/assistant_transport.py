@@ -78,6 +78,7 @@ class AssistantTransportEncoder(StreamEncoder):
         self._tool_parts: dict[str, _ToolPart] = {}
         self._outcome = MessageOutcome()
         self._saved: tuple[Any, ...] | None = None
+        self._touched: dict[int, tuple[_ToolPart, tuple[Any, ...]]] = {}
 
     def encode(self, chunks: Iterable[Chunk]) -> bytes:
         events: list[dict[str, Any]] = []
@@ -98,16 +99,22 @@ class AssistantTransportEncoder(StreamEncoder):
         costs no copy.
         """
         if self._saved is None:
-            tools = {key: (tool, tool.arguments.save()) for key, tool in self._tool_parts.items()}
+            tools = dict(self._tool_parts)
             self._saved = self._parts, self._text.save(), tools, self._outcome.save()
+            self._touched = {}
+
+    def _touch(self, tool: _ToolPart) -> _ToolPart:
+        """Save a call's arguments before the batch first adds to them."""
+        if id(tool) not in self._touched:
+            self._touched[id(tool)] = tool, tool.arguments.save()
+        return tool
 
     def _restore(self, saved: tuple[Any, ...]) -> None:
-        self._parts, text, tools, outcome = saved
+        self._parts, text, self._tool_parts, outcome = saved
         self._text.restore(text)
-        self._tool_parts = {}
-        for key, (tool, arguments) in tools.items():
+        for tool, arguments in self._touched.values():
             tool.arguments.restore(arguments)
-            self._tool_parts[key] = tool
+        self._touched = {}
         self._outcome.restore(outcome)
 
     def finish(self) -> bytes:
@@ -194,7 +201,7 @@ class AssistantTransportEncoder(StreamEncoder):
                 start_tool_call(self._tool_parts, chunk.tool_call_id, tool)
             case ToolCallDeltaChunk():
                 self._changing()
-                tool = open_tool_call(self._tool_parts, chunk.tool_call_id)
+                tool = self._touch(open_tool_call(self._tool_parts, chunk.tool_call_id))
                 events.append(
                     {"type": "text-delta", "textDelta": chunk.args_text_delta, "path": tool.path}
                 )

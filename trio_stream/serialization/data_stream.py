@@ -123,6 +123,7 @@ class DataStreamEncoder(StreamEncoder):
         self._tool_calls: dict[str, ToolArguments] = {}
         self._outcome = MessageOutcome()
         self._saved: tuple[Any, ...] | None = None
+        self._touched: dict[int, tuple[ToolArguments, tuple[Any, ...]]] = {}
 
     def encode(self, chunks: Iterable[Chunk]) -> bytes:
         stateless = _STATELESS
@@ -141,18 +142,25 @@ class DataStreamEncoder(StreamEncoder):
     def _changing(self) -> None:
         """Save the state before the batch's first change, to undo the batch if it fails.
 
-        Only the stateful chunks (tool calls, errors, steps) change it.
+        Only the stateful chunks (tool calls, errors, steps) change it. The
+        calls open are saved as a set; a call's arguments only when the batch
+        first adds to them (``_touch``), so that a batch costs what it changes,
+        not what is open.
         """
         if self._saved is None:
-            calls = {key: (call, call.save()) for key, call in self._tool_calls.items()}
-            self._saved = calls, self._outcome.save()
+            self._saved = dict(self._tool_calls), self._outcome.save()
+            self._touched = {}
+
+    def _touch(self, call: ToolArguments) -> ToolArguments:
+        if id(call) not in self._touched:
+            self._touched[id(call)] = call, call.save()
+        return call
 
     def _restore(self, saved: tuple[Any, ...]) -> None:
-        calls, outcome = saved
-        self._tool_calls = {}
-        for key, (call, arguments) in calls.items():
+        self._tool_calls, outcome = saved
+        for call, arguments in self._touched.values():
             call.restore(arguments)
-            self._tool_calls[key] = call
+        self._touched = {}
         self._outcome.restore(outcome)
 
     def finish(self) -> bytes:
@@ -174,7 +182,8 @@ class DataStreamEncoder(StreamEncoder):
                     "toolCallId": chunk.tool_call_id,
                     "argsTextDelta": chunk.args_text_delta,
                 }
-                if open_tool_call(self._tool_calls, chunk.tool_call_id).add(chunk.args_text_delta):
+                call = self._touch(open_tool_call(self._tool_calls, chunk.tool_call_id))
+                if call.add(chunk.args_text_delta):
                     delta["isFinal"] = True
                 return _line(b"c:", delta)
             case ToolResultChunk():

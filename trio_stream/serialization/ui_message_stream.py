@@ -115,6 +115,7 @@ class UIMessageStreamEncoder(StreamEncoder):
         self._annotations: list[Any] = []
         self._outcome = MessageOutcome()
         self._saved: tuple[Any, ...] | None = None
+        self._touched: dict[int, tuple[_ToolCall, bool, tuple[Any, ...]]] = {}
 
     def start(self) -> bytes:
         return _sse.event({"type": "start", "messageId": self.message_id})
@@ -138,21 +139,24 @@ class UIMessageStreamEncoder(StreamEncoder):
         costs no copy.
         """
         if self._saved is None:
-            calls = {
-                key: (call, call.input_sent, call.arguments.save())
-                for key, call in self._tool_calls.items()
-            }
+            calls = dict(self._tool_calls)
             text = self._text.save()
             self._saved = self._blocks, text, calls, len(self._annotations), self._outcome.save()
+            self._touched = {}
+
+    def _touch(self, call: _ToolCall) -> _ToolCall:
+        """Save a call's state before the batch first changes it."""
+        if id(call) not in self._touched:
+            self._touched[id(call)] = call, call.input_sent, call.arguments.save()
+        return call
 
     def _restore(self, saved: tuple[Any, ...]) -> None:
-        self._blocks, text, calls, annotations, outcome = saved
+        self._blocks, text, self._tool_calls, annotations, outcome = saved
         self._text.restore(text)
-        self._tool_calls = {}
-        for key, (call, input_sent, arguments) in calls.items():
+        for call, input_sent, arguments in self._touched.values():
             call.input_sent = input_sent
             call.arguments.restore(arguments)
-            self._tool_calls[key] = call
+        self._touched = {}
         del self._annotations[annotations:]
         self._outcome.restore(outcome)
 
@@ -236,7 +240,7 @@ class UIMessageStreamEncoder(StreamEncoder):
                 events.append(_with_parent(event, chunk.parent_id))
             case ToolCallDeltaChunk():
                 self._changing()
-                call = open_tool_call(self._tool_calls, chunk.tool_call_id)
+                call = self._touch(open_tool_call(self._tool_calls, chunk.tool_call_id))
                 events.append(
                     {
                         "type": "tool-input-delta",
@@ -248,7 +252,7 @@ class UIMessageStreamEncoder(StreamEncoder):
                     self._input_available(chunk.tool_call_id, call, events)
             case ToolResultChunk():
                 self._changing()
-                call = open_tool_call(self._tool_calls, chunk.tool_call_id)
+                call = self._touch(open_tool_call(self._tool_calls, chunk.tool_call_id))
                 del self._tool_calls[chunk.tool_call_id]
                 if not call.input_sent:
                     self._input_available(chunk.tool_call_id, call, events)
