@@ -82,7 +82,10 @@ class ShutdownNotice:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            scope.setdefault("extensions", {})[SCOPE_KEY] = self.shutdown
+            extensions = scope.get("extensions")
+            if extensions is None:
+                extensions = scope["extensions"] = {}
+            extensions[SCOPE_KEY] = self.shutdown
         await self.app(scope, receive, send)
 
 
