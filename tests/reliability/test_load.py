@@ -56,9 +56,10 @@ after every round of the same load: capacity, not a leak. A leak shows in
 heap blocks (objects), which must come back within ``HEAP_BLOCKS``.
 """
 
-HEAP_BLOCKS = 1_000
-"""Heap blocks the worker may hold above its baseline after the load: half a
-block per stream, so that one object left behind per stream fails."""
+HEAP_BLOCKS = 1_500
+"""Heap blocks the worker may hold above its baseline after the load: three
+quarters of a block per stream, so that one object left behind per stream
+fails. Runs without a leak measured between -40 and +979."""
 
 LATENCY_BOUND = 5.0
 """Seconds within which 99% of text deltas must reach their client.
