@@ -114,6 +114,7 @@ def append_bad_state_text(controller: RunController) -> None:
         (lambda c: c.add_annotations("abc"), "expects a list, not str"),
         (lambda c: c.add_data(1, name=""), "add_data's name must not be empty"),
         (lambda c: c.add_data(1, name=5), "add_data's name must be a str, not int"),
+        (lambda c: c.add_data({}, name="update-state"), "'update-state' is reserved"),
         (lambda c: c.add_annotations([object()]), "cannot be encoded as JSON"),
         (lambda c: c.add_step_finish("done"), "finish_reason must be one of"),
         (lambda c: c.add_step_finish("stop", input_tokens=-1), "input_tokens must be"),

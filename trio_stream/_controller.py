@@ -54,6 +54,9 @@ ToolFunction = Callable[["ToolCallController"], Coroutine[Any, Any, Any]]
 
 _FINISH_REASONS = frozenset(get_args(FinishReason))
 
+_STATE_DATA_NAME = "update-state"
+"""The data part name the UI message stream gives state updates."""
+
 
 def _require_str(value: object, what: str) -> None:
     if not isinstance(value, str):
@@ -117,13 +120,19 @@ class RunController:
         """Send a JSON value to the front-end as a data chunk.
 
         With a ``name``, the value becomes a named data part of the message
-        (``data-<name>`` for the AI SDK), placed among its other parts.
+        (``data-<name>`` for the AI SDK), placed among its other parts. The
+        name ``update-state`` is the state's own there, and refused.
         """
         ensure_serializable(data, "add_data's data")
         if name is not None:
             _require_str(name, "add_data's name")
             if not name:
                 raise ValueError("add_data's name must not be empty")
+            if name == _STATE_DATA_NAME:
+                raise ValueError(
+                    f"add_data's name {name!r} is reserved: the UI message stream sends the "
+                    f"run's state as data-{name} parts, which clients apply as state updates"
+                )
         self._buffer.put(DataChunk(data, name, self._parent_id))
 
     def add_error(self, error: str) -> None:
