@@ -215,3 +215,27 @@ async def test_writing_after_the_run_finished_is_an_error() -> None:
     await collect(run)
     with pytest.raises(StreamClosedError, match="the run has finished"):
         leaked[0].append_text("too late")
+
+
+async def test_data_and_annotations_are_sent_as_they_were_at_the_call() -> None:
+    async def callback(controller: RunController) -> None:
+        progress: dict[str, Any] = {"done": 0}
+        notes = [{"step": 0}]
+        for step in range(1, 4):
+            progress["done"] = step
+            notes[0]["step"] = step
+            controller.add_data(progress, name="progress")
+            controller.add_annotations(notes)
+        progress["done"] = object()  # no longer JSON: must not matter now
+
+    chunks = await collect(callback)
+    assert [c.data for c in chunks if isinstance(c, DataChunk)] == [
+        {"done": 1},
+        {"done": 2},
+        {"done": 3},
+    ]
+    assert [c.annotations for c in chunks if isinstance(c, AnnotationsChunk)] == [
+        ({"step": 1},),
+        ({"step": 2},),
+        ({"step": 3},),
+    ]

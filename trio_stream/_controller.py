@@ -23,7 +23,7 @@ import anyio
 from . import _ids
 from ._buffer import ChunkBuffer, chunk_size
 from ._errors import HIDDEN_TOOL_ERROR, StreamClosedError, wire_message
-from ._json import encode_checked, ensure_serializable, ensure_text
+from ._json import encode_checked, ensure_serializable, ensure_text, normalized
 from ._scope import CancellationSignal, Scope
 from ._state import Key, StateProxy, StateTree
 from ._taskgroups import exit_task_group
@@ -122,8 +122,12 @@ class RunController:
         With a ``name``, the value becomes a named data part of the message
         (``data-<name>`` for the AI SDK), placed among its other parts. The
         name ``update-state`` is the state's own there, and refused.
+
+        The value is sent as it is at this call: the chunk holds its JSON form,
+        so changing the object afterwards (a progress dict updated in a loop)
+        does not change what is sent, even while the chunk waits in the queue.
         """
-        ensure_serializable(data, "add_data's data")
+        data = normalized(data, "add_data's data")
         if name is not None:
             _require_str(name, "add_data's name")
             if not name:
@@ -157,11 +161,10 @@ class RunController:
         self._buffer.put(FileChunk(data, mime_type, self._parent_id), len(data))
 
     def add_annotations(self, annotations: Sequence[Any]) -> None:
-        """Attach message annotations (a list of JSON values)."""
+        """Attach message annotations (a list of JSON values), as they are at this call."""
         if isinstance(annotations, str | bytes) or not isinstance(annotations, Sequence):
             raise TypeError(f"add_annotations expects a list, not {type(annotations).__name__}")
-        items = tuple(annotations)
-        ensure_serializable(items, "add_annotations's annotations")
+        items = tuple(normalized(list(annotations), "add_annotations's annotations"))
         self._buffer.put(AnnotationsChunk(items))
 
     def add_step_start(self, message_id: str | None = None) -> None:
