@@ -21,7 +21,7 @@ batch fails part-way forgets the whole batch (see ``StreamEncoder.encode``).
 from __future__ import annotations
 
 import re
-from typing import Any, Generic, Never, NoReturn, TypeVar
+from typing import Any, Generic, Never, NoReturn, Protocol, TypeVar
 
 import msgspec
 
@@ -31,6 +31,7 @@ __all__ = [
     "MessageOutcome",
     "OpenText",
     "ToolArguments",
+    "Touched",
     "not_a_chunk",
     "open_tool_call",
     "start_tool_call",
@@ -41,6 +42,47 @@ _decode = msgspec.json.decode
 
 T = TypeVar("T")
 H = TypeVar("H")
+
+
+class Undoable(Protocol):
+    """State that can be saved, and put back as it was when saved."""
+
+    def save(self) -> Any: ...
+
+    def restore(self, saved: Any) -> None: ...
+
+
+U = TypeVar("U", bound=Undoable)
+
+
+class Touched:
+    """The objects a batch changed, each saved just before its first change.
+
+    Saving only what a batch touches keeps the undo's cost to what the batch
+    changes: with hundreds of tool calls open, saving them all for every
+    batch would cost more than encoding it.
+    """
+
+    __slots__ = ("_saved",)
+
+    def __init__(self) -> None:
+        self._saved: dict[int, tuple[Undoable, Any]] = {}
+
+    def clear(self) -> None:
+        """Start a new batch: forget what the last one saved."""
+        self._saved.clear()
+
+    def save(self, holder: U) -> U:
+        """Save ``holder`` unless this batch already has; returns it."""
+        if id(holder) not in self._saved:
+            self._saved[id(holder)] = holder, holder.save()
+        return holder
+
+    def restore(self) -> None:
+        """Put every object saved back as it was, and start afresh."""
+        for holder, saved in self._saved.values():
+            holder.restore(saved)
+        self._saved.clear()
 
 
 def with_parent_id(value: dict[str, Any], parent_id: str | None) -> dict[str, Any]:

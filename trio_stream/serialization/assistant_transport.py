@@ -44,6 +44,7 @@ from ._message import (
     MessageOutcome,
     OpenText,
     ToolArguments,
+    Touched,
     not_a_chunk,
     open_tool_call,
     start_tool_call,
@@ -78,7 +79,7 @@ class AssistantTransportEncoder(StreamEncoder):
         self._tool_parts: dict[str, _ToolPart] = {}
         self._outcome = MessageOutcome()
         self._saved: tuple[Any, ...] | None = None
-        self._touched: dict[int, tuple[_ToolPart, tuple[Any, ...]]] = {}
+        self._touched = Touched()
 
     def encode(self, chunks: Iterable[Chunk]) -> bytes:
         events: list[dict[str, Any]] = []
@@ -101,20 +102,12 @@ class AssistantTransportEncoder(StreamEncoder):
         if self._saved is None:
             tools = dict(self._tool_parts)
             self._saved = self._parts, self._text.save(), tools, self._outcome.save()
-            self._touched = {}
-
-    def _touch(self, tool: _ToolPart) -> _ToolPart:
-        """Save a call's arguments before the batch first adds to them."""
-        if id(tool) not in self._touched:
-            self._touched[id(tool)] = tool, tool.arguments.save()
-        return tool
+            self._touched.clear()
 
     def _restore(self, saved: tuple[Any, ...]) -> None:
         self._parts, text, self._tool_parts, outcome = saved
         self._text.restore(text)
-        for tool, arguments in self._touched.values():
-            tool.arguments.restore(arguments)
-        self._touched = {}
+        self._touched.restore()
         self._outcome.restore(outcome)
 
     def finish(self) -> bytes:
@@ -201,7 +194,8 @@ class AssistantTransportEncoder(StreamEncoder):
                 start_tool_call(self._tool_parts, chunk.tool_call_id, tool)
             case ToolCallDeltaChunk():
                 self._changing()
-                tool = self._touch(open_tool_call(self._tool_parts, chunk.tool_call_id))
+                tool = open_tool_call(self._tool_parts, chunk.tool_call_id)
+                self._touched.save(tool.arguments)
                 events.append(
                     {"type": "text-delta", "textDelta": chunk.args_text_delta, "path": tool.path}
                 )

@@ -34,6 +34,7 @@ from ._encoder import StreamEncoder
 from ._message import (
     MessageOutcome,
     ToolArguments,
+    Touched,
     open_tool_call,
     start_tool_call,
     with_parent_id,
@@ -123,7 +124,7 @@ class DataStreamEncoder(StreamEncoder):
         self._tool_calls: dict[str, ToolArguments] = {}
         self._outcome = MessageOutcome()
         self._saved: tuple[Any, ...] | None = None
-        self._touched: dict[int, tuple[ToolArguments, tuple[Any, ...]]] = {}
+        self._touched = Touched()
 
     def encode(self, chunks: Iterable[Chunk]) -> bytes:
         stateless = _STATELESS
@@ -144,23 +145,15 @@ class DataStreamEncoder(StreamEncoder):
 
         Only the stateful chunks (tool calls, errors, steps) change it. The
         calls open are saved as a set; a call's arguments only when the batch
-        first adds to them (``_touch``), so that a batch costs what it changes,
-        not what is open.
+        first adds to them (``Touched``).
         """
         if self._saved is None:
             self._saved = dict(self._tool_calls), self._outcome.save()
-            self._touched = {}
-
-    def _touch(self, call: ToolArguments) -> ToolArguments:
-        if id(call) not in self._touched:
-            self._touched[id(call)] = call, call.save()
-        return call
+            self._touched.clear()
 
     def _restore(self, saved: tuple[Any, ...]) -> None:
         self._tool_calls, outcome = saved
-        for call, arguments in self._touched.values():
-            call.restore(arguments)
-        self._touched = {}
+        self._touched.restore()
         self._outcome.restore(outcome)
 
     def finish(self) -> bytes:
@@ -182,7 +175,7 @@ class DataStreamEncoder(StreamEncoder):
                     "toolCallId": chunk.tool_call_id,
                     "argsTextDelta": chunk.args_text_delta,
                 }
-                call = self._touch(open_tool_call(self._tool_calls, chunk.tool_call_id))
+                call = self._touched.save(open_tool_call(self._tool_calls, chunk.tool_call_id))
                 if call.add(chunk.args_text_delta):
                     delta["isFinal"] = True
                 return _line(b"c:", delta)

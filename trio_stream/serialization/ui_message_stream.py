@@ -62,6 +62,7 @@ from ._message import (
     MessageOutcome,
     OpenText,
     ToolArguments,
+    Touched,
     not_a_chunk,
     open_tool_call,
     start_tool_call,
@@ -80,6 +81,13 @@ class _ToolCall:
         self.name = name
         self.arguments = ToolArguments()
         self.input_sent = False
+
+    def save(self) -> tuple[bool, tuple[Any, ...]]:
+        return self.input_sent, self.arguments.save()
+
+    def restore(self, saved: tuple[bool, tuple[Any, ...]]) -> None:
+        self.input_sent, arguments = saved
+        self.arguments.restore(arguments)
 
 
 def _ai_finish_reason(reason: FinishReason) -> str:
@@ -115,7 +123,7 @@ class UIMessageStreamEncoder(StreamEncoder):
         self._annotations: list[Any] = []
         self._outcome = MessageOutcome()
         self._saved: tuple[Any, ...] | None = None
-        self._touched: dict[int, tuple[_ToolCall, bool, tuple[Any, ...]]] = {}
+        self._touched = Touched()
 
     def start(self) -> bytes:
         return _sse.event({"type": "start", "messageId": self.message_id})
@@ -142,21 +150,12 @@ class UIMessageStreamEncoder(StreamEncoder):
             calls = dict(self._tool_calls)
             text = self._text.save()
             self._saved = self._blocks, text, calls, len(self._annotations), self._outcome.save()
-            self._touched = {}
-
-    def _touch(self, call: _ToolCall) -> _ToolCall:
-        """Save a call's state before the batch first changes it."""
-        if id(call) not in self._touched:
-            self._touched[id(call)] = call, call.input_sent, call.arguments.save()
-        return call
+            self._touched.clear()
 
     def _restore(self, saved: tuple[Any, ...]) -> None:
         self._blocks, text, self._tool_calls, annotations, outcome = saved
         self._text.restore(text)
-        for call, input_sent, arguments in self._touched.values():
-            call.input_sent = input_sent
-            call.arguments.restore(arguments)
-        self._touched = {}
+        self._touched.restore()
         del self._annotations[annotations:]
         self._outcome.restore(outcome)
 
@@ -240,7 +239,7 @@ class UIMessageStreamEncoder(StreamEncoder):
                 events.append(_with_parent(event, chunk.parent_id))
             case ToolCallDeltaChunk():
                 self._changing()
-                call = self._touch(open_tool_call(self._tool_calls, chunk.tool_call_id))
+                call = self._touched.save(open_tool_call(self._tool_calls, chunk.tool_call_id))
                 events.append(
                     {
                         "type": "tool-input-delta",
@@ -252,7 +251,7 @@ class UIMessageStreamEncoder(StreamEncoder):
                     self._input_available(chunk.tool_call_id, call, events)
             case ToolResultChunk():
                 self._changing()
-                call = self._touch(open_tool_call(self._tool_calls, chunk.tool_call_id))
+                call = self._touched.save(open_tool_call(self._tool_calls, chunk.tool_call_id))
                 del self._tool_calls[chunk.tool_call_id]
                 if not call.input_sent:
                     self._input_available(chunk.tool_call_id, call, events)
