@@ -44,14 +44,20 @@ async def test_the_cut_off_leaves_a_second_or_half_the_timeout_for_the_last_writ
     assert shutdown.cut_off_at - trio.current_time() == pytest.approx(grace, abs=0.05)
 
 
-async def test_waiting_for_the_cut_off_returns_when_it_comes() -> None:
+async def test_callbacks_are_called_at_the_cut_off_and_not_before() -> None:
     shutdown = Shutdown()
-    with trio.move_on_after(0.1):
-        await shutdown.wait_cut_off()
-        raise AssertionError("the cut-off came before the shutdown began")
-    shutdown.begin(0.0)
-    with trio.fail_after(1):
-        await shutdown.wait_cut_off()
+    called: list[str] = []
+    shutdown.on_cut_off(lambda: called.append("kept"))
+    withdraw = shutdown.on_cut_off(lambda: called.append("withdrawn"))
+    withdraw()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(shutdown.cut_off_when_due)
+        await trio.sleep(0.1)
+        assert called == []  # the shutdown has not begun
+        shutdown.begin(0.0)
+    assert called == ["kept"]
+    shutdown.on_cut_off(lambda: called.append("late"))  # after the cut-off: at once
+    assert called == ["kept", "late"]
 
 
 async def test_a_run_still_going_at_the_cut_off_is_cancelled_and_its_body_completed() -> None:
@@ -68,6 +74,7 @@ async def test_a_run_still_going_at_the_cut_off_is_cancelled_and_its_body_comple
     shutdown = Shutdown()
     sent = SentMessages()
     async with trio.open_nursery() as nursery:
+        nursery.start_soon(shutdown.cut_off_when_due)
         nursery.start_soon(
             DataStreamResponse(create_run(run)), scope_with(shutdown), never_disconnect, sent.send
         )
@@ -84,9 +91,14 @@ async def test_a_run_that_ends_before_the_cut_off_ends_as_usual() -> None:
         controller.append_text("done")
 
     shutdown = Shutdown()
-    shutdown.begin(5.0)
     sent = SentMessages()
-    await DataStreamResponse(create_run(run))(scope_with(shutdown), never_disconnect, sent.send)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(shutdown.cut_off_when_due)
+        shutdown.begin(1.0)  # the cut-off comes in 0.5 s; the run needs 0.1
+        await DataStreamResponse(create_run(run))(
+            scope_with(shutdown), never_disconnect, sent.send
+        )
+        nursery.cancel_scope.cancel()
     assert sent.body.startswith(b'0:"done"\nd:{"finishReason":"stop"')
     assert b"3:" not in sent.body
 

@@ -126,13 +126,16 @@ async def serve(
         await trigger()
         shutdown.begin(config.graceful_timeout)
 
-    await hypercorn_serve(
-        LifespanGuard(ShutdownNotice(app, shutdown)),  # type: ignore[arg-type]
-        config,
-        shutdown_trigger=shutdown_begins,
-        task_status=task_status,
-        mode="asgi",
-    )
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(shutdown.cut_off_when_due)
+        await hypercorn_serve(
+            LifespanGuard(ShutdownNotice(app, shutdown)),  # type: ignore[arg-type]
+            config,
+            shutdown_trigger=shutdown_begins,
+            task_status=task_status,
+            mode="asgi",
+        )
+        nursery.cancel_scope.cancel()
 
 
 async def _signalled() -> None:

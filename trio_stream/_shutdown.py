@@ -19,6 +19,7 @@ them write. Served by anything else, responses behave as before.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import trio
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -38,16 +39,20 @@ _MARGIN = 1.0
 class Shutdown:
     """A server's graceful shutdown, as responses see it.
 
-    ``begin(graceful_timeout)`` starts it; ``wait_cut_off()`` returns when
-    streams must end. The cut-off is one second before the server's deadline,
-    or half-way to it when the timeout is under two seconds.
+    ``begin(graceful_timeout)`` starts it. At the cut-off, one second before
+    the server's deadline (or half-way to it when the timeout is under two
+    seconds), every callback registered with ``on_cut_off`` is called, by the
+    one task running ``cut_off_when_due``: a response in flight registers a
+    callback, rather than keeping a task of its own waiting for the cut-off.
     """
 
-    __slots__ = ("_begun", "_cut_off_at")
+    __slots__ = ("_begun", "_callbacks", "_cut", "_cut_off_at")
 
     def __init__(self) -> None:
         self._begun = trio.Event()
         self._cut_off_at = math.inf
+        self._cut = False
+        self._callbacks: set[Callable[[], None]] = set()
 
     @property
     def begun(self) -> bool:
@@ -67,10 +72,29 @@ class Shutdown:
         self._cut_off_at = trio.current_time() + grace
         self._begun.set()
 
-    async def wait_cut_off(self) -> None:
-        """Return once streams in flight must end."""
+    def on_cut_off(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Have ``callback`` called at the cut-off (at once, if it has passed).
+
+        Returns the function that takes it back, for work that ends first.
+        """
+        if self._cut:
+            callback()
+            return _nothing
+        self._callbacks.add(callback)
+        return lambda: self._callbacks.discard(callback)
+
+    async def cut_off_when_due(self) -> None:
+        """Wait for the cut-off, then call every callback registered; ``serve()`` runs it."""
         await self._begun.wait()
         await trio.sleep_until(self._cut_off_at)
+        self._cut = True
+        callbacks, self._callbacks = self._callbacks, set()
+        for callback in callbacks:
+            callback()
+
+
+def _nothing() -> None:
+    pass
 
 
 class ShutdownNotice:

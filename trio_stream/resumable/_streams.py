@@ -174,20 +174,17 @@ class ResumableStreams:
         if self._producers is None or self._watched is shutdown:
             return
         self._watched = shutdown
-        producers = self._producers
+        shutdown.on_cut_off(self._stop_producers)
 
-        async def stop_at_cut_off() -> None:
-            await shutdown.wait_cut_off()
-            logger.warning(
-                "server shutting down: stopping its %d resumable streams", len(self._stoppable)
-            )
-            # Not the task group's own scope: that one also covers the body of
-            # the ``async with``, the app's lifespan, which must go on.
-            self._stopped = True
-            for scope in self._stoppable:
-                scope.cancel()
-
-        producers.start_soon(stop_at_cut_off, name="trio_stream resumable shutdown")
+    def _stop_producers(self) -> None:
+        logger.warning(
+            "server shutting down: stopping its %d resumable streams", len(self._stoppable)
+        )
+        # Not the task group's own scope: that one also covers the body of the
+        # ``async with``, the app's lifespan, which must go on.
+        self._stopped = True
+        for scope in self._stoppable:
+            scope.cancel()
 
     # -- HTTP ------------------------------------------------------------
 

@@ -149,17 +149,16 @@ async def until_interrupted(
                 interrupt("disconnect")
 
             request.start_soon(cancel_on_disconnect)
+            withdraw = None
             if shutdown is not None:
-
-                async def cancel_at_cut_off() -> None:
-                    await shutdown.wait_cut_off()
-                    interrupt("shutdown")
-
-                request.start_soon(cancel_at_cut_off)
+                withdraw = shutdown.on_cut_off(lambda: interrupt("shutdown"))
             try:
                 await work()
             except ClientGone:
                 interruption = Interruption("disconnect", time.perf_counter())
+            finally:
+                if withdraw is not None:
+                    withdraw()
             request.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         # What ``work`` lets out is a ``KeyboardInterrupt`` or ``SystemExit``
