@@ -56,8 +56,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from trio_stream import RunController, ToolCallController, create_run
+from trio_stream.asgi import DataStreamResponse
 from trio_stream.chunks import TextDeltaChunk
-from trio_stream.serialization.data_stream import DataStreamResponse
 
 __all__ = ["assistant_app", "trio_app"]
 

@@ -44,7 +44,8 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 import trio_stream
-import trio_stream.serialization.data_stream
+import trio_stream.asgi
+import trio_stream.formats.data_stream
 from trio_stream.chunks import TextDeltaChunk
 
 TOKEN = "tok "
@@ -152,17 +153,17 @@ def _int(request: Request, name: str, default: int) -> int:
 
 async def _trio_text(request: Request) -> Response:
     run = trio_text_run(_int(request, "n", 1000), bool(_int(request, "checkpoint", 1)))
-    return trio_stream.serialization.data_stream.DataStreamResponse(trio_stream.create_run(run))
+    return trio_stream.asgi.DataStreamResponse(trio_stream.create_run(run))
 
 
 async def _trio_paced(request: Request) -> Response:
     run = trio_paced_run(_int(request, "n", 100), float(request.query_params.get("rate", 100)))
-    return trio_stream.serialization.data_stream.DataStreamResponse(trio_stream.create_run(run))
+    return trio_stream.asgi.DataStreamResponse(trio_stream.create_run(run))
 
 
 async def _trio_tools(request: Request) -> Response:
     run = trio_tools_run(_int(request, "tools", 200), _int(request, "deltas", 50))
-    return trio_stream.serialization.data_stream.DataStreamResponse(trio_stream.create_run(run))
+    return trio_stream.asgi.DataStreamResponse(trio_stream.create_run(run))
 
 
 async def _assistant_text(request: Request) -> Response:
@@ -208,7 +209,7 @@ assistant_app = Starlette(
 
 # -- the ceiling -------------------------------------------------------------
 
-_encoder = trio_stream.serialization.data_stream.DataStreamEncoder()
+_encoder = trio_stream.formats.data_stream.DataStreamEncoder()
 TOKEN_LINE = _encoder.encode([TextDeltaChunk(TOKEN)])
 """``0:"tok "`` and a newline: the data-stream line of one ``TOKEN`` delta."""
 FINISH_LINE = _encoder.finish()

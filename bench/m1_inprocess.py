@@ -52,9 +52,9 @@ import trio.lowlevel
 import uvloop
 
 from trio_stream import create_run
-from trio_stream.serialization import StreamEncoder
-from trio_stream.serialization.assistant_transport import AssistantTransportEncoder
-from trio_stream.serialization.data_stream import DataStreamEncoder
+from trio_stream.formats import StreamEncoder
+from trio_stream.formats.assistant_transport import AssistantTransportEncoder
+from trio_stream.formats.data_stream import DataStreamEncoder
 
 from . import apps_stream
 from ._results import Figure

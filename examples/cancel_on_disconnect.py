@@ -22,7 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from trio_stream import RunController, ToolCallController, create_run, serve
-from trio_stream.serialization.data_stream import DataStreamResponse
+from trio_stream.asgi import DataStreamResponse
 
 cancelled: list[str] = []
 all_cancelled = trio.Event()

@@ -26,7 +26,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from trio_stream import RunController, create_run, serve
-from trio_stream.serialization.data_stream import DataStreamResponse
+from trio_stream.asgi import DataStreamResponse
 
 
 def parse_city(text: str) -> str:

@@ -26,6 +26,13 @@ from pydantic import BaseModel
 from starlette.middleware.cors import CORSMiddleware
 
 from trio_stream import RunController, ToolCallController, create_run, serve
+from trio_stream.asgi import (
+    AssistantTransportResponse,
+    DataStreamResponse,
+    OpenAIStreamResponse,
+    UIMessageStreamResponse,
+)
+from trio_stream.formats.openai_stream import OpenAIStreamEncoder
 from trio_stream.requests import (
     AssistantTransportRequest,
     DataStreamRequest,
@@ -33,10 +40,6 @@ from trio_stream.requests import (
 )
 from trio_stream.requests.assistant_transport import AddMessageCommand
 from trio_stream.requests.data_stream import TextContent
-from trio_stream.serialization.assistant_transport import AssistantTransportResponse
-from trio_stream.serialization.data_stream import DataStreamResponse
-from trio_stream.serialization.openai_stream import OpenAIStreamEncoder, OpenAIStreamResponse
-from trio_stream.serialization.ui_message_stream import UIMessageStreamResponse
 
 app = FastAPI(title="trio-stream example")
 

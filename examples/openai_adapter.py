@@ -24,7 +24,8 @@ from starlette.routing import Route
 
 from trio_stream import RunController, create_run, serve
 from trio_stream.adapters.openai import ToolCall, run_chat_completion
-from trio_stream.serialization.openai_stream import OpenAIStreamEncoder, OpenAIStreamResponse
+from trio_stream.asgi import OpenAIStreamResponse
+from trio_stream.formats.openai_stream import OpenAIStreamEncoder
 
 TOOLS: list[ChatCompletionToolParam] = [
     {

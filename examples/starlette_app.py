@@ -21,8 +21,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from trio_stream import RunController, create_run, serve
+from trio_stream.asgi import UIMessageStreamResponse
 from trio_stream.requests import RequestBodyError, UIMessageStreamRequest, parse_body
-from trio_stream.serialization.ui_message_stream import UIMessageStreamResponse
 
 
 async def chat(request: Request) -> Response:

@@ -12,7 +12,7 @@ from types import ModuleType
 import httpx
 import pytest
 
-from .serialization.clients import decode, sse_events
+from .clients import decode, sse_events
 from .serving import running
 
 EXAMPLES = Path(__file__).parent.parent / "examples"

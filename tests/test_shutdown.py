@@ -14,10 +14,9 @@ import trio.lowlevel
 
 from trio_stream import RunController, create_run
 from trio_stream._shutdown import SCOPE_KEY, SHUTDOWN_MESSAGE, Shutdown, ShutdownNotice
-from trio_stream.serialization import DataStreamResponse
-from trio_stream.serialization._response import until_interrupted
+from trio_stream.asgi import DataStreamResponse, until_interrupted
 
-from .serialization.asgi import SentMessages, never_disconnect
+from .asgi_calls import SentMessages, never_disconnect
 
 pytestmark = pytest.mark.anyio
 

@@ -7,7 +7,13 @@ nursery that the ``async with`` block owns.
 """
 
 from ._controller import RunController, Substream, ToolCallController
-from ._errors import SerializationError, StreamClosedError, TrioStreamError, UsageError
+from ._errors import (
+    DecodeError,
+    SerializationError,
+    StreamClosedError,
+    TrioStreamError,
+    UsageError,
+)
 from ._run import (
     DEFAULT_HIGH_WATER_MARK,
     DEFAULT_HIGH_WATER_SIZE,
@@ -25,6 +31,7 @@ __all__ = [
     "DEFAULT_HIGH_WATER_SIZE",
     "CancellationSignal",
     "ChunkStream",
+    "DecodeError",
     "LifespanGuard",
     "Run",
     "RunCallback",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 
 __all__ = [
+    "DecodeError",
     "SerializationError",
     "StreamClosedError",
     "TrioStreamError",
@@ -39,6 +40,22 @@ class SerializationError(TrioStreamError, TypeError):
     Raised at the call that produced the value, naming the chunk it was meant
     for, rather than later and deep inside a wire encoder.
     """
+
+
+class DecodeError(TrioStreamError, ValueError):
+    """A body could not be decoded: it is truncated, or not in the format read.
+
+    ``offset`` is the byte of the body where the problem shows (its end, for
+    a truncated one), and ``problem`` says what was expected there.
+    """
+
+    def __init__(self, offset: int, problem: str) -> None:
+        super().__init__(offset, problem)
+        self.offset = offset
+        self.problem = problem
+
+    def __str__(self) -> str:
+        return f"at byte {self.offset}: {self.problem}"
 
 
 def leaf_exceptions(exc: BaseException) -> list[BaseException]:

@@ -41,6 +41,7 @@ from trio_stream.adapters.openai import (
     run_chat_completion,
     stream_chat_completion,
 )
+from trio_stream.asgi import DataStreamResponse, OpenAIStreamResponse
 from trio_stream.chunks import (
     Chunk,
     ErrorChunk,
@@ -53,12 +54,11 @@ from trio_stream.chunks import (
     ToolCallDeltaChunk,
     ToolResultChunk,
 )
-from trio_stream.serialization.data_stream import DataStreamResponse
-from trio_stream.serialization.openai_stream import OpenAIStreamEncoder, OpenAIStreamResponse
+from trio_stream.formats.openai_stream import OpenAIStreamEncoder
 
+from ..clients import decode, summarize
 from ..conftest import collect
 from ..openai_warnings import ignore_openai_client_warnings
-from ..serialization.clients import decode, summarize
 from ..serving import running
 
 pytestmark = [pytest.mark.anyio, ignore_openai_client_warnings]

@@ -18,7 +18,7 @@ import pytest
 
 from trio_stream.demo import ScriptedAgent, create_app
 
-from ..serialization.clients import JS, decode, summarize
+from ..clients import JS, decode, summarize
 from ..serving import running
 
 TOOLS = ["get_weather", "get_weather", "search_docs", "get_stock_quote", "calculate"]

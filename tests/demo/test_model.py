@@ -20,12 +20,13 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from trio_stream import RunController, create_run
+from trio_stream.asgi import OpenAIStreamResponse
 from trio_stream.demo import ScriptedAgent, create_app
 from trio_stream.demo._model import OpenAIAgent, agent_from_environment, calculate
-from trio_stream.serialization.openai_stream import OpenAIStreamEncoder, OpenAIStreamResponse
+from trio_stream.formats.openai_stream import OpenAIStreamEncoder
 
+from ..clients import decode, summarize
 from ..openai_warnings import ignore_openai_client_warnings
-from ..serialization.clients import decode, summarize
 from ..serving import running, running_demo
 
 pytestmark = ignore_openai_client_warnings

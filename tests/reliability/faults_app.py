@@ -26,13 +26,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from trio_stream import Run, RunController, create_run
-from trio_stream.serialization import (
+from trio_stream.asgi import (
     AssistantTransportResponse,
     DataStreamResponse,
     OpenAIStreamResponse,
-    UIMessageStreamEncoder,
     UIMessageStreamResponse,
 )
+from trio_stream.formats.ui_message_stream import UIMessageStreamEncoder
 
 from .faults_scenarios import Probe, by_name, fail_after, interrupted
 

@@ -20,11 +20,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from trio_stream import RunController, ToolCallController, create_run
+from trio_stream.formats.data_stream import DataStreamEncoder
 from trio_stream.requests import DataStreamRequest, RequestBodyError, parse_body
 from trio_stream.resumable import MemoryStore, ResumableStreams
-from trio_stream.serialization import DataStreamEncoder
 
-from ..serialization.scenarios import RESPONSES
+from ..scenarios import RESPONSES
 
 SECRET = "postgres://admin:s3cr3t@10.1.2.3/prod"
 """What a careless exception message gives away."""

@@ -61,16 +61,14 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from trio_stream import Run, RunController, ToolCallController, create_run
+from trio_stream.asgi import RunResponse
+from trio_stream.formats import StreamEncoder
+from trio_stream.formats.assistant_transport import AssistantTransportEncoder
+from trio_stream.formats.data_stream import DataStreamEncoder
+from trio_stream.formats.openai_stream import OpenAIStreamEncoder
+from trio_stream.formats.ui_message_stream import UIMessageStreamEncoder
 from trio_stream.requests import RequestBodyError, parse_body
 from trio_stream.resumable import MemoryStore, ResumableStreams
-from trio_stream.serialization import (
-    AssistantTransportEncoder,
-    DataStreamEncoder,
-    OpenAIStreamEncoder,
-    RunResponse,
-    StreamEncoder,
-    UIMessageStreamEncoder,
-)
 
 from .clients_http import raise_open_file_limit
 

@@ -25,7 +25,7 @@ from starlette.routing import Route
 from trio_stream import RunCallback, RunController, ToolCallController, create_run
 from trio_stream.resumable import MemoryStore, ResumableStreams
 
-from ..serialization.scenarios import RESPONSES
+from ..scenarios import RESPONSES
 
 logger = logging.getLogger("trio_stream")
 

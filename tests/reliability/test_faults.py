@@ -52,18 +52,16 @@ from starlette.types import Message
 
 from tests.conftest import living_tasks
 from trio_stream import RunController, ToolCallController, create_run
+from trio_stream.asgi import DataStreamResponse
 from trio_stream.chunks import Chunk, ErrorChunk, TextDeltaChunk, ToolResultChunk
-from trio_stream.serialization import (
-    AssistantTransportEncoder,
-    DataStreamEncoder,
-    DataStreamResponse,
-    OpenAIStreamEncoder,
-    StreamEncoder,
-    UIMessageStreamEncoder,
-)
+from trio_stream.formats import StreamEncoder
+from trio_stream.formats.assistant_transport import AssistantTransportEncoder
+from trio_stream.formats.data_stream import DataStreamEncoder
+from trio_stream.formats.openai_stream import OpenAIStreamEncoder
+from trio_stream.formats.ui_message_stream import UIMessageStreamEncoder
 
-from ..serialization.asgi import SCOPE, SentMessages
-from ..serialization.clients import sse_events
+from ..asgi_calls import SCOPE, SentMessages
+from ..clients import sse_events
 from ..serving import running_cli
 from .faults_app import MESSAGE_ID
 from .faults_scenarios import (

@@ -37,6 +37,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from trio_stream import RunController, SerializationError, ToolCallController, create_run
+from trio_stream.asgi import RunResponse
 from trio_stream.chunks import (
     Chunk,
     DataChunk,
@@ -49,19 +50,16 @@ from trio_stream.chunks import (
     ToolResultChunk,
     UpdateStateChunk,
 )
-from trio_stream.serialization import (
-    AssistantTransportEncoder,
-    DataStreamEncoder,
-    OpenAIStreamEncoder,
-    RunResponse,
-    StreamEncoder,
-    UIMessageStreamEncoder,
-)
+from trio_stream.formats import StreamEncoder
+from trio_stream.formats.assistant_transport import AssistantTransportEncoder
+from trio_stream.formats.data_stream import DataStreamEncoder
+from trio_stream.formats.openai_stream import OpenAIStreamEncoder
+from trio_stream.formats.ui_message_stream import UIMessageStreamEncoder
 
+from ..asgi_calls import SentMessages
+from ..clients import decode
 from ..conftest import collect
-from ..serialization.asgi import SentMessages
-from ..serialization.clients import decode
-from ..serialization.scenarios import RESPONSES
+from ..scenarios import RESPONSES
 from ..serving import running
 from .figures import Figures
 from .payload_wire import apply_state, read, sse_events

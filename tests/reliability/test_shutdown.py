@@ -23,7 +23,7 @@ import trio
 
 from trio_stream._shutdown import SHUTDOWN_MESSAGE
 
-from ..serialization.clients import decode
+from ..clients import decode
 from ..serving import server_process
 from .figures import Figures
 

@@ -25,12 +25,12 @@ from starlette.routing import Route
 
 from trio_stream import RunController, create_run
 from trio_stream.demo import ScriptedAgent
+from trio_stream.formats import StreamEncoder
+from trio_stream.formats.assistant_transport import AssistantTransportEncoder
+from trio_stream.formats.data_stream import DataStreamEncoder
+from trio_stream.formats.openai_stream import OpenAIStreamEncoder
+from trio_stream.formats.ui_message_stream import UIMessageStreamEncoder
 from trio_stream.resumable import DEFAULT_MAX_BYTES, MemoryStore, ResumableStreams, StreamStore
-from trio_stream.serialization._encoder import StreamEncoder
-from trio_stream.serialization.assistant_transport import AssistantTransportEncoder
-from trio_stream.serialization.data_stream import DataStreamEncoder
-from trio_stream.serialization.openai_stream import OpenAIStreamEncoder
-from trio_stream.serialization.ui_message_stream import UIMessageStreamEncoder
 
 ENCODERS: dict[str, type[StreamEncoder]] = {
     "data-stream": DataStreamEncoder,

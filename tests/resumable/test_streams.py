@@ -15,7 +15,7 @@ import pytest
 
 from trio_stream.resumable import STREAM_ID_HEADER, MemoryStore, StreamStore
 
-from ..serialization.clients import decode
+from ..clients import decode
 from ..serving import running
 from .app import app_for
 from .client import leave_after, resume, start

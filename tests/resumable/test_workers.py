@@ -17,7 +17,7 @@ import pytest
 
 from trio_stream.resumable import STREAM_ID_HEADER
 
-from ..serialization.clients import decode
+from ..clients import decode
 from ..serving import running_cli
 from .client import leave_after, resume
 from .redis_server import RedisServer

@@ -23,6 +23,12 @@ from starlette.staticfiles import StaticFiles
 
 from .._controller import RunController
 from .._run import create_run
+from ..asgi import (
+    AssistantTransportResponse,
+    DataStreamResponse,
+    RunResponse,
+    UIMessageStreamResponse,
+)
 from ..requests import (
     AssistantTransportRequest,
     DataStreamRequest,
@@ -32,10 +38,6 @@ from ..requests import (
 )
 from ..requests.assistant_transport import AddMessageCommand, TransportUserMessage
 from ..requests.data_stream import TextContent
-from ..serialization import RunResponse
-from ..serialization.assistant_transport import AssistantTransportResponse
-from ..serialization.data_stream import DataStreamResponse
-from ..serialization.ui_message_stream import UIMessageStreamResponse
 from ._agent import Agent, ScriptedAgent
 
 __all__ = ["TRANSPORTS", "Transport", "create_app"]

@@ -1,6 +1,6 @@
 """Typed, validated models of the bodies chat front-ends post.
 
-One module per front-end request, mirroring ``trio_stream.serialization``:
+One module per front-end request, mirroring ``trio_stream.formats``:
 ``data_stream.DataStreamRequest`` (assistant-ui's data stream runtime),
 ``assistant_transport.AssistantTransportRequest`` (assistant-ui's assistant
 transport) and ``ui_message_stream.UIMessageStreamRequest`` (the AI SDK's

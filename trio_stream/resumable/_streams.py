@@ -35,9 +35,7 @@ from starlette.types import Receive, Scope, Send
 from .._errors import TrioStreamError, describe
 from .._run import Run
 from .._shutdown import Shutdown, shutdown_of
-from ..chunks import ErrorChunk
-from ..serialization._encoder import StreamEncoder
-from ..serialization._response import (
+from ..asgi import (
     ClientGone,
     HeartbeatOption,
     body_sender,
@@ -45,6 +43,8 @@ from ..serialization._response import (
     until_interrupted,
     write_chunks,
 )
+from ..chunks import ErrorChunk
+from ..formats import StreamEncoder
 from ._ids import new_stream_id, validate_stream_id
 from ._store import (
     ProducerLostError,
@@ -215,9 +215,7 @@ class ResumableStreams:
                 validate_stream_id(stream_id)
             except ValueError as exc:
                 return _json_error(400, str(exc))
-        interval = heartbeat_interval(
-            encoder.default_heartbeat if heartbeat is None else heartbeat
-        )
+        interval = heartbeat_interval(encoder, heartbeat)
         try:
             await self.store.create(
                 stream_id,

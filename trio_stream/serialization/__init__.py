@@ -1,27 +1,25 @@
-"""Wire formats: an encoder and a Starlette response per format.
+"""The import paths of assistant-stream's ``serialization`` package.
 
-Each format lives in a module of its own, with its encoder (chunks to bytes,
-no I/O) beside the response that streams a run in that format:
-
-- ``data_stream``: ``DataStreamResponse``, assistant-ui's data stream;
-- ``assistant_transport``: ``AssistantTransportResponse``, assistant-ui's
-  assistant transport (SSE);
-- ``openai_stream``: ``OpenAIStreamResponse``, OpenAI chat completion chunks
-  (SSE);
-- ``ui_message_stream``: ``UIMessageStreamResponse``, the AI SDK's UI message
-  stream (SSE).
-
-All of them are importable from this package too, as in assistant-stream.
-``RunResponse`` and ``StreamEncoder`` are the base classes, for a format of
-one's own.
+Each format's encoder lives in ``trio_stream.formats`` and its response in
+``trio_stream.asgi``; this package and its modules (``data_stream``,
+``assistant_transport``, ``ui_message_stream``, ``openai_stream``) name them
+where an assistant-stream user looks for them.
 """
 
-from ._encoder import StreamEncoder
-from ._response import DEFAULT_HEARTBEAT_INTERVAL, HeartbeatOption, RunResponse
-from .assistant_transport import AssistantTransportEncoder, AssistantTransportResponse
-from .data_stream import DataStreamEncoder, DataStreamResponse
-from .openai_stream import OpenAIStreamEncoder, OpenAIStreamResponse
-from .ui_message_stream import UIMessageStreamEncoder, UIMessageStreamResponse
+from ..asgi import (
+    DEFAULT_HEARTBEAT_INTERVAL,
+    AssistantTransportResponse,
+    DataStreamResponse,
+    HeartbeatOption,
+    OpenAIStreamResponse,
+    RunResponse,
+    UIMessageStreamResponse,
+)
+from ..formats import StreamEncoder
+from ..formats.assistant_transport import AssistantTransportEncoder
+from ..formats.data_stream import DataStreamEncoder
+from ..formats.openai_stream import OpenAIStreamEncoder
+from ..formats.ui_message_stream import UIMessageStreamEncoder
 
 __all__ = [
     "DEFAULT_HEARTBEAT_INTERVAL",

@@ -22,13 +22,11 @@ from trio_stream.chunks import (
     ToolResultChunk,
     UpdateStateChunk,
 )
-from trio_stream.serialization import (
-    AssistantTransportEncoder,
-    DataStreamEncoder,
-    OpenAIStreamEncoder,
-    StreamEncoder,
-    UIMessageStreamEncoder,
-)
+from trio_stream.formats import StreamEncoder
+from trio_stream.formats.assistant_transport import AssistantTransportEncoder
+from trio_stream.formats.data_stream import DataStreamEncoder
+from trio_stream.formats.openai_stream import OpenAIStreamEncoder
+from trio_stream.formats.ui_message_stream import UIMessageStreamEncoder
 
 ENCODERS: list[Any] = [
     DataStreamEncoder,

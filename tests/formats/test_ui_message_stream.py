@@ -10,9 +10,9 @@ from trio_stream.chunks import (
     ToolCallDeltaChunk,
     ToolResultChunk,
 )
-from trio_stream.serialization.ui_message_stream import UIMessageStreamEncoder
+from trio_stream.formats.ui_message_stream import UIMessageStreamEncoder
 
-from .clients import sse_events as events
+from ..clients import sse_events as events
 
 
 def test_the_body_opens_with_start_and_ends_with_finish_and_done() -> None:

@@ -19,11 +19,11 @@ import anyio.to_thread
 import pytest
 
 from trio_stream import RunController, create_run
-from trio_stream.serialization import RunResponse
+from trio_stream.asgi import RunResponse
 
-from .asgi import SentMessages
-from .clients import DecodeError, decode, summarize
-from .scenarios import RESPONSES, everything
+from ..asgi_calls import SentMessages
+from ..clients import DecodeError, decode, summarize
+from ..scenarios import RESPONSES, everything
 
 ASSISTANT_STREAM_FORMATS = ["data-stream", "assistant-transport", "ui-message-stream"]
 

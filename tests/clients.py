@@ -9,7 +9,7 @@ from typing import Any
 
 __all__ = ["DecodeError", "decode", "sse_events", "summarize"]
 
-JS = Path(__file__).parents[1] / "js"
+JS = Path(__file__).parent / "js"
 """The Node.js side of the tests, with its pinned npm packages."""
 
 DECODER = JS / "decode.mjs"

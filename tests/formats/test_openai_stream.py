@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from trio_stream import RunController, ToolCallController, create_run
+from trio_stream.asgi import OpenAIStreamResponse
 from trio_stream.chunks import (
     ReasoningDeltaChunk,
     StepFinishChunk,
@@ -24,7 +25,7 @@ from trio_stream.chunks import (
     ToolCallDeltaChunk,
     ToolResultChunk,
 )
-from trio_stream.serialization.openai_stream import OpenAIStreamEncoder, OpenAIStreamResponse
+from trio_stream.formats.openai_stream import OpenAIStreamEncoder
 
 from ..openai_warnings import ignore_openai_client_warnings
 from ..serving import running

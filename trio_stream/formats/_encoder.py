@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterable, Mapping
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from ..chunks import Chunk
+from ._sse import KEEPALIVE, is_event_stream
 
 __all__ = ["StreamEncoder"]
 
@@ -40,8 +41,14 @@ class StreamEncoder(abc.ABC):
     headers: ClassVar[Mapping[str, str]] = {}
     """Headers a client of this format expects, besides ``content-type``."""
 
-    keepalive: ClassVar[bytes]
-    """Bytes that keep an idle connection open and that clients ignore."""
+    keepalive: ClassVar[bytes] = b""
+    """Bytes that keep an idle connection open and that clients ignore.
+
+    A format that does not set them gets an SSE comment line if its media
+    type is ``text/event-stream`` (every SSE parser skips one), and none
+    otherwise: a format with nothing its clients are sure to ignore is never
+    sent keep-alives, whatever ``heartbeat`` asks.
+    """
 
     default_heartbeat: ClassVar[bool] = False
     """Whether ``keepalive`` goes out after silence unless the caller says otherwise.
@@ -49,6 +56,17 @@ class StreamEncoder(abc.ABC):
     On for the SSE formats, whose proxies and clients may drop a quiet
     connection; off for formats whose clients may not expect the bytes.
     """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        inherited = all(
+            "keepalive" not in vars(base)
+            for base in cls.__mro__
+            if issubclass(base, StreamEncoder) and base is not StreamEncoder
+        )
+        media_type = getattr(cls, "media_type", "")
+        if inherited and isinstance(media_type, str) and is_event_stream(media_type):
+            cls.keepalive = KEEPALIVE
 
     def start(self) -> bytes:
         """Bytes that open the body, before any chunk."""
@@ -61,11 +79,12 @@ class StreamEncoder(abc.ABC):
         A batch encodes to exactly the bytes its chunks would give one at a
         time, so a response may group chunks however it likes.
 
-        A batch is all or nothing: if encoding raises (a value with no JSON
-        form, a tool call that was never started), the encoder is left as it
-        was before the call. None of the batch went out, so the error chunk
-        and the closing bytes that follow must not refer to any of it (a part
-        the client never saw start, a block it never saw open).
+        The chunks of a run are valid by construction: its controllers refuse
+        what a format could not encode (a value with no JSON form, a result
+        for a tool call that was never started) at the call that makes it.
+        An encoder may therefore assume its input makes sense, and raises
+        ``ValueError`` or ``TypeError`` on chunks that do not, as a run never
+        produces.
         """
 
     def finish(self) -> bytes:

@@ -28,15 +28,18 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from trio_stream import RunController, SerializationError, ToolCallController, create_run
+from trio_stream.asgi import (
+    AssistantTransportResponse,
+    DataStreamResponse,
+    OpenAIStreamResponse,
+    RunResponse,
+)
 from trio_stream.chunks import Chunk, TextDeltaChunk
-from trio_stream.serialization import RunResponse
-from trio_stream.serialization.assistant_transport import AssistantTransportResponse
-from trio_stream.serialization.data_stream import DataStreamEncoder, DataStreamResponse
-from trio_stream.serialization.openai_stream import OpenAIStreamResponse
+from trio_stream.formats.data_stream import DataStreamEncoder
 
+from ..asgi_calls import SCOPE, SentMessages, never_disconnect
+from ..clients import JS
 from ..serving import running
-from .asgi import SCOPE, SentMessages, never_disconnect
-from .clients import JS
 
 DATA_STREAM_END = b'd:{"finishReason":"stop","usage":{"inputTokens":0,"outputTokens":0}}\n'
 """How a data stream body without steps ends."""

@@ -10,7 +10,7 @@ import anyio
 import anyio.lowlevel
 
 from trio_stream import RunController, ToolCallController
-from trio_stream.serialization import (
+from trio_stream.asgi import (
     AssistantTransportResponse,
     DataStreamResponse,
     OpenAIStreamResponse,

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trio_stream.serialization import _message
-from trio_stream.serialization._message import ToolArguments
+from trio_stream.formats import _message
+from trio_stream.formats._message import ToolArguments
 
 # Strings full of what a naive scanner trips on: quotes, backslashes, brackets.
 tricky_text = st.text(alphabet=st.sampled_from('ab"\\{}[]:, é🌍\n'), max_size=12)

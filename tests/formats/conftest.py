@@ -14,10 +14,10 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from trio_stream import create_run
-from trio_stream.serialization import RunResponse
+from trio_stream.asgi import RunResponse
 
+from ..scenarios import RESPONSES, SCENARIOS
 from ..serving import running
-from .scenarios import RESPONSES, SCENARIOS
 
 
 async def scenario(request: Request) -> RunResponse:

@@ -15,7 +15,7 @@ from trio_stream.chunks import (
     ToolCallDeltaChunk,
     ToolResultChunk,
 )
-from trio_stream.serialization.data_stream import DataStreamEncoder
+from trio_stream.formats.data_stream import DataStreamEncoder
 
 
 def lines(body: bytes) -> list[tuple[str, Any]]:

@@ -10,9 +10,9 @@ from trio_stream.chunks import (
     ToolCallDeltaChunk,
     ToolResultChunk,
 )
-from trio_stream.serialization.assistant_transport import AssistantTransportEncoder
+from trio_stream.formats.assistant_transport import AssistantTransportEncoder
 
-from .clients import sse_events as events
+from ..clients import sse_events as events
 
 
 def test_parallel_sub_streams_each_keep_one_text_part() -> None:

@@ -1,0 +1,216 @@
+"""Delivering a body over ASGI: writes, disconnects, the shutdown cut-off, heartbeats.
+
+Everything a streamed response needs besides its format: a ``send`` whose
+refusal means the client left (``body_sender``), work that is cancelled when
+the client leaves or the server's cut-off comes (``until_interrupted``), and
+the loop that encodes a run's chunks batch by batch and writes them, with
+keep-alives in the silences (``write_chunks``).
+
+Writes are coalesced: each write sends every chunk that was queued while the
+previous write was in flight, so a fast producer costs one ASGI ``send`` per
+batch rather than per token, and a slow one's chunks still leave one by one,
+as soon as they are made.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import anyio
+from starlette.types import Receive, Send
+
+from .._errors import HIDDEN_RUN_ERROR, SerializationError, collapse, describe, wire_message
+from .._run import ChunkStream
+from .._shutdown import Shutdown
+from ..chunks import ErrorChunk
+from ..formats import StreamEncoder
+
+__all__ = [
+    "COALESCE_WINDOW",
+    "DEFAULT_HEARTBEAT_INTERVAL",
+    "BodySender",
+    "ClientGone",
+    "HeartbeatOption",
+    "Interruption",
+    "body_sender",
+    "heartbeat_interval",
+    "until_interrupted",
+    "write_chunks",
+]
+
+DEFAULT_HEARTBEAT_INTERVAL = 15.0
+"""Seconds of silence before a keep-alive, when heartbeats are on."""
+
+COALESCE_WINDOW = 0.001
+"""Seconds a write may wait for more chunks when the previous write was that recent."""
+
+_BATCH_LIMIT = 1024
+
+HeartbeatOption = float | bool | None
+"""Seconds of silence before a keep-alive; ``True``: 15, ``False``: never, ``None``: default."""
+
+
+def heartbeat_interval(encoder: StreamEncoder, heartbeat: HeartbeatOption) -> float | None:
+    """Seconds of silence after which ``encoder``'s keep-alive goes out, or ``None``.
+
+    ``None`` keeps the format's default (``encoder.default_heartbeat``). A
+    format without keep-alive bytes has no heartbeat, whatever is asked:
+    there is nothing its clients would ignore.
+    """
+    if heartbeat is None:
+        heartbeat = encoder.default_heartbeat
+    if heartbeat is True:
+        interval = DEFAULT_HEARTBEAT_INTERVAL
+    elif heartbeat is False:
+        return None
+    else:
+        interval = float(heartbeat)
+        if not math.isfinite(interval) or interval <= 0:
+            raise ValueError(
+                f"heartbeat must be a positive number of seconds, True, False or None, "
+                f"not {heartbeat!r}"
+            )
+    return interval if encoder.keepalive else None
+
+
+class ClientGone(Exception):
+    """The server refused a write because the client has disconnected."""
+
+
+BodySender = Callable[..., Awaitable[None]]
+"""``await send_body(body, more_body=True)``; raises ``ClientGone``."""
+
+
+def body_sender(send: Send) -> BodySender:
+    """``send`` for body bytes, with a refused write raised as ``ClientGone``.
+
+    A server refuses writes with ``OSError`` once the client is gone (the
+    ASGI way), possibly before the listener has heard the disconnect. The
+    distinct type keeps an ``OSError`` of the response's own work (a tool's,
+    a store's) from passing for a disconnect.
+    """
+
+    async def send_body(body: bytes, *, more_body: bool = True) -> None:
+        try:
+            await send({"type": "http.response.body", "body": body, "more_body": more_body})
+        except OSError as exc:
+            raise ClientGone from exc
+
+    return send_body
+
+
+@dataclass(frozen=True, slots=True)
+class Interruption:
+    """Why a response's work stopped before it was done, and when."""
+
+    reason: Literal["disconnect", "shutdown"]
+    """``"disconnect"``: the client left; ``"shutdown"``: the server's cut-off came."""
+
+    at: float
+    """``time.perf_counter()`` when it was noticed."""
+
+
+async def until_interrupted(
+    receive: Receive, work: Callable[[], Awaitable[None]], *, shutdown: Shutdown | None = None
+) -> Interruption | None:
+    """Run ``work`` next to a task listening for ``http.disconnect``.
+
+    Listening matters: ``work`` that waits on something slow writes nothing,
+    and a server notices a vanished client only when it is written to. When
+    the client leaves, or ``shutdown``'s cut-off comes, ``work`` is cancelled.
+    Returns ``None`` if ``work`` finished, else the interruption; a
+    ``ClientGone`` from a write counts as a disconnect.
+    """
+    interruption: Interruption | None = None
+    try:
+        async with anyio.create_task_group() as request:
+
+            def interrupt(reason: Literal["disconnect", "shutdown"]) -> None:
+                nonlocal interruption
+                interruption = Interruption(reason, time.perf_counter())
+                request.cancel_scope.cancel()
+
+            async def cancel_on_disconnect() -> None:
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+                interrupt("disconnect")
+
+            request.start_soon(cancel_on_disconnect)
+            withdraw = None
+            if shutdown is not None:
+                withdraw = shutdown.on_cut_off(lambda: interrupt("shutdown"))
+            try:
+                await work()
+            except ClientGone:
+                interruption = Interruption("disconnect", time.perf_counter())
+            finally:
+                if withdraw is not None:
+                    withdraw()
+            request.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # What ``work`` lets out is a ``KeyboardInterrupt`` or ``SystemExit``
+        # (or a cancellation); it must leave as itself: a server stops for a
+        # bare one, but logs a group as a failed request and serves on.
+        single = collapse(group)
+        if single is group:
+            raise
+    else:
+        return interruption
+    raise single
+
+
+async def write_chunks(
+    chunks: ChunkStream,
+    encoder: StreamEncoder,
+    write: Callable[[bytes], Awaitable[None]],
+    heartbeat: float | None,
+) -> None:
+    """Encode a run's chunks batch by batch and ``write`` each body, until the run ends.
+
+    After ``heartbeat`` seconds without a chunk, the format's keep-alive is
+    written instead. A chunk the encoder refuses becomes an error chunk and a
+    ``SerializationError``.
+
+    Writes are coalesced. Everything queued while a write was in flight leaves
+    in the next one; and when chunks follow each other closer than
+    ``COALESCE_WINDOW`` (1 ms), the next write waits out the rest of that
+    millisecond first. A producer that yields between chunks (it awaits its
+    model, or ``sleep(0)``) would otherwise hand over one chunk per write, and
+    a write costs some 50 µs of server and system time: the wait turns
+    thousands of writes into a few hundred. A chunk that comes after a pause
+    of a millisecond or more goes out at once, so paced tokens are not delayed.
+    """
+    last_write = -math.inf
+    while True:
+        try:
+            if heartbeat is None:
+                batch = await chunks.receive_batch(_BATCH_LIMIT)
+            else:
+                with anyio.move_on_after(heartbeat) as idle:
+                    batch = await chunks.receive_batch(_BATCH_LIMIT)
+                if idle.cancelled_caught:
+                    await write(encoder.keepalive)
+                    continue
+        except anyio.EndOfStream:
+            return
+        linger_until = last_write + COALESCE_WINDOW
+        if len(batch) < _BATCH_LIMIT and linger_until > anyio.current_time():
+            await anyio.sleep_until(linger_until)
+            if chunks.queued:
+                batch += await chunks.receive_batch(_BATCH_LIMIT - len(batch))
+        try:
+            body = encoder.encode(batch)
+        except Exception as exc:
+            error = SerializationError(
+                f"a chunk could not be encoded for the wire: {describe(exc)}"
+            )
+            message = wire_message(error, expose=chunks.expose_errors, hidden=HIDDEN_RUN_ERROR)
+            await write(encoder.encode([ErrorChunk(message)]))
+            raise error from exc
+        if body:
+            await write(body)
+            last_write = anyio.current_time()

@@ -1,0 +1,259 @@
+"""Starlette responses that stream a body while listening for the client to leave.
+
+``ListeningResponse`` is the sequence every streamed response of the package
+shares: send the headers, write the body next to a task listening for
+``http.disconnect`` (and for the server's shutdown cut-off), then send the
+body's last bytes once that listener has stopped. ``RunResponse`` streams a
+run through it; the resumable streams' reader streams a store.
+
+``RunResponse`` owns the run's lifetime. It enters the run inside the
+listening task group; when the client goes away, leaving the run's block
+cancels every task of the run and waits for them. Listening matters: a run
+waiting on a slow tool writes nothing, and a server only notices a vanished
+client when it writes, so without the listener an abandoned run would go on
+until its next chunk, or forever.
+
+When the run fails, its error chunk is already in the stream; the response
+sends it, then the format's closing bytes and the end of the body, and only
+then raises, so the client sees a complete body and the server's error
+handling sees the exception. When the server shuts down gracefully
+(``trio_stream.serve``), a run still going at the cut-off is cancelled the
+same way, and the client is sent an error chunk saying so and the closing
+bytes: a complete body, in time.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import logging
+import time
+from collections.abc import Mapping
+from functools import partial
+from typing import ClassVar
+
+from starlette.background import BackgroundTask
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from .._run import Run
+from .._shutdown import SHUTDOWN_MESSAGE, Shutdown, shutdown_of
+from ..chunks import ErrorChunk
+from ..formats import StreamEncoder
+from ..formats.assistant_transport import AssistantTransportEncoder
+from ..formats.data_stream import DataStreamEncoder
+from ..formats.openai_stream import OpenAIStreamEncoder
+from ..formats.ui_message_stream import UIMessageStreamEncoder
+from ._delivery import (
+    BodySender,
+    ClientGone,
+    HeartbeatOption,
+    Interruption,
+    body_sender,
+    heartbeat_interval,
+    until_interrupted,
+    write_chunks,
+)
+
+__all__ = [
+    "AssistantTransportResponse",
+    "DataStreamResponse",
+    "ListeningResponse",
+    "OpenAIStreamResponse",
+    "RunResponse",
+    "UIMessageStreamResponse",
+]
+
+logger = logging.getLogger("trio_stream")
+
+
+class ListeningResponse(Response, abc.ABC):
+    """A streamed body whose writing stops when the client leaves.
+
+    Subclasses write the body in ``produce`` and give its last bytes in
+    ``ending``; this class sends the headers, runs ``produce`` next to the
+    disconnect listener, and sends the ending after the listener has
+    stopped: a server reports the end of a response as a disconnect, which
+    must not cancel that last write.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        start = {"type": "http.response.start", "status": self.status_code}
+        try:
+            await send({**start, "headers": self.raw_headers})
+        except OSError:
+            self.left_before_start(scope)
+            return
+        send_body = body_sender(send)
+        interruption = await until_interrupted(
+            receive, partial(self.produce, send_body), shutdown=self.shutdown(scope)
+        )
+        if interruption is not None and interruption.reason == "disconnect":
+            self.left(scope, interruption)
+        else:
+            with contextlib.suppress(ClientGone):
+                await send_body(self.ending(scope, interruption), more_body=False)
+        await self.ended()
+
+    @abc.abstractmethod
+    async def produce(self, send_body: BodySender) -> None:
+        """Write the body, but its ending; ``ClientGone`` from a write may propagate."""
+
+    @abc.abstractmethod
+    def ending(self, scope: Scope, interruption: Interruption | None) -> bytes:
+        """The body's last bytes: after ``produce`` returned, or at the shutdown cut-off."""
+
+    def shutdown(self, scope: Scope) -> Shutdown | None:
+        """The shutdown whose cut-off interrupts ``produce``; none by default."""
+        return None
+
+    def left_before_start(self, scope: Scope) -> None:
+        """The client left before the headers went out: nothing was produced."""
+
+    def left(self, scope: Scope, interruption: Interruption) -> None:
+        """The client left while the body was being written."""
+
+    async def ended(self) -> None:
+        """Called last, whatever happened."""
+
+
+class RunResponse(ListeningResponse):
+    """Streams a run's chunks as a response body, in the format of an encoder.
+
+    Starlette and FastAPI accept it as a route's return value. ``status_code``,
+    ``headers`` and ``background`` work as for any Starlette response; the
+    format's own headers are added unless ``headers`` sets them.
+
+    ``encoder`` defaults to a new ``encoder_class()``; pass one to set a
+    format's options. ``heartbeat`` sends the format's keep-alive bytes after
+    that much silence: ``None`` keeps the format's default, ``True`` means
+    every 15 s, ``False`` turns it off.
+    """
+
+    encoder_class: ClassVar[type[StreamEncoder] | None] = None
+    """The format of a subclass; ``RunResponse`` itself needs an ``encoder``."""
+
+    def __init__(
+        self,
+        run: Run,
+        *,
+        encoder: StreamEncoder | None = None,
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+        background: BackgroundTask | None = None,
+        heartbeat: HeartbeatOption = None,
+    ) -> None:
+        if not isinstance(run, Run):
+            raise TypeError(
+                f"{type(self).__name__} streams a run made by create_run(callback), "
+                f"not {type(run).__name__}"
+            )
+        if encoder is None:
+            if self.encoder_class is None:
+                raise TypeError("RunResponse needs an encoder: RunResponse(run, encoder=...)")
+            encoder = self.encoder_class()
+        elif self.encoder_class is not None and not isinstance(encoder, self.encoder_class):
+            raise TypeError(
+                f"{type(self).__name__} needs a {self.encoder_class.__name__}, "
+                f"not {type(encoder).__name__}"
+            )
+        self.run = run
+        self.encoder = encoder
+        self.heartbeat = heartbeat_interval(encoder, heartbeat)
+        self.status_code = status_code
+        self.media_type = encoder.media_type
+        self.background = background
+        self.init_headers(headers)
+        for name, value in encoder.headers.items():
+            self.headers.setdefault(name, value)
+        self._failure: Exception | None = None
+
+    def shutdown(self, scope: Scope) -> Shutdown | None:
+        return shutdown_of(scope)
+
+    def left_before_start(self, scope: Scope) -> None:
+        logger.info("client disconnected from %s: the run was not started", scope.get("path"))
+
+    async def produce(self, send_body: BodySender) -> None:
+        try:
+            opening = self.encoder.start()
+            if opening:
+                await send_body(opening)
+            async with self.run as chunks:
+                await write_chunks(chunks, self.encoder, send_body, self.heartbeat)
+        except ClientGone:
+            raise
+        except Exception as exc:
+            # The error chunk is in the body already; the failure is raised
+            # once the body has ended.
+            self._failure = exc
+
+    def left(self, scope: Scope, interruption: Interruption) -> None:
+        # Leaving the run's block waited for every task of the run.
+        logger.info(
+            "client disconnected from %s: run cancelled, all its tasks done in %.1f ms",
+            scope.get("path"),
+            (time.perf_counter() - interruption.at) * 1000,
+        )
+
+    def ending(self, scope: Scope, interruption: Interruption | None) -> bytes:
+        if interruption is None:
+            # Also after a failure: the error chunk went out with the rest,
+            # and a client must see a complete body, not a truncated transfer.
+            return self.encoder.finish()
+        logger.warning(
+            "server shutting down: the run of %s was cancelled (all its tasks done in "
+            "%.1f ms) and its client sent an error chunk",
+            scope.get("path"),
+            (time.perf_counter() - interruption.at) * 1000,
+        )
+        return self.encoder.encode([ErrorChunk(SHUTDOWN_MESSAGE)]) + self.encoder.finish()
+
+    async def ended(self) -> None:
+        failure, self._failure = self._failure, None
+        if failure is not None:
+            try:
+                raise failure
+            finally:
+                del failure
+        if self.background is not None:
+            await self.background()
+
+
+class DataStreamResponse(RunResponse):
+    """A run streamed as the assistant-ui data stream (``text/plain``).
+
+    Heartbeats are off by default; when on, a blank line goes out after
+    each ``heartbeat`` seconds of silence.
+    """
+
+    encoder_class = DataStreamEncoder
+
+
+class AssistantTransportResponse(RunResponse):
+    """A run streamed as assistant transport events (``text/event-stream``).
+
+    Heartbeats are on by default: an SSE comment after 15 s of silence.
+    """
+
+    encoder_class = AssistantTransportEncoder
+
+
+class UIMessageStreamResponse(RunResponse):
+    """A run streamed as the AI SDK's UI message stream (``text/event-stream``).
+
+    Heartbeats are on by default: an SSE comment after 15 s of silence.
+    """
+
+    encoder_class = UIMessageStreamEncoder
+
+
+class OpenAIStreamResponse(RunResponse):
+    """A run streamed as OpenAI ``chat.completion.chunk`` events.
+
+    Heartbeats are on by default: an SSE comment after 15 s of silence.
+    Pass ``encoder=OpenAIStreamEncoder(model=..., include_usage=...)`` to set
+    the model name or add the usage chunk.
+    """
+
+    encoder_class = OpenAIStreamEncoder

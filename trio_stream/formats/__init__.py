@@ -1,0 +1,19 @@
+"""The wire formats, both ways: an encoder and a decoder per format.
+
+Pure, synchronous, and free of I/O: an encoder turns a run's chunks into the
+bytes of a response body, a decoder turns such a body back into chunks.
+One module per format:
+
+- ``data_stream``: assistant-ui's data stream (``code:json`` lines);
+- ``assistant_transport``: assistant-ui's assistant transport (SSE);
+- ``ui_message_stream``: the AI SDK's UI message stream (SSE);
+- ``openai_stream``: OpenAI chat completion chunks (SSE).
+
+The responses that stream a run in a format over HTTP are in
+``trio_stream.asgi``.
+"""
+
+from ._decoder import StreamDecoder
+from ._encoder import StreamEncoder
+
+__all__ = ["StreamDecoder", "StreamEncoder"]
