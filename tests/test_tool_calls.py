@@ -75,9 +75,13 @@ async def test_set_result_is_a_deprecated_set_response() -> None:
 
 async def test_add_tool_result_answers_a_call_by_id() -> None:
     async def run(controller: RunController) -> None:
+        await controller.add_tool_call("search", "call_9")
         controller.add_tool_result("call_9", ["a"], is_error=False)
 
-    assert await collect(run) == [ToolResultChunk("call_9", ["a"])]
+    assert await collect(run) == [
+        ToolCallBeginChunk("call_9", "search"),
+        ToolResultChunk("call_9", ["a"]),
+    ]
 
 
 async def test_spawned_tool_calls_run_in_parallel_and_keep_their_own_order() -> None:

@@ -11,6 +11,7 @@ from ._errors import (
     DecodeError,
     SerializationError,
     StreamClosedError,
+    ToolCallError,
     TrioStreamError,
     UsageError,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "StreamClosedError",
     "Substream",
     "ToolCallController",
+    "ToolCallError",
     "TrioStreamError",
     "UsageError",
     "create_run",

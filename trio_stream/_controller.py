@@ -16,14 +16,22 @@ import warnings
 from collections.abc import AsyncIterable, Callable, Coroutine, Sequence
 from contextlib import aclosing
 from types import TracebackType
-from typing import Any, TypeVarTuple, get_args
+from typing import Any, TypeVarTuple
 
 import anyio
 
 from . import _ids
 from ._buffer import ChunkBuffer, chunk_size
+from ._checks import (
+    ToolCallLedger,
+    check_chunk,
+    check_data_name,
+    check_step_finish,
+    require_optional_str,
+    require_str,
+)
 from ._errors import HIDDEN_TOOL_ERROR, StreamClosedError, wire_message
-from ._json import encode_checked, ensure_serializable, ensure_text, normalized
+from ._json import encode_checked, normalized
 from ._scope import CancellationSignal, Scope
 from ._state import Key, StateProxy, StateTree
 from ._taskgroups import exit_task_group
@@ -52,17 +60,6 @@ logger = logging.getLogger("trio_stream")
 PosArgs = TypeVarTuple("PosArgs")
 ToolFunction = Callable[["ToolCallController"], Coroutine[Any, Any, Any]]
 
-_FINISH_REASONS = frozenset(get_args(FinishReason))
-
-_STATE_DATA_NAME = "update-state"
-"""The data part name the UI message stream gives state updates."""
-
-
-def _require_str(value: object, what: str) -> None:
-    if not isinstance(value, str):
-        raise TypeError(f"{what} must be a str, not {type(value).__name__}")
-    ensure_text(value, what)
-
 
 class RunController:
     """Writes chunks into a run and runs tasks in one of its nurseries.
@@ -73,7 +70,15 @@ class RunController:
     controller with a nursery of its own.
     """
 
-    __slots__ = ("__weakref__", "_buffer", "_expose_errors", "_parent_id", "_scope", "_state")
+    __slots__ = (
+        "__weakref__",
+        "_buffer",
+        "_expose_errors",
+        "_parent_id",
+        "_scope",
+        "_state",
+        "_tool_calls",
+    )
 
     def __init__(
         self,
@@ -82,12 +87,14 @@ class RunController:
         scope: Scope,
         parent_id: str | None,
         *,
+        tool_calls: ToolCallLedger | None = None,
         expose_errors: bool = True,
     ) -> None:
         self._buffer = buffer
         self._state = state
         self._scope = scope
         self._parent_id = parent_id
+        self._tool_calls = ToolCallLedger() if tool_calls is None else tool_calls
         self._expose_errors = expose_errors
 
     @property
@@ -97,21 +104,26 @@ class RunController:
 
     def with_parent_id(self, parent_id: str) -> RunController:
         """A controller for the same nursery whose chunks carry ``parent_id``."""
-        _require_str(parent_id, "with_parent_id's parent_id")
+        require_str(parent_id, "with_parent_id's parent_id")
         return RunController(
-            self._buffer, self._state, self._scope, parent_id, expose_errors=self._expose_errors
+            self._buffer,
+            self._state,
+            self._scope,
+            parent_id,
+            tool_calls=self._tool_calls,
+            expose_errors=self._expose_errors,
         )
 
     # -- message content -------------------------------------------------
 
     def append_text(self, text_delta: str) -> None:
         """Append a piece of answer text."""
-        _require_str(text_delta, "append_text's text_delta")
+        require_str(text_delta, "append_text's text_delta")
         self._buffer.put(TextDeltaChunk(text_delta, self._parent_id), len(text_delta))
 
     def append_reasoning(self, reasoning_delta: str) -> None:
         """Append a piece of reasoning."""
-        _require_str(reasoning_delta, "append_reasoning's reasoning_delta")
+        require_str(reasoning_delta, "append_reasoning's reasoning_delta")
         self._buffer.put(
             ReasoningDeltaChunk(reasoning_delta, self._parent_id), len(reasoning_delta)
         )
@@ -128,36 +140,27 @@ class RunController:
         does not change what is sent, even while the chunk waits in the queue.
         """
         data = normalized(data, "add_data's data")
-        if name is not None:
-            _require_str(name, "add_data's name")
-            if not name:
-                raise ValueError("add_data's name must not be empty")
-            if name == _STATE_DATA_NAME:
-                raise ValueError(
-                    f"add_data's name {name!r} is reserved: the UI message stream sends the "
-                    f"run's state as data-{name} parts, which clients apply as state updates"
-                )
+        check_data_name(name, "add_data's name")
         self._buffer.put(DataChunk(data, name, self._parent_id))
 
     def add_error(self, error: str) -> None:
         """Send an error message; the run goes on (see the docs on errors)."""
-        _require_str(error, "add_error's error")
+        require_str(error, "add_error's error")
         self._buffer.put(ErrorChunk(error), len(error))
 
     def add_source(self, id: str, url: str, title: str | None = None) -> None:
         """Cite a URL source."""
-        _require_str(id, "add_source's id")
-        _require_str(url, "add_source's url")
-        if title is not None:
-            _require_str(title, "add_source's title")
+        require_str(id, "add_source's id")
+        require_str(url, "add_source's url")
+        require_optional_str(title, "add_source's title")
         self._buffer.put(SourceChunk(id=id, url=url, title=title, parent_id=self._parent_id))
 
     def add_file(self, data: str | bytes, mime_type: str) -> None:
         """Send a file: ``data`` is base64 text, or raw bytes to be encoded."""
         if isinstance(data, bytes | bytearray | memoryview):
             data = base64.b64encode(data).decode("ascii")
-        _require_str(data, "add_file's data")
-        _require_str(mime_type, "add_file's mime_type")
+        require_str(data, "add_file's data")
+        require_str(mime_type, "add_file's mime_type")
         self._buffer.put(FileChunk(data, mime_type, self._parent_id), len(data))
 
     def add_annotations(self, annotations: Sequence[Any]) -> None:
@@ -171,7 +174,7 @@ class RunController:
         """Start a model step; ``message_id`` defaults to a new random id."""
         if message_id is None:
             message_id = _ids.message_id()
-        _require_str(message_id, "add_step_start's message_id")
+        require_str(message_id, "add_step_start's message_id")
         self._buffer.put(StepStartChunk(message_id))
 
     def add_step_finish(
@@ -182,13 +185,7 @@ class RunController:
         is_continued: bool = False,
     ) -> None:
         """Finish a model step and report its token usage."""
-        if finish_reason not in _FINISH_REASONS:
-            raise ValueError(
-                f"finish_reason must be one of {sorted(_FINISH_REASONS)}, not {finish_reason!r}"
-            )
-        for name, count in (("input_tokens", input_tokens), ("output_tokens", output_tokens)):
-            if not isinstance(count, int) or isinstance(count, bool) or count < 0:
-                raise ValueError(f"{name} must be a non-negative int, not {count!r}")
+        check_step_finish(finish_reason, input_tokens, output_tokens)
         self._buffer.put(
             StepFinishChunk(finish_reason, input_tokens, output_tokens, bool(is_continued))
         )
@@ -253,11 +250,21 @@ class RunController:
         artifact: Any = None,
         is_error: bool = False,
     ) -> None:
-        """Send a tool result for a call whose controller is not at hand."""
-        _require_str(tool_call_id, "add_tool_result's tool_call_id")
-        ensure_serializable(result, f"tool-result of {tool_call_id}")
-        ensure_serializable(artifact, f"tool-result artifact of {tool_call_id}")
-        self._buffer.put(ToolResultChunk(tool_call_id, result, artifact, bool(is_error)))
+        """Send the result of a call of this run whose controller is not at hand.
+
+        Raises ``ToolCallError`` if the run started no call ``tool_call_id``,
+        and ``StreamClosedError`` if the call has its result already. The
+        result is sent as it is at this call (its JSON form).
+        """
+        require_str(tool_call_id, "add_tool_result's tool_call_id")
+        chunk = ToolResultChunk(
+            tool_call_id,
+            normalized(result, f"tool-result of {tool_call_id}"),
+            normalized(artifact, f"tool-result artifact of {tool_call_id}"),
+            bool(is_error),
+        )
+        self._tool_calls.finish(tool_call_id, "add_tool_result")
+        self._buffer.put(chunk)
 
     # -- streams, tasks and nurseries ------------------------------------
 
@@ -265,12 +272,14 @@ class RunController:
         """Copy every chunk of ``stream`` into the run, from a task of this nursery.
 
         The copy waits while the run's queue is above its high-water mark, so
-        a fast stream cannot outgrow a slow consumer.
+        a fast stream cannot outgrow a slow consumer. Every chunk is checked
+        as the controller call that makes it would check it (a result for a
+        tool call the run never started fails the run, say).
         """
         if not isinstance(stream, AsyncIterable):
             raise TypeError(f"add_stream expects an async iterable, not {type(stream).__name__}")
         self._scope.task_group.start_soon(
-            _copy_stream, self._buffer, stream, name="trio_stream add_stream"
+            _copy_stream, self._buffer, self._tool_calls, stream, name="trio_stream add_stream"
         )
 
     def start_soon(
@@ -299,7 +308,7 @@ class RunController:
         sub-stream and everything below it.
         """
         if parent_id is not None:
-            _require_str(parent_id, "open_substream's parent_id")
+            require_str(parent_id, "open_substream's parent_id")
         return Substream(self, parent_id if parent_id is not None else self._parent_id)
 
     async def drain(self) -> None:
@@ -367,10 +376,10 @@ class ToolCallController:
     )
 
     def __init__(self, owner: RunController, tool_name: str, tool_call_id: str | None) -> None:
-        _require_str(tool_name, "tool_name")
+        require_str(tool_name, "tool_name")
         if tool_call_id is None:
             tool_call_id = _ids.tool_call_id()
-        _require_str(tool_call_id, "tool_call_id")
+        require_str(tool_call_id, "tool_call_id")
         self._owner = owner
         self.tool_name = tool_name
         self.tool_call_id = tool_call_id
@@ -378,6 +387,7 @@ class ToolCallController:
         """The arguments given to ``spawn_tool_call``, for the tool function to read."""
         self._closed = False
         self._response: ToolResultChunk | None = None
+        owner._tool_calls.begin(tool_call_id)
         owner._buffer.put(ToolCallBeginChunk(tool_call_id, tool_name, owner._parent_id))
 
     def __repr__(self) -> str:
@@ -391,37 +401,46 @@ class ToolCallController:
 
     @property
     def closed(self) -> bool:
-        """Whether a response was set or the call was closed."""
-        return self._closed
+        """Whether the call was closed, or has its result (from here or ``add_tool_result``)."""
+        return self._closed or not self._owner._tool_calls.is_open(self.tool_call_id)
 
     @property
     def response(self) -> ToolResultChunk | None:
-        """The result chunk, once a response has been set."""
+        """The result set with ``set_response``, holding the objects given to it."""
         return self._response
 
-    def _check_open(self) -> None:
+    def _check_open(self, what: str) -> None:
         if self._closed:
             raise StreamClosedError(
-                f"tool call {self.tool_name!r} ({self.tool_call_id}) is already closed"
+                f"{what}: tool call {self.tool_name!r} ({self.tool_call_id}) is already closed"
             )
+        self._owner._tool_calls.require_open(self.tool_call_id, what)
 
     def append_args_text(self, args_text_delta: str) -> None:
         """Append a piece of the call's JSON arguments text."""
-        self._check_open()
-        _require_str(args_text_delta, "append_args_text's args_text_delta")
+        self._check_open("append_args_text")
+        require_str(args_text_delta, "append_args_text's args_text_delta")
         self._owner._buffer.put(
             ToolCallDeltaChunk(self.tool_call_id, args_text_delta), len(args_text_delta)
         )
 
     def set_response(self, result: Any, *, artifact: Any = None, is_error: bool = False) -> None:
-        """Send the call's result and close it."""
-        self._check_open()
+        """Send the call's result and close it.
+
+        The result is sent as it is at this call: the chunk queued holds its
+        JSON form. ``response`` keeps the objects given here, for the app.
+        """
+        self._check_open("set_response")
         what = f"tool-result of {self.tool_name!r} ({self.tool_call_id})"
-        ensure_serializable(result, what)
-        ensure_serializable(artifact, f"{what} artifact")
-        chunk = ToolResultChunk(self.tool_call_id, result, artifact, bool(is_error))
-        self._owner._buffer.put(chunk)
-        self._response = chunk
+        sent = ToolResultChunk(
+            self.tool_call_id,
+            normalized(result, what),
+            normalized(artifact, f"{what} artifact"),
+            bool(is_error),
+        )
+        self._owner._tool_calls.finish(self.tool_call_id, "set_response")
+        self._owner._buffer.put(sent)
+        self._response = ToolResultChunk(self.tool_call_id, result, artifact, bool(is_error))
         self._closed = True
 
     def set_result(self, result: Any) -> None:
@@ -441,7 +460,7 @@ class ToolCallController:
         See ``RunController.open_substream``.
         """
         if parent_id is not None:
-            _require_str(parent_id, "open_substream's parent_id")
+            require_str(parent_id, "open_substream's parent_id")
         return Substream(self._owner, parent_id if parent_id is not None else self.tool_call_id)
 
     @property
@@ -483,6 +502,7 @@ class Substream:
             owner._state,
             self._scope,
             self._parent_id,
+            tool_calls=owner._tool_calls,
             expose_errors=owner._expose_errors,
         )
 
@@ -519,15 +539,22 @@ async def _run_tool(call: ToolCallController, tool: ToolFunction, errors_as_resu
         call.set_response(result)
 
 
-async def _copy_stream(buffer: ChunkBuffer, stream: AsyncIterable[Chunk]) -> None:
+async def _copy_stream(
+    buffer: ChunkBuffer, tool_calls: ToolCallLedger, stream: AsyncIterable[Chunk]
+) -> None:
     iterator = aiter(stream)
 
     async def copy() -> None:
-        async for chunk in iterator:
-            if not isinstance(chunk, CHUNK_TYPES):
+        async for item in iterator:
+            if not isinstance(item, CHUNK_TYPES):
                 raise TypeError(
-                    f"add_stream: the stream yielded a {type(chunk).__name__}, not a chunk"
+                    f"add_stream: the stream yielded a {type(item).__name__}, not a chunk"
                 )
+            try:
+                chunk = check_chunk(item, tool_calls)
+            except Exception as exc:
+                exc.add_note(f"in a {item.type} chunk that the stream given to add_stream yielded")
+                raise
             await buffer.wait_writable()
             buffer.put(chunk, chunk_size(chunk))
 

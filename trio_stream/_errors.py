@@ -14,6 +14,7 @@ __all__ = [
     "DecodeError",
     "SerializationError",
     "StreamClosedError",
+    "ToolCallError",
     "TrioStreamError",
     "UsageError",
 ]
@@ -32,6 +33,14 @@ class UsageError(TrioStreamError, RuntimeError):
 
 class StreamClosedError(TrioStreamError, RuntimeError):
     """A chunk was written after the run, or the tool call, had finished."""
+
+
+class ToolCallError(TrioStreamError, ValueError):
+    """A tool call id the run cannot take: one it never started, or one it used already.
+
+    Every format addresses a call's arguments and result by its id, so the
+    id must be new when the call starts and known when its result comes.
+    """
 
 
 class SerializationError(TrioStreamError, TypeError):

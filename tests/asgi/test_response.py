@@ -11,7 +11,7 @@ import logging
 import subprocess
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
 import anyio
@@ -34,7 +34,7 @@ from trio_stream.asgi import (
     OpenAIStreamResponse,
     RunResponse,
 )
-from trio_stream.chunks import Chunk, TextDeltaChunk
+from trio_stream.chunks import Chunk, ReasoningDeltaChunk, TextDeltaChunk
 from trio_stream.formats.data_stream import DataStreamEncoder
 
 from ..asgi_calls import SCOPE, SentMessages, never_disconnect
@@ -482,18 +482,42 @@ async def test_a_server_refusing_writes_counts_as_a_disconnect() -> None:
 
 
 @pytest.mark.anyio
-async def test_a_chunk_the_encoder_cannot_write_ends_the_body_with_an_error() -> None:
+async def test_a_chunk_a_stream_cannot_send_fails_the_run_at_the_call() -> None:
     async def raw_chunks() -> AsyncIterator[Chunk]:
         yield TextDeltaChunk("fine")
         await anyio.lowlevel.checkpoint()
-        yield TextDeltaChunk("not \udc80 UTF-8")  # add_stream takes chunks as they are
+        yield TextDeltaChunk("not \udc80 UTF-8")
 
     async def callback(controller: RunController) -> None:
         controller.add_stream(raw_chunks())
 
     sent = SentMessages()
-    with pytest.raises(SerializationError, match="could not be encoded"):
+    with pytest.raises(SerializationError, match="not valid Unicode"):
         await sent.call(DataStreamResponse(create_run(callback)))
+    assert sent.body.startswith(b'0:"fine"\n3:"a text-delta chunk\'s text_delta is not valid')
+    assert sent[-1]["more_body"] is False
+
+
+class _FailingEncoder(DataStreamEncoder):
+    """A format of one's own with a bug: it cannot encode reasoning."""
+
+    def encode(self, chunks: Iterable[Chunk]) -> bytes:
+        batch = list(chunks)
+        if any(isinstance(chunk, ReasoningDeltaChunk) for chunk in batch):
+            raise RuntimeError("no reasoning here")
+        return super().encode(batch)
+
+
+@pytest.mark.anyio
+async def test_a_chunk_the_encoder_cannot_write_ends_the_body_with_an_error() -> None:
+    async def callback(controller: RunController) -> None:
+        controller.append_text("fine")
+        await anyio.lowlevel.checkpoint()
+        controller.append_reasoning("hmm")
+
+    sent = SentMessages()
+    with pytest.raises(SerializationError, match="could not be encoded"):
+        await sent.call(RunResponse(create_run(callback), encoder=_FailingEncoder()))
     assert sent.body.startswith(b'0:"fine"\n3:"a chunk could not be encoded for the wire: ')
     assert sent[-1]["more_body"] is False
 

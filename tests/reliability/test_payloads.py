@@ -36,7 +36,13 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.routing import Route
 
-from trio_stream import RunController, SerializationError, ToolCallController, create_run
+from trio_stream import (
+    RunController,
+    SerializationError,
+    ToolCallController,
+    ToolCallError,
+    create_run,
+)
 from trio_stream.asgi import RunResponse
 from trio_stream.chunks import (
     Chunk,
@@ -129,7 +135,8 @@ def respond(
 
     The response must finish within ``HANG_LIMIT`` and end its body (a last
     ``more_body=False`` message) whatever the run did. A ``SerializationError``
-    it raises after that is returned; anything else it raises fails the test.
+    or ``ToolCallError`` (what a run's checks refuse) it raises after that is
+    returned; anything else it raises fails the test.
     """
 
     async def main() -> Outcome:
@@ -138,7 +145,7 @@ def respond(
         with trio.fail_after(HANG_LIMIT):
             try:
                 await sent.call(RESPONSES[wire_format](create_run(callback, **options)))
-            except SerializationError as exc:
+            except (SerializationError, ToolCallError) as exc:
                 failure = exc
         assert sent[0]["type"] == "http.response.start"
         assert sent[0]["status"] == 200
@@ -397,56 +404,56 @@ def test_values_with_a_documented_json_form_arrive_in_it(
                 assert message.annotations == [json_form]
 
 
-# -- chunks that bypassed the controller end the stream cleanly ---------------------
+# -- chunks copied in whole are checked as the calls that make them -----------------
 
 
 class Unchecked(NamedTuple):
-    """A chunk that an encoder cannot encode, and whether the OpenAI format sends it.
+    """A chunk no format can send, and what refuses it.
 
-    A run's controller refuses such values; a chunk copied in with
-    ``add_stream`` (or built by hand) is checked by nobody until an encoder
-    meets it.
+    A run's controller refuses such values at the call; a chunk copied in
+    with ``add_stream`` is checked the same way when the stream yields it.
     """
 
     chunk: Chunk
-    openai_sends: bool
+    refused_with: type[Exception]
 
 
 unchecked_chunks = st.one_of(
-    surrogate_texts.map(lambda text: Unchecked(TextDeltaChunk(text), True)),
-    surrogate_texts.map(lambda text: Unchecked(ErrorChunk(text), True)),
+    surrogate_texts.map(lambda text: Unchecked(TextDeltaChunk(text), SerializationError)),
+    surrogate_texts.map(lambda text: Unchecked(ErrorChunk(text), SerializationError)),
     surrogate_texts.map(
-        lambda parent: Unchecked(ReasoningDeltaChunk("thinking", parent_id=parent), False)
+        lambda parent: Unchecked(
+            ReasoningDeltaChunk("thinking", parent_id=parent), SerializationError
+        )
     ),
     surrogate_texts.map(
-        lambda title: Unchecked(SourceChunk("s", "https://x", title=title), False)
+        lambda title: Unchecked(SourceChunk("s", "https://x", title=title), SerializationError)
     ),
     surrogate_texts.map(
         lambda key: Unchecked(
-            UpdateStateChunk(({"type": "set", "path": [key], "value": 1},)), False
+            UpdateStateChunk(({"type": "set", "path": [key], "value": 1},)), SerializationError
         )
     ),
-    unencodable.map(lambda bad: Unchecked(DataChunk(bad.value), False)),
-    st.just(Unchecked(ToolResultChunk("call_never_started", "result"), False)),
-    st.just(Unchecked(ToolCallDeltaChunk("call_never_started", "{}"), False)),
+    unencodable.map(lambda bad: Unchecked(DataChunk(bad.value), SerializationError)),
+    st.just(Unchecked(ToolResultChunk("call_never_started", "result"), ToolCallError)),
+    st.just(Unchecked(ToolCallDeltaChunk("call_never_started", "{}"), ToolCallError)),
 )
 
 
 @pytest.mark.parametrize("wire_format", FORMATS)
 @cases(150)
 @given(before=payloads, good=st.lists(texts, max_size=4), unchecked=unchecked_chunks)
-def test_a_chunk_no_encoder_can_send_ends_the_stream_with_an_error_chunk(
+def test_a_chunk_no_format_can_send_fails_the_run_where_the_stream_yields_it(
     wire_format: str,
     before: Payload,
     good: list[str],
     unchecked: Unchecked,
     figures: Figures,
 ) -> None:
-    """The stream ends with an error chunk saying so, and reads as a whole.
+    """Every format alike: what came before it is sent, then an error chunk naming it.
 
-    The chunks encoded together with the bad one (in the same batch) are
-    lost with it; nothing after the error chunk refers to them, so the body
-    stays one a client can read: no part finished that it never saw start.
+    The body stays one a client reads whole, and no chunk the stream yielded
+    before the bad one is lost.
     """
     tally = Tally(figures, wire_format)
     with tally.case():
@@ -462,16 +469,12 @@ def test_a_chunk_no_encoder_can_send_ends_the_stream_with_an_error_chunk(
 
         outcome = respond(wire_format, callback, state={})
         message = read(wire_format, outcome.body)
-        if wire_format == "openai" and not unchecked.openai_sends:
-            assert outcome.failure is None
-            return
         tally.add("cases ending in an error chunk or SerializationError")
-        assert isinstance(outcome.failure, SerializationError)
-        text = str(outcome.failure)
-        assert text.startswith("a chunk could not be encoded for the wire: ")
-        assert message.errors[-1] == on_the_wire(text)
+        assert isinstance(outcome.failure, unchecked.refused_with)
+        assert any("add_stream" in note for note in outcome.failure.__notes__)
+        assert message.errors[-1] == on_the_wire(str(outcome.failure))
         sent = expected((*before.ops, *(Text(t) for t in good)), wire_format)
-        assert sent.text.get(None, "").startswith(message.text.get(None, ""))
+        assert message.text.get(None, "") == sent.text.get(None, "")
 
 
 # -- the regressions ---------------------------------------------------------------
@@ -483,49 +486,6 @@ ENCODERS: dict[str, Callable[[], StreamEncoder]] = {
     "ui-message-stream": UIMessageStreamEncoder,
     "openai": OpenAIStreamEncoder,
 }
-
-
-@pytest.mark.parametrize("wire_format", FORMATS)
-def test_a_batch_that_fails_is_forgotten_whole(wire_format: str) -> None:
-    # The batch opened a reasoning part and a tool call, and closed the open
-    # text part, before its last chunk failed; none of it went out. The error
-    # chunk and the end of the body must not finish parts the client never
-    # saw start, nor leave the text part it did see open.
-    encoder = ENCODERS[wire_format]()
-    body = encoder.start() + encoder.encode([TextDeltaChunk("before")])
-    failing_batch: list[Chunk] = [
-        ReasoningDeltaChunk("thinking"),
-        ToolCallBeginChunk("call_1", "search"),
-        ToolCallDeltaChunk("call_1", '{"q": 1}'),
-        TextDeltaChunk("caf\udce9"),
-    ]
-    with pytest.raises(UnicodeEncodeError):
-        encoder.encode(failing_batch)
-    body += encoder.encode([ErrorChunk("could not encode")]) + encoder.finish()
-    message = read(wire_format, body)
-    assert message.text == {None: "before"}
-    assert message.reasoning == {}
-    assert message.tools == []
-    assert message.errors == ["could not encode"]
-
-
-@pytest.mark.parametrize("wire_format", [f for f in FORMATS if f != "openai"])
-def test_a_batch_that_fails_on_a_protocol_error_is_forgotten_whole(wire_format: str) -> None:
-    encoder = ENCODERS[wire_format]()
-    body = encoder.start() + encoder.encode([ToolCallBeginChunk("call_1", "search")])
-    with pytest.raises(ValueError, match="'call_2' was not started"):
-        encoder.encode(
-            [
-                ToolCallDeltaChunk("call_1", "{}"),
-                ToolResultChunk("call_1", "found"),
-                ToolResultChunk("call_2", "never started"),
-            ]
-        )
-    # The call is still open, without arguments: the end of the body finishes it.
-    body += encoder.encode([ToolCallDeltaChunk("call_1", '{"q": 2}')])
-    body += encoder.encode([ToolResultChunk("call_1", "found")]) + encoder.finish()
-    message = read(wire_format, body)
-    assert message.tools == [Tool("call_1", "search", '{"q": 2}', "found")]
 
 
 @pytest.mark.parametrize("wire_format", ["assistant-transport", "ui-message-stream"])
@@ -779,6 +739,10 @@ def expected_sample(ops: tuple[Op, ...], wire_format: str) -> Message:
     return message
 
 
+REFUSED_TEXT = "a text-delta chunk's text_delta is not valid Unicode text"
+"""How the failing run's error chunk starts: ``add_stream`` refused its chunk."""
+
+
 async def _failing_stream() -> AsyncIterator[Chunk]:
     yield TextDeltaChunk("about to fail ")
     yield TextDeltaChunk("caf\udce9")  # a byte smuggled in by surrogateescape
@@ -786,7 +750,7 @@ async def _failing_stream() -> AsyncIterator[Chunk]:
 
 def http_app(ops: tuple[Op, ...]) -> Starlette:
     """``/{format}``: the sample's run; ``/failing/{format}``: a run whose chunk
-    no encoder can send; the OpenAI ones also at ``.../v1/chat/completions``."""
+    no format can send; the OpenAI ones also at ``.../v1/chat/completions``."""
 
     async def sample_response(request: Request) -> RunResponse:
         return RESPONSES[request.path_params.get("format", "openai")](
@@ -981,7 +945,7 @@ and whose it is."""
 def test_the_npm_clients_read_the_sample_back(
     decoder: str, sample_url: str, sample_size: int, figures: Figures
 ) -> None:
-    """A stream ended by a chunk that cannot be sent, then the sample, from the same server.
+    """A run failed by a chunk that cannot be sent, then the sample, from the same server.
 
     The first is read as a message that failed with that error, and the
     server, still serving, sends the second, which is read exactly as sent
@@ -997,7 +961,7 @@ def test_the_npm_clients_read_the_sample_back(
         else:
             errors = assistant_ui_view(decoder, failing["message"]).errors
         [error] = errors
-        assert error.startswith("a chunk could not be encoded for the wire: ")
+        assert error.startswith(REFUSED_TEXT)
         tally.add("cases ending in an error chunk or SerializationError")
 
         output = decode(decoder, url=f"{sample_url}/{wire_format}", split=7)
@@ -1019,7 +983,7 @@ def test_the_openai_client_reads_the_sample_back(
     ops = sample(sample_size)
     with tally.case():
         client = openai.OpenAI(base_url=f"{sample_url}/failing/openai/v1", api_key="-")
-        with pytest.raises(openai.APIError, match="a chunk could not be encoded for the wire"):
+        with pytest.raises(openai.APIError, match=REFUSED_TEXT):
             openai_message(client)
         tally.add("cases ending in an error chunk or SerializationError")
 
@@ -1055,7 +1019,7 @@ def openai_message(client: openai.OpenAI) -> Message:
                     )
     except openai.APIError as exc:
         seen.errors.append(exc.message)
-        if "a chunk could not be encoded" in exc.message:
+        if exc.message.startswith(REFUSED_TEXT):
             raise
     seen.tools = [Tool(*calls[index], arguments.get(index, "")) for index in sorted(calls)]
     return seen

@@ -13,15 +13,12 @@ chunks, the tool calls left without a result, and errors.
 
 The SSE formats also group text into parts the same way: per producer (see
 ``OpenText``).
-
-Each of these can ``save`` its state and ``restore`` it: an encoder whose
-batch fails part-way forgets the whole batch (see ``StreamEncoder.encode``).
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, Generic, Never, NoReturn, Protocol, TypeVar
+from typing import Any, Generic, Never, NoReturn, TypeVar
 
 import msgspec
 
@@ -31,7 +28,6 @@ __all__ = [
     "MessageOutcome",
     "OpenText",
     "ToolArguments",
-    "Touched",
     "not_a_chunk",
     "open_tool_call",
     "start_tool_call",
@@ -42,47 +38,6 @@ _decode = msgspec.json.decode
 
 T = TypeVar("T")
 H = TypeVar("H")
-
-
-class Undoable(Protocol):
-    """State that can be saved, and put back as it was when saved."""
-
-    def save(self) -> Any: ...
-
-    def restore(self, saved: Any) -> None: ...
-
-
-U = TypeVar("U", bound=Undoable)
-
-
-class Touched:
-    """The objects a batch changed, each saved just before its first change.
-
-    Saving only what a batch touches keeps the undo's cost to what the batch
-    changes: with hundreds of tool calls open, saving them all for every
-    batch would cost more than encoding it.
-    """
-
-    __slots__ = ("_saved",)
-
-    def __init__(self) -> None:
-        self._saved: dict[int, tuple[Undoable, Any]] = {}
-
-    def clear(self) -> None:
-        """Start a new batch: forget what the last one saved."""
-        self._saved.clear()
-
-    def save(self, holder: U) -> U:
-        """Save ``holder`` unless this batch already has; returns it."""
-        if id(holder) not in self._saved:
-            self._saved[id(holder)] = holder, holder.save()
-        return holder
-
-    def restore(self) -> None:
-        """Put every object saved back as it was, and start afresh."""
-        for holder, saved in self._saved.values():
-            holder.restore(saved)
-        self._saved.clear()
 
 
 def with_parent_id(value: dict[str, Any], parent_id: str | None) -> dict[str, Any]:
@@ -170,24 +125,6 @@ class ToolArguments:
         self.complete = True
         return True
 
-    def save(self) -> tuple[Any, ...]:
-        """What ``restore`` needs to undo every ``add`` made after this call."""
-        return (
-            len(self.pieces),
-            self.complete,
-            self.value,
-            self._depth,
-            self._in_string,
-            self._escape_pending,
-        )
-
-    def restore(self, saved: tuple[Any, ...]) -> None:
-        """Return to the point ``saved`` was taken."""
-        count, self.complete, self.value, self._depth, self._in_string, self._escape_pending = (
-            saved
-        )
-        del self.pieces[count:]
-
     def _closes_outermost(self, piece: str) -> bool:
         closed = False
         escaped = 0 if self._escape_pending else -1  # the index of an escaped character
@@ -249,13 +186,6 @@ class OpenText(Generic[H]):
         self._parts.clear()
         return parts
 
-    def save(self) -> dict[str | None, tuple[str, H]]:
-        """The open parts now, for ``restore``."""
-        return dict(self._parts)
-
-    def restore(self, saved: dict[str | None, tuple[str, H]]) -> None:
-        self._parts = saved
-
 
 class MessageOutcome:
     """How a message ended: its finish reason and summed token usage."""
@@ -272,13 +202,6 @@ class MessageOutcome:
         self.last_step_reason = chunk.finish_reason
         self.input_tokens += chunk.input_tokens
         self.output_tokens += chunk.output_tokens
-
-    def save(self) -> tuple[Any, ...]:
-        """The outcome so far, for ``restore``."""
-        return (self.failed, self.last_step_reason, self.input_tokens, self.output_tokens)
-
-    def restore(self, saved: tuple[Any, ...]) -> None:
-        self.failed, self.last_step_reason, self.input_tokens, self.output_tokens = saved
 
     def finish_reason(self, *, pending_tool_calls: bool) -> FinishReason:
         """``error`` after an error; ``tool-calls`` while calls await results;

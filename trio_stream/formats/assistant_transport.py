@@ -44,7 +44,6 @@ from ._message import (
     MessageOutcome,
     OpenText,
     ToolArguments,
-    Touched,
     not_a_chunk,
     open_tool_call,
     start_tool_call,
@@ -77,37 +76,12 @@ class AssistantTransportEncoder(StreamEncoder):
         self._text: OpenText[Path] = OpenText()
         self._tool_parts: dict[str, _ToolPart] = {}
         self._outcome = MessageOutcome()
-        self._saved: tuple[Any, ...] | None = None
-        self._touched = Touched()
 
     def encode(self, chunks: Iterable[Chunk]) -> bytes:
         events: list[dict[str, Any]] = []
-        self._saved = None
-        try:
-            for chunk in chunks:
-                self._translate(chunk, events)
-            return _sse.events(events)
-        except Exception:
-            if self._saved is not None:
-                self._restore(self._saved)
-            raise
-
-    def _changing(self) -> None:
-        """Save the state before the batch's first change, to undo the batch if it fails.
-
-        Text into an open part, the bulk of a stream, changes nothing and
-        costs no copy.
-        """
-        if self._saved is None:
-            tools = dict(self._tool_parts)
-            self._saved = self._parts, self._text.save(), tools, self._outcome.save()
-            self._touched.clear()
-
-    def _restore(self, saved: tuple[Any, ...]) -> None:
-        self._parts, text, self._tool_parts, outcome = saved
-        self._text.restore(text)
-        self._touched.restore()
-        self._outcome.restore(outcome)
+        for chunk in chunks:
+            self._translate(chunk, events)
+        return _sse.events(events)
 
     def finish(self) -> bytes:
         events: list[dict[str, Any]] = []
@@ -161,14 +135,12 @@ class AssistantTransportEncoder(StreamEncoder):
     def _text_delta(self, kind: str, text: str, parent_id: str | None, events: list[Any]) -> None:
         path = self._text.find(parent_id, kind)
         if path is None:
-            self._changing()
             self._close_text(parent_id, events)
             path = self._start_part({"type": kind}, parent_id, events)
             self._text.open(parent_id, kind, path)
         events.append({"type": "text-delta", "textDelta": text, "path": path})
 
     def _whole_part(self, part: dict[str, Any], parent_id: str | None, events: list[Any]) -> None:
-        self._changing()
         self._close_text(parent_id, events)
         path = self._start_part(part, parent_id, events)
         events.append({"type": "part-finish", "path": path})
@@ -182,7 +154,6 @@ class AssistantTransportEncoder(StreamEncoder):
             case ReasoningDeltaChunk():
                 self._text_delta("reasoning", chunk.reasoning_delta, chunk.parent_id, events)
             case ToolCallBeginChunk():
-                self._changing()
                 self._close_text(chunk.parent_id, events)
                 part = {
                     "type": "tool-call",
@@ -192,16 +163,13 @@ class AssistantTransportEncoder(StreamEncoder):
                 tool = _ToolPart(self._start_part(part, chunk.parent_id, events))
                 start_tool_call(self._tool_parts, chunk.tool_call_id, tool)
             case ToolCallDeltaChunk():
-                self._changing()
                 tool = open_tool_call(self._tool_parts, chunk.tool_call_id)
-                self._touched.save(tool.arguments)
                 events.append(
                     {"type": "text-delta", "textDelta": chunk.args_text_delta, "path": tool.path}
                 )
                 if tool.arguments.add(chunk.args_text_delta):
                     self._finish_arguments(tool, events)
             case ToolResultChunk():
-                self._changing()
                 tool = open_tool_call(self._tool_parts, chunk.tool_call_id)
                 result: dict[str, Any] = {
                     "type": "result",
@@ -235,7 +203,6 @@ class AssistantTransportEncoder(StreamEncoder):
             case StepStartChunk():
                 events.append({"type": "step-start", "messageId": chunk.message_id})
             case StepFinishChunk():
-                self._changing()
                 self._outcome.step_finished(chunk)
                 events.append(
                     {
@@ -249,7 +216,6 @@ class AssistantTransportEncoder(StreamEncoder):
                     }
                 )
             case ErrorChunk():
-                self._changing()
                 self._close_all_text(events)
                 self._outcome.failed = True
                 events.append({"type": "error", "error": chunk.error})

@@ -34,7 +34,6 @@ from ._encoder import StreamEncoder
 from ._message import (
     MessageOutcome,
     ToolArguments,
-    Touched,
     open_tool_call,
     start_tool_call,
     with_parent_id,
@@ -122,38 +121,14 @@ class DataStreamEncoder(StreamEncoder):
     def __init__(self) -> None:
         self._tool_calls: dict[str, ToolArguments] = {}
         self._outcome = MessageOutcome()
-        self._saved: tuple[Any, ...] | None = None
-        self._touched = Touched()
 
     def encode(self, chunks: Iterable[Chunk]) -> bytes:
         stateless = _STATELESS
         lines = []
-        self._saved = None
-        try:
-            for chunk in chunks:
-                line = stateless.get(type(chunk))
-                lines.append(line(chunk) if line is not None else self._encode_stateful(chunk))
-        except Exception:
-            if self._saved is not None:
-                self._restore(self._saved)
-            raise
+        for chunk in chunks:
+            line = stateless.get(type(chunk))
+            lines.append(line(chunk) if line is not None else self._encode_stateful(chunk))
         return b"".join(lines)
-
-    def _changing(self) -> None:
-        """Save the state before the batch's first change, to undo the batch if it fails.
-
-        Only the stateful chunks (tool calls, errors, steps) change it. The
-        calls open are saved as a set; a call's arguments only when the batch
-        first adds to them (``Touched``).
-        """
-        if self._saved is None:
-            self._saved = dict(self._tool_calls), self._outcome.save()
-            self._touched.clear()
-
-    def _restore(self, saved: tuple[Any, ...]) -> None:
-        self._tool_calls, outcome = saved
-        self._touched.restore()
-        self._outcome.restore(outcome)
 
     def finish(self) -> bytes:
         outcome = self._outcome
@@ -163,7 +138,6 @@ class DataStreamEncoder(StreamEncoder):
         return _line(b"d:", {"finishReason": reason, "usage": outcome.usage})
 
     def _encode_stateful(self, chunk: Chunk) -> bytes:
-        self._changing()
         match chunk:
             case ToolCallBeginChunk():
                 start_tool_call(self._tool_calls, chunk.tool_call_id, ToolArguments())
@@ -174,7 +148,7 @@ class DataStreamEncoder(StreamEncoder):
                     "toolCallId": chunk.tool_call_id,
                     "argsTextDelta": chunk.args_text_delta,
                 }
-                call = self._touched.save(open_tool_call(self._tool_calls, chunk.tool_call_id))
+                call = open_tool_call(self._tool_calls, chunk.tool_call_id)
                 if call.add(chunk.args_text_delta):
                     delta["isFinal"] = True
                 return _line(b"c:", delta)

@@ -89,33 +89,15 @@ class OpenAIStreamEncoder(StreamEncoder):
         self._tool_calls = 0
         self._role_sent = False
         self._outcome = MessageOutcome()
-        self._saved: tuple[Any, ...] | None = None
-
-    def _changing(self) -> None:
-        """Save the state before the batch's first change, to undo the batch if it fails.
-
-        Only the first delta, tool calls, steps and errors change it.
-        """
-        if self._saved is None:
-            indices = dict(self._tool_indices)
-            self._saved = self._role_sent, self._tool_calls, indices, self._outcome.save()
 
     def _delta(self, delta: dict[str, Any]) -> bytes:
         if not self._role_sent:
-            self._changing()
             self._role_sent = True
             delta = {"role": "assistant", **delta}
         return self._prefix + encode(delta) + self._suffix
 
     def encode(self, chunks: Iterable[Chunk]) -> bytes:
-        self._saved = None
-        try:
-            return b"".join([self._encode_one(chunk) for chunk in chunks])
-        except Exception:
-            if self._saved is not None:
-                self._role_sent, self._tool_calls, self._tool_indices, outcome = self._saved
-                self._outcome.restore(outcome)
-            raise
+        return b"".join([self._encode_one(chunk) for chunk in chunks])
 
     def _encode_one(self, chunk: Chunk) -> bytes:
         match chunk:
@@ -124,7 +106,6 @@ class OpenAIStreamEncoder(StreamEncoder):
             case ReasoningDeltaChunk(parent_id=None):
                 return self._delta({"reasoning_content": chunk.reasoning_delta})
             case ToolCallBeginChunk(parent_id=None):
-                self._changing()
                 # Every call gets an index of its own, even one that reuses an
                 # id: its argument deltas then go to the latest call of that id.
                 index = self._tool_indices[chunk.tool_call_id] = self._tool_calls
@@ -143,11 +124,9 @@ class OpenAIStreamEncoder(StreamEncoder):
                 call = {"index": known, "function": {"arguments": chunk.args_text_delta}}
                 return self._delta({"tool_calls": [call]})
             case StepFinishChunk():
-                self._changing()
                 self._outcome.step_finished(chunk)
                 return b""
             case ErrorChunk():
-                self._changing()
                 self._outcome.failed = True
                 return _sse.event(
                     {"error": {"message": chunk.error, "type": "server_error", "code": None}}

@@ -62,7 +62,6 @@ from ._message import (
     MessageOutcome,
     OpenText,
     ToolArguments,
-    Touched,
     not_a_chunk,
     open_tool_call,
     start_tool_call,
@@ -80,13 +79,6 @@ class _ToolCall:
         self.name = name
         self.arguments = ToolArguments()
         self.input_sent = False
-
-    def save(self) -> tuple[bool, tuple[Any, ...]]:
-        return self.input_sent, self.arguments.save()
-
-    def restore(self, saved: tuple[bool, tuple[Any, ...]]) -> None:
-        self.input_sent, arguments = saved
-        self.arguments.restore(arguments)
 
 
 def _ai_finish_reason(reason: FinishReason) -> str:
@@ -121,42 +113,15 @@ class UIMessageStreamEncoder(StreamEncoder):
         self._tool_calls: dict[str, _ToolCall] = {}
         self._annotations: list[Any] = []
         self._outcome = MessageOutcome()
-        self._saved: tuple[Any, ...] | None = None
-        self._touched = Touched()
 
     def start(self) -> bytes:
         return _sse.event({"type": "start", "messageId": self.message_id})
 
     def encode(self, chunks: Iterable[Chunk]) -> bytes:
         events: list[dict[str, Any]] = []
-        self._saved = None
-        try:
-            for chunk in chunks:
-                self._translate(chunk, events)
-            return _sse.events(events)
-        except Exception:
-            if self._saved is not None:
-                self._restore(self._saved)
-            raise
-
-    def _changing(self) -> None:
-        """Save the state before the batch's first change, to undo the batch if it fails.
-
-        Text into an open block, the bulk of a stream, changes nothing and
-        costs no copy.
-        """
-        if self._saved is None:
-            calls = dict(self._tool_calls)
-            text = self._text.save()
-            self._saved = self._blocks, text, calls, len(self._annotations), self._outcome.save()
-            self._touched.clear()
-
-    def _restore(self, saved: tuple[Any, ...]) -> None:
-        self._blocks, text, self._tool_calls, annotations, outcome = saved
-        self._text.restore(text)
-        self._touched.restore()
-        del self._annotations[annotations:]
-        self._outcome.restore(outcome)
+        for chunk in chunks:
+            self._translate(chunk, events)
+        return _sse.events(events)
 
     def finish(self) -> bytes:
         events: list[dict[str, Any]] = []
@@ -191,7 +156,6 @@ class UIMessageStreamEncoder(StreamEncoder):
     ) -> None:
         block_id = self._text.find(parent_id, kind)
         if block_id is None:
-            self._changing()
             self._close_block(parent_id, events)
             self._blocks += 1
             block_id = f"{kind}-{self._blocks}"
@@ -227,7 +191,6 @@ class UIMessageStreamEncoder(StreamEncoder):
             case ReasoningDeltaChunk():
                 self._delta("reasoning", chunk.reasoning_delta, chunk.parent_id, events)
             case ToolCallBeginChunk():
-                self._changing()
                 start_tool_call(self._tool_calls, chunk.tool_call_id, _ToolCall(chunk.tool_name))
                 self._close_block(chunk.parent_id, events)
                 event = {
@@ -237,8 +200,7 @@ class UIMessageStreamEncoder(StreamEncoder):
                 }
                 events.append(_with_parent(event, chunk.parent_id))
             case ToolCallDeltaChunk():
-                self._changing()
-                call = self._touched.save(open_tool_call(self._tool_calls, chunk.tool_call_id))
+                call = open_tool_call(self._tool_calls, chunk.tool_call_id)
                 events.append(
                     {
                         "type": "tool-input-delta",
@@ -249,8 +211,7 @@ class UIMessageStreamEncoder(StreamEncoder):
                 if call.arguments.add(chunk.args_text_delta) and not call.input_sent:
                     self._input_available(chunk.tool_call_id, call, events)
             case ToolResultChunk():
-                self._changing()
-                call = self._touched.save(open_tool_call(self._tool_calls, chunk.tool_call_id))
+                call = open_tool_call(self._tool_calls, chunk.tool_call_id)
                 del self._tool_calls[chunk.tool_call_id]
                 if not call.input_sent:
                     self._input_available(chunk.tool_call_id, call, events)
@@ -275,14 +236,12 @@ class UIMessageStreamEncoder(StreamEncoder):
                         output["providerMetadata"] = {_METADATA_KEY: {"artifact": chunk.artifact}}
                     events.append(output)
             case SourceChunk():
-                self._changing()
                 self._close_block(chunk.parent_id, events)
                 source = {"type": "source-url", "sourceId": chunk.id, "url": chunk.url}
                 if chunk.title is not None:
                     source["title"] = chunk.title
                 events.append(_with_parent(source, chunk.parent_id))
             case FileChunk():
-                self._changing()
                 self._close_block(chunk.parent_id, events)
                 file = {
                     "type": "file",
@@ -296,7 +255,6 @@ class UIMessageStreamEncoder(StreamEncoder):
             case UpdateStateChunk():
                 events.append({"type": "data-update-state", "data": chunk.operations})
             case AnnotationsChunk():
-                self._changing()
                 self._annotations.extend(chunk.annotations)
                 events.append(
                     {
@@ -307,7 +265,6 @@ class UIMessageStreamEncoder(StreamEncoder):
             case StepStartChunk():
                 events.append({"type": "start-step"})
             case StepFinishChunk():
-                self._changing()
                 self._close_all_blocks(events)
                 self._outcome.step_finished(chunk)
                 # Not in the AI SDK's schema, which lets them through; read by
@@ -324,7 +281,6 @@ class UIMessageStreamEncoder(StreamEncoder):
                 )
             case ErrorChunk():
                 # useChat stops reading at an error: close the text first.
-                self._changing()
                 self._close_all_blocks(events)
                 self._outcome.failed = True
                 events.append({"type": "error", "errorText": chunk.error})
