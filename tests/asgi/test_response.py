@@ -512,7 +512,7 @@ class _FailingEncoder(DataStreamEncoder):
 async def test_a_chunk_the_encoder_cannot_write_ends_the_body_with_an_error() -> None:
     async def callback(controller: RunController) -> None:
         controller.append_text("fine")
-        await anyio.lowlevel.checkpoint()
+        await anyio.sleep(0.01)  # past the coalescing window: a write of its own
         controller.append_reasoning("hmm")
 
     sent = SentMessages()
