@@ -86,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "running one second before that end with an error chunk (default 3)",
         )
     demo.add_argument(
-        "--transport",
+        "--format",
         choices=("data-stream", "assistant-transport", "ui-message-stream"),
         default="data-stream",
         help="the wire format the page starts with (default data-stream)",
@@ -104,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         logger.info(
             "demo on http://%s:%d/ (hypercorn, trio; model: %s)", args.host, args.port, agent.name
         )
-        app: ASGIApp = create_app(transport=args.transport, agent=agent)
+        app: ASGIApp = create_app(format=args.format, agent=agent)
     else:
         app = _load(args.app)
     _run(app, args.host, args.port, args.graceful_timeout)

@@ -30,11 +30,11 @@ def url() -> Iterator[str]:
         yield base
 
 
-def user_turn(transport: str, text: str) -> dict[str, Any]:
+def user_turn(format_name: str, text: str) -> dict[str, Any]:
     """The body each front-end posts for a first user message."""
-    if transport == "data-stream":
+    if format_name == "data-stream":
         return {"messages": [{"role": "user", "content": [{"type": "text", "text": text}]}]}
-    if transport == "assistant-transport":
+    if format_name == "assistant-transport":
         return {
             "commands": [
                 {
@@ -53,9 +53,11 @@ def user_turn(transport: str, text: str) -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize("transport", ["data-stream", "assistant-transport"])
-def test_one_turn_holds_everything_the_library_expresses(url: str, transport: str) -> None:
-    output = decode(transport, url=f"{url}/api/chat/{transport}", post=user_turn(transport, "Hi"))
+@pytest.mark.parametrize("format_name", ["data-stream", "assistant-transport"])
+def test_one_turn_holds_everything_the_library_expresses(url: str, format_name: str) -> None:
+    output = decode(
+        format_name, url=f"{url}/api/chat/{format_name}", post=user_turn(format_name, "Hi")
+    )
     assert output["status"] == 200
     assert output["warnings"] == []
     parts = summarize(output["message"]["parts"])
@@ -166,8 +168,8 @@ def test_the_page_and_the_info(url: str) -> None:
     assert httpx.get(f"{url}/static/app.js").status_code == 200
     assert httpx.get(f"{url}/api/info").json() == {
         "model": "scripted",
-        "transport": "data-stream",
-        "transports": ["data-stream", "assistant-transport", "ui-message-stream"],
+        "format": "data-stream",
+        "formats": ["data-stream", "assistant-transport", "ui-message-stream"],
     }
 
 
@@ -179,9 +181,11 @@ def bad(url: str, path: str, content: bytes, content_type: str = "application/js
     return response.status_code, response.json()
 
 
-@pytest.mark.parametrize("transport", ["data-stream", "assistant-transport", "ui-message-stream"])
-def test_bad_bodies_get_a_4xx_json_answer(url: str, transport: str) -> None:
-    path = f"/api/chat/{transport}"
+@pytest.mark.parametrize(
+    "format_name", ["data-stream", "assistant-transport", "ui-message-stream"]
+)
+def test_bad_bodies_get_a_4xx_json_answer(url: str, format_name: str) -> None:
+    path = f"/api/chat/{format_name}"
     status, answer = bad(url, path, b"{not json")
     assert status == 400
     assert answer["detail"].startswith("the request body is not valid JSON")

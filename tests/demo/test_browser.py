@@ -34,7 +34,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 
-TRANSPORTS = ["data-stream", "assistant-transport", "ui-message-stream"]
+FORMATS = ["data-stream", "assistant-transport", "ui-message-stream"]
 
 TOP_LEVEL_TOOLS = ["get_weather", "get_weather", "search_docs", "get_stock_quote", "calculate"]
 
@@ -162,8 +162,10 @@ def page(browser: Browser | None) -> Iterator[Page | None]:
         yield context.new_page()
 
 
-def disconnects(log_path: Path, transport: str) -> int:
-    line = f"client disconnected from /api/chat/{transport}: run cancelled, all its tasks done in"
+def disconnects(log_path: Path, format_name: str) -> int:
+    line = (
+        f"client disconnected from /api/chat/{format_name}: run cancelled, all its tasks done in"
+    )
     return log_path.read_text().count(line)
 
 
@@ -191,9 +193,9 @@ def screenshot(page: Page, path: Path) -> None:
     page.screenshot(path=path, full_page=True)
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("format_name", FORMATS)
 def test_a_conversation_in_the_browser(
-    transport: str,
+    format_name: str,
     demo: tuple[str, Path],
     page: Page | None,
     tmp_path: Path,
@@ -216,10 +218,10 @@ def test_a_conversation_in_the_browser(
     )
     page.add_init_script(SPLIT_BODIES)
     page.goto(f"{url}/")
-    # The header shows /api/info's model; the switch starts at its transport.
+    # The header shows /api/info's model; the switch starts at its format.
     expect(page.get_by_test_id("model")).to_have_text("scripted")
-    expect(page.get_by_test_id("transport")).to_have_value("data-stream")
-    page.get_by_test_id("transport").select_option(transport)
+    expect(page.get_by_test_id("format")).to_have_value("data-stream")
+    page.get_by_test_id("format").select_option(format_name)
 
     # -- a whole turn ---------------------------------------------------------------
     message = send(page, "What's the weather in Lisbon and Kyoto?")
@@ -284,11 +286,11 @@ def test_a_conversation_in_the_browser(
 
     # -- a turn stopped while its tools run ---------------------------------------------------
     page.evaluate("window.__splitBodies = false")  # this turn reads the body as it comes
-    cancelled_before = disconnects(log_path, transport)
+    cancelled_before = disconnects(log_path, format_name)
     stopped = send(page, "How do Trio nurseries cancel tasks?")
     running = stopped.locator("[data-testid=tool-card][data-status=running]")
     expect(running.first).to_be_visible()
-    if transport == "assistant-transport":
+    if format_name == "assistant-transport":
         # The state sent back holds the first turn: the server's history now
         # has it and the new question.
         expect(page.locator("[data-testid=state] [data-key=messages]")).to_have_text("3 items")
@@ -300,12 +302,12 @@ def test_a_conversation_in_the_browser(
     expect(page.get_by_test_id("stop")).to_be_disabled()
     expect(page.get_by_test_id("send")).to_be_enabled()
     deadline = time.monotonic() + 5
-    while disconnects(log_path, transport) == cancelled_before:
+    while disconnects(log_path, format_name) == cancelled_before:
         assert time.monotonic() < deadline, log_path.read_text()[-3000:]
         time.sleep(0.05)
     assert problems == []
 
-    path = tmp_path / f"demo-{transport}.png"
+    path = tmp_path / f"demo-{format_name}.png"
     screenshot(page, path)
     print(f"screenshot: {path}")
     # What record_property stores, without its refusal to run under

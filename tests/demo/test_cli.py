@@ -21,13 +21,13 @@ def log_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def demo_url(log_path: Path) -> Iterator[str]:
-    with running_demo(log_path, "--transport", "assistant-transport") as url:
+    with running_demo(log_path, "--format", "assistant-transport") as url:
         yield url
 
 
 def test_the_demo_serves_the_page_and_says_which_model(demo_url: str, log_path: Path) -> None:
     assert "<html" in httpx.get(f"{demo_url}/").text
-    assert httpx.get(f"{demo_url}/api/info").json()["transport"] == "assistant-transport"
+    assert httpx.get(f"{demo_url}/api/info").json()["format"] == "assistant-transport"
     assert "(hypercorn, trio; model: scripted)" in log_path.read_text()
 
 
@@ -66,5 +66,5 @@ def test_the_module_runs_as_the_console_script() -> None:
         text=True,
         check=True,
     )
-    assert "--transport" in result.stdout
+    assert "--format" in result.stdout
     assert "data-stream" in result.stdout

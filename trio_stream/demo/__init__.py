@@ -6,6 +6,6 @@ when ``OPENAI_BASE_URL`` is set.
 """
 
 from ._agent import Agent, ScriptedAgent
-from ._app import TRANSPORTS, Transport, create_app
+from ._app import FORMATS, Format, create_app
 
-__all__ = ["TRANSPORTS", "Agent", "ScriptedAgent", "Transport", "create_app"]
+__all__ = ["FORMATS", "Agent", "Format", "ScriptedAgent", "create_app"]

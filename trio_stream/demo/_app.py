@@ -40,12 +40,12 @@ from ..requests.assistant_transport import AddMessageCommand, TransportUserMessa
 from ..requests.data_stream import TextContent
 from ._agent import Agent, ScriptedAgent
 
-__all__ = ["TRANSPORTS", "Transport", "create_app"]
+__all__ = ["FORMATS", "Format", "create_app"]
 
 logger = logging.getLogger("trio_stream.demo")
 
-Transport = Literal["data-stream", "assistant-transport", "ui-message-stream"]
-TRANSPORTS: tuple[Transport, ...] = get_args(Transport)
+Format = Literal["data-stream", "assistant-transport", "ui-message-stream"]
+FORMATS: tuple[Format, ...] = get_args(Format)
 
 STATIC = Path(__file__).parent / "static"
 
@@ -124,14 +124,14 @@ def _json_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 
-def create_app(*, transport: Transport = "data-stream", agent: Agent | None = None) -> Starlette:
+def create_app(*, format: Format = "data-stream", agent: Agent | None = None) -> Starlette:
     """The demo app; ``agent`` defaults to the scripted one.
 
-    ``transport`` is only the page's initial choice: every format has its
-    endpoint, ``POST /api/chat/<transport>``.
+    ``format`` is only the page's initial choice: every format has its
+    endpoint, ``POST /api/chat/<format>``.
     """
-    if transport not in TRANSPORTS:
-        raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}, not {transport!r}")
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {format!r}")
     model: Agent = agent if agent is not None else ScriptedAgent()
 
     def answer(
@@ -167,9 +167,7 @@ def create_app(*, transport: Transport = "data-stream", agent: Agent | None = No
         return answer(_ui_messages(body), UIMessageStreamResponse, None)
 
     async def info(request: Request) -> Response:
-        return JSONResponse(
-            {"model": model.name, "transport": transport, "transports": list(TRANSPORTS)}
-        )
+        return JSONResponse({"model": model.name, "format": format, "formats": list(FORMATS)})
 
     async def page(request: Request) -> Response:
         return FileResponse(STATIC / "index.html", headers=PAGE_HEADERS)

@@ -6,7 +6,7 @@
 // which renders it at once. Chunks from sub-streams carry the id of the tool
 // call that opened them, and render inside that tool's card.
 
-const TRANSPORT_NAMES = {
+const FORMAT_NAMES = {
   "data-stream": "data stream",
   "assistant-transport": "assistant transport",
   "ui-message-stream": "UI message stream",
@@ -373,7 +373,7 @@ function uiMessageStreamBody(conversation, chatId) {
   return { id: chatId, messages, trigger: "submit-message", messageId: null };
 }
 
-const TRANSPORTS = {
+const FORMATS = {
   "data-stream": {
     body: (conversation) => dataStreamBody(conversation),
     async read(textStream, view) {
@@ -409,9 +409,9 @@ const TRANSPORTS = {
 // Rendering one assistant message
 
 class MessageView {
-  constructor({ transport, initialState, onState, onFrame }) {
+  constructor({ format, initialState, onState, onFrame }) {
     this.started = performance.now();
-    this.transport = transport;
+    this.format = format;
     this.status = "streaming";
     this.parts = []; // top-level content, for the conversation history
     this.tools = new Map(); // tool call id -> card record
@@ -430,7 +430,7 @@ class MessageView {
       h("div", { class: "bubble" }, this.content, this.footer),
     );
     this.setStatus("streaming");
-    this.footer.textContent = `Streaming over the ${TRANSPORT_NAMES[transport]}…`;
+    this.footer.textContent = `Streaming over the ${FORMAT_NAMES[format]}…`;
     this.dirty = new Set(); // text segments to re-render at the next frame
   }
 
@@ -780,7 +780,7 @@ class MessageView {
     const bits = [];
     if (this.finishReason) bits.push(`finish: ${this.finishReason}`);
     if (this.usage) bits.push(`${this.usage.inputTokens} in · ${this.usage.outputTokens} out tokens`);
-    bits.push(seconds, TRANSPORT_NAMES[this.transport]);
+    bits.push(seconds, FORMAT_NAMES[this.format]);
     if (this.status === "done" && !this.finishReason) bits.unshift("ended without a finish");
     const dot = () => h("span", { class: "dot", "aria-hidden": "true" }, "·");
     this.footer.replaceChildren(...bits.flatMap((bit, i) => (i ? [dot(), bit] : [bit])));
@@ -827,7 +827,7 @@ const elements = {
   composer: document.getElementById("composer"),
   send: document.getElementById("send"),
   stop: document.getElementById("stop"),
-  transport: document.getElementById("transport"),
+  format: document.getElementById("format"),
   model: document.getElementById("model-name"),
   stateBody: document.getElementById("state-body"),
   wire: {
@@ -898,7 +898,7 @@ function setRunning(abort) {
   session.abort = abort;
   elements.send.disabled = abort !== null;
   elements.stop.disabled = abort === null;
-  elements.transport.disabled = abort !== null;
+  elements.format.disabled = abort !== null;
   if (abort === null) elements.composer.focus();
 }
 
@@ -923,14 +923,14 @@ async function errorDetail(response) {
 
 async function send(text) {
   if (session.abort || !text.trim()) return;
-  const transport = elements.transport.value;
+  const format = elements.format.value;
   const user = { role: "user", id: newId("msg"), text };
   session.conversation.push(user);
   showUser(user);
   followScroll = true;
 
   const stats = { frames: 0, bytes: 0 };
-  const endpoint = `/api/chat/${transport}`;
+  const endpoint = `/api/chat/${format}`;
   elements.wire.endpoint.textContent = `POST ${endpoint}`;
   elements.wire.frames.textContent = "0";
   elements.wire.bytes.textContent = "0";
@@ -939,8 +939,8 @@ async function send(text) {
   // The assistant transport's state continues from the snapshot sent back;
   // the other formats start each run from an empty state.
   const view = new MessageView({
-    transport,
-    initialState: transport === "assistant-transport" ? session.state : null,
+    format,
+    initialState: format === "assistant-transport" ? session.state : null,
     onState: renderState,
     onFrame: () => {
       stats.frames += 1;
@@ -953,7 +953,7 @@ async function send(text) {
 
   const abort = new AbortController();
   setRunning(abort);
-  const body = TRANSPORTS[transport].body(session.conversation, session);
+  const body = FORMATS[format].body(session.conversation, session);
   let outcome = "done";
   let detail;
   try {
@@ -972,7 +972,7 @@ async function send(text) {
         stats.bytes += n;
         elements.wire.bytes.textContent = stats.bytes.toLocaleString("en");
       };
-      await TRANSPORTS[transport].read(textPieces(response.body.getReader(), onBytes), view);
+      await FORMATS[format].read(textPieces(response.body.getReader(), onBytes), view);
     }
   } catch (error) {
     // Stop aborts the fetch: reading then rejects with an AbortError, and the
@@ -1032,9 +1032,9 @@ async function loadInfo() {
     const response = await fetch("/api/info");
     const info = await response.json();
     elements.model.textContent = info.model;
-    if (info.transport in TRANSPORTS) elements.transport.value = info.transport;
-    for (const option of elements.transport.options) {
-      option.disabled = !info.transports.includes(option.value);
+    if (info.format in FORMATS) elements.format.value = info.format;
+    for (const option of elements.format.options) {
+      option.disabled = !info.formats.includes(option.value);
     }
   } catch (error) {
     elements.model.textContent = "unavailable";
