@@ -1,6 +1,6 @@
-"""The assistant-ui data stream: encoder and response, at their assistant-stream paths."""
+"""The assistant-ui data stream: encoder, decoder and response, at their assistant-stream paths."""
 
 from ..asgi import DataStreamResponse
-from ..formats.data_stream import DataStreamEncoder
+from ..formats.data_stream import DataStreamDecoder, DataStreamEncoder
 
-__all__ = ["DataStreamEncoder", "DataStreamResponse"]
+__all__ = ["DataStreamDecoder", "DataStreamEncoder", "DataStreamResponse"]
