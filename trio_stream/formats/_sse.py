@@ -102,8 +102,8 @@ class EventParser:
         if offset == 0 and line[:1] == "\ufeff":
             line = line[1:]  # a byte order mark
         if not line:
-            if self._data:
-                data = "\n".join(self._data)
+            data = "\n".join(self._data)
+            if data or len(self._data) > 1:  # one empty ``data:`` line is no event
                 found.append(Event(self._start or 0, data, self._event, self._id))
             self._data, self._event, self._start = [], "", None
             return

@@ -1,6 +1,6 @@
-"""The OpenAI chat completions stream: encoder and response, at their assistant-stream paths."""
+"""The OpenAI chat completions stream: encoder, decoder, response, at assistant-stream's paths."""
 
 from ..asgi import OpenAIStreamResponse
-from ..formats.openai_stream import OpenAIStreamEncoder
+from ..formats.openai_stream import OpenAIStreamDecoder, OpenAIStreamEncoder
 
-__all__ = ["OpenAIStreamEncoder", "OpenAIStreamResponse"]
+__all__ = ["OpenAIStreamDecoder", "OpenAIStreamEncoder", "OpenAIStreamResponse"]
