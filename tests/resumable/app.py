@@ -78,8 +78,7 @@ def app_for(
         return JSONResponse({"rss": int(kib) * 1024})
 
     async def cancel(request: Request) -> Response:
-        cancelled = await streams.cancel(request.path_params["stream_id"])
-        return JSONResponse({"cancelled": cancelled})
+        return await streams.cancel(request.path_params["stream_id"])
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -124,6 +124,26 @@ def test_bad_resumes_get_a_json_error(
         assert response.json() == {"detail": detail}
 
 
+@pytest.mark.parametrize("stream_id", ["nope", "a" * 129, "bad.id!!"])
+def test_start_resume_and_cancel_answer_a_bad_id_alike(url: str, stream_id: str) -> None:
+    answers = [
+        httpx.post(f"{url}/start/data-stream", params={"id": stream_id}),
+        httpx.get(f"{url}/streams/{stream_id}"),
+        httpx.delete(f"{url}/streams/{stream_id}"),
+    ]
+    assert [answer.status_code for answer in answers] == [400, 400, 400]
+    details = [answer.json()["detail"] for answer in answers]
+    assert details == [details[0]] * 3
+    assert details[0].startswith("a stream id is 8 to 128 letters, digits, '_' or '-', not ")
+
+
+def test_cancelling_a_stream_that_is_not_running_answers_false(url: str) -> None:
+    stream_id = start(url).headers[STREAM_ID_HEADER]  # read to its end
+    for unknown_or_ended in ("unknown-stream-id", stream_id):
+        response = httpx.delete(f"{url}/streams/{unknown_or_ended}")
+        assert (response.status_code, response.json()) == (200, {"cancelled": False})
+
+
 def test_a_bad_offset_is_400_and_one_past_the_end_416(url: str) -> None:
     stream_id = start(url).headers[STREAM_ID_HEADER]
     size = len(resume(url, stream_id).content)

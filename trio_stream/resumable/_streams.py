@@ -289,14 +289,26 @@ class ResumableStreams:
             streams=self,
         )
 
-    async def cancel(self, stream_id: str) -> bool:
+    async def cancel(self, stream_id: str) -> Response:
         """Cancel the run of ``stream_id``, on whichever worker runs it.
 
-        Returns whether it was running. The stream ends cleanly, marked
-        ``cancelled``, and stays readable.
+        Returns the answer, like ``start`` and ``resume``: ``{"cancelled":
+        true}`` if the run was going on, ``{"cancelled": false}`` if it had
+        ended or there is no such stream; or a JSON error: 400 for an invalid
+        id, 503 when the store cannot be reached. A cancelled stream ends
+        cleanly, marked ``cancelled``, and stays readable. (To learn whether
+        it was running without a response: ``store.request_cancel``.)
         """
-        validate_stream_id(stream_id)
-        return await self.store.request_cancel(stream_id)
+        try:
+            validate_stream_id(stream_id)
+        except ValueError as exc:
+            return _json_error(400, str(exc))
+        try:
+            cancelled = await self.store.request_cancel(stream_id)
+        except StoreError:
+            logger.exception("resumable stream %s not cancelled", stream_id)
+            return _json_error(503, "the stream store is unavailable; try again later")
+        return JSONResponse({"cancelled": cancelled})
 
     # -- the producer ----------------------------------------------------
 
