@@ -11,9 +11,10 @@ exactly the bytes it missed, then the live tail, then the end.
 A producer stops when its run finishes or fails (the error chunk is stored
 like any other), when ``cancel`` is called from any worker, or when its
 server shuts down: at the cut-off of a graceful shutdown (``serve()``), or
-when the ``ResumableStreams`` block exits. In every case the format's closing
-bytes are stored and the stream is marked with how it ended; a shutdown also
-stores an error chunk saying so, since the run did not end by itself. A
+when the ``ResumableStreams`` block exits. In every case, whatever moment the
+stop lands at, every byte the run wrote is stored once, then the format's
+closing bytes once, and the stream is marked with how it ended; a shutdown
+also stores an error chunk saying so, since the run did not end by itself. A
 disconnected client stops only its own reader.
 """
 
@@ -23,7 +24,7 @@ import contextlib
 import importlib
 import logging
 import math
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from types import TracebackType
 from typing import Any
 
@@ -76,7 +77,8 @@ DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 """The most one stream may store; a run that writes more fails with an error chunk."""
 
 _CLOSING_TIMEOUT = 5.0
-"""Seconds the producer may take to store the end of a stream, cancelled or not."""
+"""Seconds the producer may take to store the last bytes of a stream, cancelled or not,
+and as many to store how it ended."""
 
 
 class StreamTooLargeError(TrioStreamError, RuntimeError):
@@ -218,27 +220,32 @@ class ResumableStreams:
         interval = heartbeat_interval(
             encoder.default_heartbeat if heartbeat is None else heartbeat
         )
-        try:
-            await self.store.create(
+        producers = self._producers
+        # A stream created must get its producer, or it would stay running
+        # with nobody to end it: a cancellation (the client gone, the server
+        # stopping) lands after both. The store bounds how long create takes.
+        with anyio.CancelScope(shield=True):
+            try:
+                await self.store.create(
+                    stream_id,
+                    media_type=encoder.media_type,
+                    headers=tuple(encoder.headers.items()),
+                    format=_encoder_path(encoder),
+                    ttl=self.ttl,
+                )
+            except StreamExistsError:
+                return _json_error(409, f"a stream {stream_id!r} exists already")
+            except StoreError:
+                logger.exception("resumable stream %s not started", stream_id)
+                return _json_error(503, "the stream store is unavailable; try again later")
+            producers.start_soon(
+                self._produce,
                 stream_id,
-                media_type=encoder.media_type,
-                headers=tuple(encoder.headers.items()),
-                format=_encoder_path(encoder),
-                ttl=self.ttl,
+                run,
+                encoder,
+                interval,
+                name=f"trio_stream producer {stream_id}",
             )
-        except StreamExistsError:
-            return _json_error(409, f"a stream {stream_id!r} exists already")
-        except StoreError:
-            logger.exception("resumable stream %s not started", stream_id)
-            return _json_error(503, "the stream store is unavailable; try again later")
-        self._producers.start_soon(
-            self._produce,
-            stream_id,
-            run,
-            encoder,
-            interval,
-            name=f"trio_stream producer {stream_id}",
-        )
         return StoredStreamResponse(
             self.store,
             stream_id,
@@ -328,78 +335,137 @@ class ResumableStreams:
     async def _produce_until_stopped(
         self, stream_id: str, run: Run, encoder: StreamEncoder, heartbeat: float | None
     ) -> None:
-        store, written = self.store, 0
-
-        async def write(data: bytes) -> None:
-            nonlocal written
-            if not data:
-                return
-            if written + len(data) > self.max_bytes:
-                raise StreamTooLargeError(
-                    f"the stream grew past its bound of {self.max_bytes} bytes"
-                )
-            await store.append(stream_id, written, data)
-            written += len(data)
-
-        status: StreamStatus = "failed"
-        cancel_requested = store_lost = False
+        appender = _Appender(self.store, stream_id, self.max_bytes)
+        status: StreamStatus = "cancelled"
         closing = b""
+        lost = False
         try:
-            async with anyio.create_task_group() as producer:
-
-                async def keep_lease() -> None:
-                    while True:
-                        await anyio.sleep(store.lease / 3)
-                        await store.renew(stream_id, self.ttl)
-
-                async def cancel_on_request() -> None:
-                    nonlocal cancel_requested
-                    await store.wait_cancel_requested(stream_id)
-                    cancel_requested = True
-                    producer.cancel_scope.cancel()
-
-                producer.start_soon(keep_lease)
-                producer.start_soon(cancel_on_request)
-                try:
-                    await write(encoder.start())
-                    async with run as chunks:
-                        await write_chunks(chunks, encoder, write, heartbeat)
-                    status = "done"
-                except StreamTooLargeError as exc:
-                    logger.warning("resumable stream %s stopped: %s", stream_id, exc)
-                    closing = encoder.encode([ErrorChunk(str(exc))])
-                except StoreError:
-                    raise  # nothing more can be stored
-                except Exception:
-                    # The run failed; its error chunk is already stored.
-                    logger.exception("resumable stream %s: the run failed", stream_id)
-                producer.cancel_scope.cancel()
-            if cancel_requested:
-                status = "cancelled"
+            status, closing = await self._run_into(appender, run, encoder, heartbeat)
         except anyio.get_cancelled_exc_class():
-            status = "cancelled"  # the server is shutting down
+            # The server is shutting down.
             closing = encoder.encode([ErrorChunk(_SHUTDOWN_INTERRUPTION)])
             raise
         except Exception:
             # Nothing more can be stored; readers find the lease run out.
             logger.exception("resumable stream %s lost its store", stream_id)
-            store_lost = True
+            lost = True
         finally:
-            if not store_lost:
-                await self._close(stream_id, written, closing + encoder.finish(), status)
-            logger.info("resumable stream %s ended: %s, %d bytes", stream_id, status, written)
+            if not lost:
+                await self._close(appender, closing + encoder.finish(), status)
+            logger.info(
+                "resumable stream %s ended: %s, %d bytes", stream_id, status, appender.stored
+            )
 
-    async def _close(
-        self, stream_id: str, offset: int, closing: bytes, status: StreamStatus
-    ) -> None:
-        """Store the stream's last bytes and how it ended, also while cancelled."""
-        with anyio.move_on_after(_CLOSING_TIMEOUT, shield=True):
+    async def _run_into(
+        self, appender: _Appender, run: Run, encoder: StreamEncoder, heartbeat: float | None
+    ) -> tuple[StreamStatus, bytes]:
+        """Run ``run`` into its stream until it ends or a cancel is requested.
+
+        Returns how it ended, and the bytes to store before the format's
+        closing ones. Raises what the store raised, and the cancellation of a
+        shutdown.
+        """
+        store, stream_id = self.store, appender.stream_id
+        status: StreamStatus = "failed"
+        closing = b""
+        cancel_requested = False
+        async with anyio.create_task_group() as producer:
+
+            async def keep_lease() -> None:
+                while True:
+                    await anyio.sleep(store.lease / 3)
+                    await store.renew(stream_id, self.ttl)
+
+            async def cancel_on_request() -> None:
+                nonlocal cancel_requested
+                await store.wait_cancel_requested(stream_id)
+                cancel_requested = True
+                producer.cancel_scope.cancel()
+
+            producer.start_soon(keep_lease)
+            producer.start_soon(cancel_on_request)
             try:
-                if closing:
-                    await self.store.append(stream_id, offset, closing)
-                await self.store.finish(stream_id, status, self.ttl)
+                await appender.write(encoder.start())
+                async with run as chunks:
+                    await write_chunks(chunks, encoder, appender.write, heartbeat)
+                status = "done"
+            except StreamTooLargeError as exc:
+                logger.warning("resumable stream %s stopped: %s", stream_id, exc)
+                closing = encoder.encode([ErrorChunk(str(exc))])
+            except StoreError:
+                raise  # nothing more can be stored
             except Exception:
-                logger.exception("resumable stream %s: its end could not be stored", stream_id)
+                # The run failed; its error chunk is already stored.
+                logger.exception("resumable stream %s: the run failed", stream_id)
+            producer.cancel_scope.cancel()
+        return ("cancelled" if cancel_requested else status), closing
+
+    async def _close(self, appender: _Appender, closing: bytes, status: StreamStatus) -> None:
+        """Store the stream's last bytes, then how it ended, also while cancelled.
+
+        Each step has its own time and fails on its own: a stream whose last
+        bytes cannot be stored is still marked ended, so that its readers stop
+        at once rather than when the producer's lease runs out.
+        """
+        stream_id = appender.stream_id
+        with anyio.CancelScope(shield=True):
+            await _closing_step(stream_id, "last bytes", lambda: appender.append(closing))
+            await _closing_step(
+                stream_id, "status", lambda: self.store.finish(stream_id, status, self.ttl)
+            )
+
+
+class _Appender:
+    """Appends a run's bytes to its stream, knowing what the store holds.
+
+    An append that raised, cancelled or not, may have been applied all the
+    same: a cancellation can land after the store applied it and before its
+    reply came. Its bytes are kept as ``unsure`` and sent again, at the same
+    offset, before anything else; the store takes them if it lacks them and
+    accepts them unchanged if it has them (see ``StreamStore.append``). So
+    every byte the encoder produced is stored once, in order, and the next
+    append's offset is right either way.
+    """
+
+    def __init__(self, store: StreamStore, stream_id: str, max_bytes: int) -> None:
+        self.store = store
+        self.stream_id = stream_id
+        self.max_bytes = max_bytes
+        self.stored = 0
+        """Bytes the store has confirmed."""
+        self.unsure = b""
+        """The bytes of an append that may or may not have been applied."""
+
+    async def write(self, data: bytes) -> None:
+        """Append the run's ``data``, within the stream's bound."""
+        if self.stored + len(self.unsure) + len(data) > self.max_bytes:
+            raise StreamTooLargeError(f"the stream grew past its bound of {self.max_bytes} bytes")
+        await self.append(data)
+
+    async def append(self, data: bytes) -> None:
+        """Append ``data`` (which may be empty), after the unsure append if there is one."""
+        for piece in (self.unsure, data):
+            if piece:
+                self.unsure = piece
+                await self.store.append(self.stream_id, self.stored, piece)
+                self.stored += len(piece)
+                self.unsure = b""
+
+
+async def _closing_step(stream_id: str, what: str, step: Callable[[], Awaitable[None]]) -> None:
+    """Run one step of storing a stream's end, within its time; a failure is logged."""
+    with anyio.move_on_after(_CLOSING_TIMEOUT) as late:
+        try:
+            await step()
+        except Exception:
+            logger.exception("resumable stream %s: its %s could not be stored", stream_id, what)
+    if late.cancelled_caught:
+        logger.error(
+            "resumable stream %s: its %s could not be stored within %s s",
+            stream_id,
+            what,
+            _CLOSING_TIMEOUT,
+        )
 
 
 _SHUTDOWN_INTERRUPTION = "the stream was interrupted: the server producing it shut down"
