@@ -11,13 +11,16 @@ readers stop at once instead of waiting out the producer's lease.
 and stops the run at one call the producer makes: just before it, or after
 the store applied it but before its caller got the reply, which leaves the
 producer unsure of what was stored. Every such moment of a run is tried, for
-each way of stopping it.
+each way of stopping it. The last test makes that moment happen on a real
+Redis with no stand-in: Redis holds the producer's append while the
+shutdown cut-off cancels it, then applies it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import secrets
 from collections import Counter
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -25,6 +28,7 @@ from typing import Literal, TypeVar
 
 import anyio
 import anyio.lowlevel
+import coredis
 import pytest
 from starlette.responses import Response
 from starlette.types import Message
@@ -32,10 +36,18 @@ from starlette.types import Message
 from trio_stream import RunController, create_run
 from trio_stream._run import Run
 from trio_stream._shutdown import SCOPE_KEY, Shutdown
-from trio_stream.resumable import ResumableStreams, StreamInfo, StreamStatus, StreamStore
+from trio_stream.resumable import (
+    STREAM_ID_HEADER,
+    ResumableStreams,
+    StreamInfo,
+    StreamStatus,
+    StreamStore,
+)
+from trio_stream.resumable.redis import RedisStore
 
 from .app import ENCODERS
 from .conftest import StoreFactory
+from .redis_server import RedisServer
 from .test_store import read_all
 
 pytestmark = pytest.mark.anyio
@@ -355,3 +367,64 @@ async def test_a_run_stopped_at_any_call_ends_its_stream_once(
         assert produced.received == produced.stored
     assert await store.request_cancel(STREAM_ID) is False
     assert [record.getMessage() for record in caplog.records] == []
+
+
+async def until(condition: Callable[[], Awaitable[bool]]) -> None:
+    """Wait until ``condition()`` holds: polled, as Redis has no event to wait for."""
+    with anyio.fail_after(5):
+        while not await condition():  # noqa: ASYNC110
+            await anyio.sleep(0.01)
+
+
+async def test_a_cut_off_while_redis_holds_an_append_still_ends_the_stream_once(
+    redis: RedisServer,
+) -> None:
+    """The producer's append reaches Redis, which holds it (``CLIENT PAUSE WRITE``) while
+    the cut-off cancels the producer, then applies it: the producer's closing bytes
+    follow it, once."""
+    more = anyio.Event()
+
+    async def run(controller: RunController) -> None:
+        controller.append_text("Hel")
+        await more.wait()
+        controller.append_text("lo")
+        await anyio.sleep_forever()
+
+    store = RedisStore(redis.url, prefix=f"held-{secrets.token_hex(4)}:", lease=1.0)
+    streams, shutdown = ResumableStreams(store), Shutdown()
+    received = b""
+    async with coredis.Redis.from_url(redis.url) as inspect, anyio.create_task_group() as server:
+
+        async def stored_hel() -> bool:
+            info = await store.info(stream_id)
+            return info is not None and info.size > 0
+
+        async def append_held() -> bool:
+            clients = await inspect.client_list()
+            return any(c["cmd"] == "evalsha" and "b" in c["flags"] for c in clients)
+
+        async def read_live() -> None:
+            nonlocal received
+            received = await served(response, shutdown)
+
+        server.start_soon(shutdown.cut_off_when_due)
+        async with streams:
+            response = await streams.start(
+                create_run(run), encoder=ENCODERS["data-stream"](), heartbeat=False
+            )
+            stream_id = response.headers[STREAM_ID_HEADER]
+            async with anyio.create_task_group() as client:
+                client.start_soon(read_live)
+                await until(stored_hel)
+                # Redis takes the next append, and holds it for half a second…
+                await inspect.client_pause(500, coredis.PureToken.WRITE)
+                more.set()
+                await until(append_held)
+                shutdown.begin(0.0)  # …while the cut-off cancels the producer
+            info = await store.info(stream_id)
+            assert info is not None
+            assert info.status == "cancelled"
+            stored = await read_all(store, stream_id)
+        server.cancel_scope.cancel()
+    assert stored == b'0:"Hel"\n0:"lo"\n3:"' + SHUT_DOWN.encode() + b'"\n'
+    assert received == stored
