@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from trio_stream.resumable import STREAM_ID_HEADER, MemoryStore, StreamStore
+from trio_stream.resumable import STREAM_ID_HEADER, MemoryStore, ResumableStreams, StreamStore
 
 from ..serialization.clients import decode
 from ..serving import running
@@ -151,6 +151,48 @@ def test_a_bad_offset_is_400_and_one_past_the_end_416(url: str) -> None:
         response = httpx.get(f"{url}/streams/{stream_id}", params={"offset": offset})
         assert response.status_code == status
         assert "detail" in response.json()
+
+
+def test_an_offset_is_plain_ascii_digits(url: str) -> None:
+    not_digits = [
+        "1_0",  # int() takes all of these but the last four
+        "+5",
+        " 5",
+        "5 ",
+        "\u0665",  # ARABIC-INDIC DIGIT FIVE
+        "\uff15",  # FULLWIDTH DIGIT FIVE
+        "",
+        "5.0",
+        "0x5",
+        "1" + "0" * 18,  # 10**18: more than any store counts
+    ]
+    for offset in not_digits:  # checked before the stream is looked up
+        response = resume(url, "unknown-stream-id", offset)
+        assert response.status_code == 400
+        assert response.json()["detail"] == (
+            f"offset must be a whole number of bytes in ASCII digits, below 10**18, not {offset!r}"
+        )
+    whole = start(url)
+    stream_id = whole.headers[STREAM_ID_HEADER]
+    for offset in ("7", "007", "0" * 30 + "7"):
+        assert resume(url, stream_id, offset).content == whole.content[7:]
+
+
+@pytest.mark.anyio
+async def test_an_int_offset_is_checked_too() -> None:
+    streams = ResumableStreams(MemoryStore())
+    digits = "offset must be a whole number of bytes in ASCII digits, below 10**18, not"
+    for offset, detail in (
+        (-1, "offset must not be negative, not -1"),
+        (True, f"{digits} True"),
+        (10**18, f"{digits} {10**18}"),
+    ):
+        response = await streams.resume("unknown-stream-id", offset=offset)
+        assert (response.status_code, json.loads(bytes(response.body))) == (
+            400,
+            {"detail": detail},
+        )
+    assert (await streams.resume("unknown-stream-id", offset=5)).status_code == 404
 
 
 def test_an_id_chosen_by_the_app_is_checked_and_taken_once(url: str) -> None:

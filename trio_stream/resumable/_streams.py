@@ -24,6 +24,7 @@ import contextlib
 import importlib
 import logging
 import math
+import re
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from types import TracebackType
 from typing import Any
@@ -102,6 +103,32 @@ def _encoder_class(path: str) -> type[StreamEncoder] | None:
     if isinstance(found, type) and issubclass(found, StreamEncoder):
         return found
     return None
+
+
+_OFFSET = re.compile(r"0*([0-9]{1,18})")
+"""A byte offset in a query string: ASCII digits, fewer than 10**18 bytes (stores count
+sizes in 64-bit integers)."""
+
+
+def _byte_offset(offset: object) -> int:
+    """``offset`` as a count of bytes, from an int or a string of ASCII digits.
+
+    Raises ``ValueError`` otherwise: ``int()`` would also take ``+5``, `` 5``,
+    ``1_0`` or non-ASCII digits, which no client counting bytes sends.
+    """
+    if isinstance(offset, str):
+        digits = _OFFSET.fullmatch(offset)
+        if digits is not None:
+            return int(digits[1])
+    elif isinstance(offset, int) and not isinstance(offset, bool):
+        if offset < 0:
+            raise ValueError(f"offset must not be negative, not {offset}")
+        if offset < 10**18:
+            return offset
+    shown = repr(offset) if len(repr(offset)) <= 40 else repr(offset)[:37] + "..."
+    raise ValueError(
+        f"offset must be a whole number of bytes in ASCII digits, below 10**18, not {shown}"
+    )
 
 
 def _json_error(status_code: int, detail: str) -> JSONResponse:
@@ -259,22 +286,17 @@ class ResumableStreams:
     async def resume(self, stream_id: str, *, offset: int | str = 0) -> Response:
         """The response that streams ``stream_id`` from byte ``offset`` to its end.
 
-        ``offset`` is how many bytes of the stream the client already has (a
-        string from a query parameter is accepted and checked). A JSON error
-        answers an invalid id or offset (400), an unknown or expired stream
-        (404), an offset past the end of a finished stream (416), and a store
-        that cannot be reached (503).
+        ``offset`` is how many bytes of the stream the client already has: an
+        int, or a string from a query parameter, of plain ASCII digits. A JSON
+        error answers an invalid id or offset (400), an unknown or expired
+        stream (404), an offset past the end of a finished stream (416), and a
+        store that cannot be reached (503).
         """
         try:
             validate_stream_id(stream_id)
+            position = _byte_offset(offset)
         except ValueError as exc:
             return _json_error(400, str(exc))
-        try:
-            position = int(offset)
-        except ValueError:
-            return _json_error(400, f"offset must be a whole number of bytes, not {offset!r}")
-        if position < 0:
-            return _json_error(400, f"offset must not be negative, not {position}")
         try:
             info = await self.store.info(stream_id)
         except StoreError:
