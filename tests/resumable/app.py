@@ -25,7 +25,13 @@ from starlette.routing import Route
 
 from trio_stream import RunController, create_run
 from trio_stream.demo import ScriptedAgent
-from trio_stream.resumable import DEFAULT_MAX_BYTES, MemoryStore, ResumableStreams, StreamStore
+from trio_stream.resumable import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_TTL,
+    MemoryStore,
+    ResumableStreams,
+    StreamStore,
+)
 from trio_stream.serialization._encoder import StreamEncoder
 from trio_stream.serialization.assistant_transport import AssistantTransportEncoder
 from trio_stream.serialization.data_stream import DataStreamEncoder
@@ -41,9 +47,13 @@ ENCODERS: dict[str, type[StreamEncoder]] = {
 
 
 def app_for(
-    store: StreamStore, *, pace: float = 0.02, max_bytes: int = DEFAULT_MAX_BYTES
+    store: StreamStore,
+    *,
+    pace: float = 0.02,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    ttl: float = DEFAULT_TTL,
 ) -> Starlette:
-    streams = ResumableStreams(store, max_bytes=max_bytes)
+    streams = ResumableStreams(store, max_bytes=max_bytes, ttl=ttl)
 
     async def start(request: Request) -> Response:
         encoder = ENCODERS[request.path_params["format"]]()

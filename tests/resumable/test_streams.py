@@ -102,6 +102,17 @@ def test_cancel_stops_the_run_and_ends_the_stream_cleanly(url: str) -> None:
     assert httpx.delete(f"{url}/streams/{stream_id}").json() == {"cancelled": False}
 
 
+def test_a_run_longer_than_its_ttl_is_kept_by_its_writes(
+    store_kind: str, request: pytest.FixtureRequest
+) -> None:
+    # A turn of about 1.5 s, with at most 0.35 s between two writes.
+    with running(app_for(new_store(store_kind, request), ttl=0.6)) as base:
+        body = start(base, pace=0.25).content
+    assert b"deleted or expired" not in body
+    assert b'Done. "' in body
+    assert body.count(b'd:{"finishReason":"stop"') == 1
+
+
 @pytest.mark.parametrize(
     ("stream_id", "offset", "status", "detail"),
     [
