@@ -113,6 +113,23 @@ def test_a_run_longer_than_its_ttl_is_kept_by_its_writes(
     assert body.count(b'd:{"finishReason":"stop"') == 1
 
 
+def test_cancelling_runs_while_they_write_ends_each_stream_once(url: str) -> None:
+    """Each run writes 64 KiB deltas as fast as the store takes them when it is
+    cancelled: its stream still ends at once, with its closing line once."""
+    answers = []
+    for _ in range(5):
+        stream_id, received = leave_after(url, "data-stream", 1, size=32 << 20)
+        answers.append(httpx.delete(f"{url}/streams/{stream_id}").json()["cancelled"])
+        started = time.monotonic()
+        rest = resume(url, stream_id, len(received)).content
+        assert time.monotonic() - started < 5  # not the producer's lease
+        lines = (received + rest).splitlines()
+        assert [line[:2] for line in lines if not line.startswith(b"0:")] == [b"d:"]
+        assert lines[-1].startswith(b"d:")
+        assert httpx.delete(f"{url}/streams/{stream_id}").json() == {"cancelled": False}
+    assert any(answers)  # a run may have ended before its cancel came, but not all
+
+
 @pytest.mark.parametrize(
     ("stream_id", "offset", "status", "detail"),
     [
