@@ -252,19 +252,9 @@ class ResumableStreams:
         # with nobody to end it: a cancellation (the client gone, the server
         # stopping) lands after both. The store bounds how long create takes.
         with anyio.CancelScope(shield=True):
-            try:
-                await self.store.create(
-                    stream_id,
-                    media_type=encoder.media_type,
-                    headers=tuple(encoder.headers.items()),
-                    format=_encoder_path(encoder),
-                    ttl=self.ttl,
-                )
-            except StreamExistsError:
-                return _json_error(409, f"a stream {stream_id!r} exists already")
-            except StoreError:
-                logger.exception("resumable stream %s not started", stream_id)
-                return _json_error(503, "the stream store is unavailable; try again later")
+            refused = await self._create(stream_id, encoder)
+            if refused is not None:
+                return refused
             producers.start_soon(
                 self._produce,
                 stream_id,
@@ -282,6 +272,23 @@ class ResumableStreams:
             error_encoder=type(encoder),
             streams=self,
         )
+
+    async def _create(self, stream_id: str, encoder: StreamEncoder) -> Response | None:
+        """Record a new stream; or the JSON error saying why it cannot be."""
+        try:
+            await self.store.create(
+                stream_id,
+                media_type=encoder.media_type,
+                headers=tuple(encoder.headers.items()),
+                format=_encoder_path(encoder),
+                ttl=self.ttl,
+            )
+        except StreamExistsError:
+            return _json_error(409, f"a stream {stream_id!r} exists already")
+        except StoreError:
+            logger.exception("resumable stream %s not started", stream_id)
+            return _json_error(503, "the stream store is unavailable; try again later")
+        return None
 
     async def resume(self, stream_id: str, *, offset: int | str = 0) -> Response:
         """The response that streams ``stream_id`` from byte ``offset`` to its end.
