@@ -30,7 +30,13 @@ from trio_stream.formats.assistant_transport import AssistantTransportEncoder
 from trio_stream.formats.data_stream import DataStreamEncoder
 from trio_stream.formats.openai_stream import OpenAIStreamEncoder
 from trio_stream.formats.ui_message_stream import UIMessageStreamEncoder
-from trio_stream.resumable import DEFAULT_MAX_BYTES, MemoryStore, ResumableStreams, StreamStore
+from trio_stream.resumable import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_TTL,
+    MemoryStore,
+    ResumableStreams,
+    StreamStore,
+)
 
 ENCODERS: dict[str, type[StreamEncoder]] = {
     "data-stream": DataStreamEncoder,
@@ -41,9 +47,13 @@ ENCODERS: dict[str, type[StreamEncoder]] = {
 
 
 def app_for(
-    store: StreamStore, *, pace: float = 0.02, max_bytes: int = DEFAULT_MAX_BYTES
+    store: StreamStore,
+    *,
+    pace: float = 0.02,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    ttl: float = DEFAULT_TTL,
 ) -> Starlette:
-    streams = ResumableStreams(store, max_bytes=max_bytes)
+    streams = ResumableStreams(store, max_bytes=max_bytes, ttl=ttl)
 
     async def start(request: Request) -> Response:
         encoder = ENCODERS[request.path_params["format"]]()
@@ -78,8 +88,7 @@ def app_for(
         return JSONResponse({"rss": int(kib) * 1024})
 
     async def cancel(request: Request) -> Response:
-        cancelled = await streams.cancel(request.path_params["stream_id"])
-        return JSONResponse({"cancelled": cancelled})
+        return await streams.cancel(request.path_params["stream_id"])
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

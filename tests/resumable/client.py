@@ -34,6 +34,6 @@ def leave_after(url: str, fmt: str, at_least: int, **params: Any) -> tuple[str, 
     return stream_id, received
 
 
-def resume(url: str, stream_id: str, offset: int = 0) -> httpx.Response:
-    """The stream from byte ``offset``."""
+def resume(url: str, stream_id: str, offset: int | str = 0) -> httpx.Response:
+    """The stream from byte ``offset`` (sent as it is, if a string)."""
     return httpx.get(f"{url}/streams/{stream_id}", params={"offset": offset}, timeout=30)

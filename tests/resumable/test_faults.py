@@ -31,7 +31,12 @@ def test_a_store_that_cannot_be_reached_is_a_503_not_a_hang() -> None:
         assert time.monotonic() - started < 5
         assert response.status_code == 503
         assert response.json() == {"detail": "the stream store is unavailable; try again later"}
-        assert httpx.get(f"{url}/streams/some-stream-id", timeout=30).status_code == 503
+        for method in ("GET", "DELETE"):  # resume and cancel
+            response = httpx.request(method, f"{url}/streams/some-stream-id", timeout=30)
+            assert response.status_code == 503
+            assert response.json() == {
+                "detail": "the stream store is unavailable; try again later"
+            }
 
 
 def test_a_store_lost_mid_run_ends_the_live_client_with_an_error_chunk() -> None:

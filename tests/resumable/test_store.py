@@ -1,7 +1,9 @@
 """The StreamStore contract, as every store keeps it.
 
 A store holds a stream's bytes in order with a status; readers start at any
-byte offset, follow the live tail and stop at the end.
+byte offset, follow the live tail and stop at the end. Writes go at the
+stream's size and never after its end; an append sent again is stored once;
+every write keeps the stream its ttl longer.
 """
 
 from __future__ import annotations
@@ -191,3 +193,92 @@ async def test_a_stream_expires_after_its_ttl(store: StreamStore) -> None:
     assert await store.info(stream_id) is None
     with pytest.raises(StreamNotFoundError):
         await read_all(store, stream_id)
+
+
+async def stored(store: StreamStore, stream_id: str) -> tuple[str, int, bytes]:
+    """A stream's status, size and bytes, read to their end or to its size while it runs."""
+    info = await store.info(stream_id)
+    assert info is not None
+    received = b""
+    async with contextlib.aclosing(store.read(stream_id)) as frames:
+        while len(received) < info.size:
+            received += await anext(frames)
+    return info.status, info.size, received
+
+
+async def test_an_append_goes_at_the_streams_size_or_changes_nothing(store: StreamStore) -> None:
+    stream_id = await create(store)
+    await store.append(stream_id, 0, FRAMES[0])
+    size = len(FRAMES[0])
+    for offset in (0, size - 1, size + 1):
+        with pytest.raises(ValueError, match=f"append at {offset}, but .* has {size} bytes"):
+            await store.append(stream_id, offset, FRAMES[1])
+    with pytest.raises(ValueError, match="bytes to add"):
+        await store.append(stream_id, size, b"")
+    with pytest.raises(StreamNotFoundError):
+        await store.append("stream-9999", 0, FRAMES[0])
+    assert await stored(store, stream_id) == ("running", size, FRAMES[0])
+
+
+async def test_an_append_sent_again_is_stored_once(store: StreamStore) -> None:
+    """A producer whose append was cancelled, or lost its reply, cannot know whether the
+    store applied it: it sends the same bytes at the same offset again. The store takes
+    them if it lacks them, and accepts them unchanged if the stream ends with them."""
+    stream_id = await create(store)
+    first, second = FRAMES[0], FRAMES[1] * 10_000  # several Redis entries
+    await store.append(stream_id, 0, first)
+    await store.append(stream_id, len(first), second)
+    await store.append(stream_id, len(first), second)  # again: already there
+    await store.append(stream_id, 0, first + second)  # the same bytes, however appended
+    whole = first + second
+    assert await stored(store, stream_id) == ("running", len(whole), whole)
+    # Bytes that are not the stream's end are refused, the stream unchanged.
+    with pytest.raises(ValueError, match=f"has {len(whole)} bytes"):
+        await store.append(stream_id, 0, first)  # not at the end
+    with pytest.raises(ValueError, match=f"has {len(whole)} bytes"):
+        await store.append(stream_id, len(first), second[:-1] + b"!")  # other bytes
+    assert await stored(store, stream_id) == ("running", len(whole), whole)
+    # The next append goes at the size, as ever.
+    await store.append(stream_id, len(whole), FRAMES[2])
+    assert await stored(store, stream_id) == ("running", len(whole + FRAMES[2]), whole + FRAMES[2])
+
+
+async def test_an_append_sent_again_is_compared_with_many_small_frames(store: StreamStore) -> None:
+    stream_id = await create(store)
+    frames = [bytes([65 + i % 26]) * (1 + i % 3) for i in range(200)]
+    offset = 0
+    for frame in frames:
+        await store.append(stream_id, offset, frame)
+        offset += len(frame)
+    whole = b"".join(frames)
+    tail = b"".join(frames[50:])  # 150 frames: more than a Redis script reads at once
+    await store.append(stream_id, len(whole) - len(tail), tail)
+    with pytest.raises(ValueError, match="append at"):
+        await store.append(stream_id, len(whole) - len(tail), b"?" + tail[1:])
+    assert await stored(store, stream_id) == ("running", len(whole), whole)
+
+
+async def test_a_finished_stream_takes_no_more_bytes(store: StreamStore) -> None:
+    stream_id = await create(store)
+    await write_all(store, stream_id)
+    with pytest.raises(ValueError, match="finished"):
+        await store.append(stream_id, len(WHOLE), b"late")
+    with pytest.raises(ValueError, match="finished"):  # not even its last append again
+        await store.append(stream_id, len(WHOLE) - len(FRAMES[-1]), FRAMES[-1])
+    with pytest.raises(ValueError, match="not 'running'"):
+        await store.finish(stream_id, "running", 60)
+    assert await stored(store, stream_id) == ("done", len(WHOLE), WHOLE)
+    assert await read_all(store, stream_id) == WHOLE
+
+
+async def test_every_write_keeps_the_stream_its_ttl_longer(store: StreamStore) -> None:
+    stream_id = await create(store, ttl=0.3)
+    for offset in range(6):  # 0.6 s: twice the ttl, with a write every 0.1 s
+        await anyio.sleep(0.1)
+        await store.append(stream_id, offset, b"x")
+    for _ in range(3):  # renewing the lease is a write too
+        await anyio.sleep(0.1)
+        await store.renew(stream_id, 0.3)
+    assert await stored(store, stream_id) == ("running", 6, b"x" * 6)
+    await anyio.sleep(0.5)
+    assert await store.info(stream_id) is None

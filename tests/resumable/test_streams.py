@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from trio_stream.resumable import STREAM_ID_HEADER, MemoryStore, StreamStore
+from trio_stream.resumable import STREAM_ID_HEADER, MemoryStore, ResumableStreams, StreamStore
 
 from ..clients import decode
 from ..serving import running
@@ -102,6 +102,34 @@ def test_cancel_stops_the_run_and_ends_the_stream_cleanly(url: str) -> None:
     assert httpx.delete(f"{url}/streams/{stream_id}").json() == {"cancelled": False}
 
 
+def test_a_run_longer_than_its_ttl_is_kept_by_its_writes(
+    store_kind: str, request: pytest.FixtureRequest
+) -> None:
+    # A turn of about 1.5 s, with at most 0.35 s between two writes.
+    with running(app_for(new_store(store_kind, request), ttl=0.6)) as base:
+        body = start(base, pace=0.25).content
+    assert b"deleted or expired" not in body
+    assert b'Done. "' in body
+    assert body.count(b'd:{"finishReason":"stop"') == 1
+
+
+def test_cancelling_runs_while_they_write_ends_each_stream_once(url: str) -> None:
+    """Each run writes 64 KiB deltas as fast as the store takes them when it is
+    cancelled: its stream still ends at once, with its closing line once."""
+    answers = []
+    for _ in range(5):
+        stream_id, received = leave_after(url, "data-stream", 1, size=32 << 20)
+        answers.append(httpx.delete(f"{url}/streams/{stream_id}").json()["cancelled"])
+        started = time.monotonic()
+        rest = resume(url, stream_id, len(received)).content
+        assert time.monotonic() - started < 5  # not the producer's lease
+        lines = (received + rest).splitlines()
+        assert [line[:2] for line in lines if not line.startswith(b"0:")] == [b"d:"]
+        assert lines[-1].startswith(b"d:")
+        assert httpx.delete(f"{url}/streams/{stream_id}").json() == {"cancelled": False}
+    assert any(answers)  # a run may have ended before its cancel came, but not all
+
+
 @pytest.mark.parametrize(
     ("stream_id", "offset", "status", "detail"),
     [
@@ -124,6 +152,26 @@ def test_bad_resumes_get_a_json_error(
         assert response.json() == {"detail": detail}
 
 
+@pytest.mark.parametrize("stream_id", ["nope", "a" * 129, "bad.id!!"])
+def test_start_resume_and_cancel_answer_a_bad_id_alike(url: str, stream_id: str) -> None:
+    answers = [
+        httpx.post(f"{url}/start/data-stream", params={"id": stream_id}),
+        httpx.get(f"{url}/streams/{stream_id}"),
+        httpx.delete(f"{url}/streams/{stream_id}"),
+    ]
+    assert [answer.status_code for answer in answers] == [400, 400, 400]
+    details = [answer.json()["detail"] for answer in answers]
+    assert details == [details[0]] * 3
+    assert details[0].startswith("a stream id is 8 to 128 letters, digits, '_' or '-', not ")
+
+
+def test_cancelling_a_stream_that_is_not_running_answers_false(url: str) -> None:
+    stream_id = start(url).headers[STREAM_ID_HEADER]  # read to its end
+    for unknown_or_ended in ("unknown-stream-id", stream_id):
+        response = httpx.delete(f"{url}/streams/{unknown_or_ended}")
+        assert (response.status_code, response.json()) == (200, {"cancelled": False})
+
+
 def test_a_bad_offset_is_400_and_one_past_the_end_416(url: str) -> None:
     stream_id = start(url).headers[STREAM_ID_HEADER]
     size = len(resume(url, stream_id).content)
@@ -131,6 +179,48 @@ def test_a_bad_offset_is_400_and_one_past_the_end_416(url: str) -> None:
         response = httpx.get(f"{url}/streams/{stream_id}", params={"offset": offset})
         assert response.status_code == status
         assert "detail" in response.json()
+
+
+def test_an_offset_is_plain_ascii_digits(url: str) -> None:
+    not_digits = [
+        "1_0",  # int() takes all of these but the last four
+        "+5",
+        " 5",
+        "5 ",
+        "\u0665",  # ARABIC-INDIC DIGIT FIVE
+        "\uff15",  # FULLWIDTH DIGIT FIVE
+        "",
+        "5.0",
+        "0x5",
+        "1" + "0" * 18,  # 10**18: more than any store counts
+    ]
+    for offset in not_digits:  # checked before the stream is looked up
+        response = resume(url, "unknown-stream-id", offset)
+        assert response.status_code == 400
+        assert response.json()["detail"] == (
+            f"offset must be a whole number of bytes in ASCII digits, below 10**18, not {offset!r}"
+        )
+    whole = start(url)
+    stream_id = whole.headers[STREAM_ID_HEADER]
+    for offset in ("7", "007", "0" * 30 + "7"):
+        assert resume(url, stream_id, offset).content == whole.content[7:]
+
+
+@pytest.mark.anyio
+async def test_an_int_offset_is_checked_too() -> None:
+    streams = ResumableStreams(MemoryStore())
+    digits = "offset must be a whole number of bytes in ASCII digits, below 10**18, not"
+    for offset, detail in (
+        (-1, "offset must not be negative, not -1"),
+        (True, f"{digits} True"),
+        (10**18, f"{digits} {10**18}"),
+    ):
+        response = await streams.resume("unknown-stream-id", offset=offset)
+        assert (response.status_code, json.loads(bytes(response.body))) == (
+            400,
+            {"detail": detail},
+        )
+    assert (await streams.resume("unknown-stream-id", offset=5)).status_code == 404
 
 
 def test_an_id_chosen_by_the_app_is_checked_and_taken_once(url: str) -> None:

@@ -97,7 +97,15 @@ class StreamStore(Protocol):
         ...
 
     async def append(self, stream_id: str, offset: int, data: bytes) -> None:
-        """Add ``data`` (not empty) at byte ``offset``, which is the stream's size so far."""
+        """Add ``data`` (not empty) at byte ``offset``, which is the stream's size so far,
+        and keep the stream ``ttl`` seconds from now (the last ``ttl`` given).
+
+        An append is sent again when its first attempt may or may not have
+        been applied (it was cancelled, or its reply lost): if the stream
+        already ends with ``data`` at ``offset``, nothing is added, and the
+        call succeeds. Raises ``ValueError``, leaving the stream as it was,
+        for any other ``offset``, and once the stream has finished.
+        """
         ...
 
     async def renew(self, stream_id: str, ttl: float) -> None:
@@ -105,7 +113,8 @@ class StreamStore(Protocol):
         ...
 
     async def finish(self, stream_id: str, status: StreamStatus, ttl: float) -> None:
-        """Mark the stream ended with ``status``; it stays readable for ``ttl`` seconds."""
+        """Mark the stream ended with ``status`` (not ``running``: ``ValueError``); it
+        stays readable for ``ttl`` seconds."""
         ...
 
     async def info(self, stream_id: str) -> StreamInfo | None:

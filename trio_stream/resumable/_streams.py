@@ -11,9 +11,10 @@ exactly the bytes it missed, then the live tail, then the end.
 A producer stops when its run finishes or fails (the error chunk is stored
 like any other), when ``cancel`` is called from any worker, or when its
 server shuts down: at the cut-off of a graceful shutdown (``serve()``), or
-when the ``ResumableStreams`` block exits. In every case the format's closing
-bytes are stored and the stream is marked with how it ended; a shutdown also
-stores an error chunk saying so, since the run did not end by itself. A
+when the ``ResumableStreams`` block exits. In every case, whatever moment the
+stop lands at, every byte the run wrote is stored once, then the format's
+closing bytes once, and the stream is marked with how it ended; a shutdown
+also stores an error chunk saying so, since the run did not end by itself. A
 disconnected client stops only its own reader.
 """
 
@@ -23,7 +24,8 @@ import contextlib
 import importlib
 import logging
 import math
-from collections.abc import AsyncGenerator
+import re
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from types import TracebackType
 from typing import Any
 
@@ -76,7 +78,8 @@ DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 """The most one stream may store; a run that writes more fails with an error chunk."""
 
 _CLOSING_TIMEOUT = 5.0
-"""Seconds the producer may take to store the end of a stream, cancelled or not."""
+"""Seconds the producer may take to store the last bytes of a stream, cancelled or not,
+and as many to store how it ended."""
 
 
 class StreamTooLargeError(TrioStreamError, RuntimeError):
@@ -100,6 +103,32 @@ def _encoder_class(path: str) -> type[StreamEncoder] | None:
     if isinstance(found, type) and issubclass(found, StreamEncoder):
         return found
     return None
+
+
+_OFFSET = re.compile(r"0*([0-9]{1,18})")
+"""A byte offset in a query string: ASCII digits, fewer than 10**18 bytes (stores count
+sizes in 64-bit integers)."""
+
+
+def _byte_offset(offset: object) -> int:
+    """``offset`` as a count of bytes, from an int or a string of ASCII digits.
+
+    Raises ``ValueError`` otherwise: ``int()`` would also take ``+5``, `` 5``,
+    ``1_0`` or non-ASCII digits, which no client counting bytes sends.
+    """
+    if isinstance(offset, str):
+        digits = _OFFSET.fullmatch(offset)
+        if digits is not None:
+            return int(digits[1])
+    elif isinstance(offset, int) and not isinstance(offset, bool):
+        if offset < 0:
+            raise ValueError(f"offset must not be negative, not {offset}")
+        if offset < 10**18:
+            return offset
+    shown = repr(offset) if len(repr(offset)) <= 40 else repr(offset)[:37] + "..."
+    raise ValueError(
+        f"offset must be a whole number of bytes in ASCII digits, below 10**18, not {shown}"
+    )
 
 
 def _json_error(status_code: int, detail: str) -> JSONResponse:
@@ -216,6 +245,34 @@ class ResumableStreams:
             except ValueError as exc:
                 return _json_error(400, str(exc))
         interval = heartbeat_interval(encoder, heartbeat)
+        producers = self._producers
+        # A stream created must get its producer, or it would stay running
+        # with nobody to end it: a cancellation (the client gone, the server
+        # stopping) lands after both. The store bounds how long create takes.
+        with anyio.CancelScope(shield=True):
+            refused = await self._create(stream_id, encoder)
+            if refused is not None:
+                return refused
+            producers.start_soon(
+                self._produce,
+                stream_id,
+                run,
+                encoder,
+                interval,
+                name=f"trio_stream producer {stream_id}",
+            )
+        return StoredStreamResponse(
+            self.store,
+            stream_id,
+            offset=0,
+            media_type=encoder.media_type,
+            headers=dict(encoder.headers),
+            error_encoder=type(encoder),
+            streams=self,
+        )
+
+    async def _create(self, stream_id: str, encoder: StreamEncoder) -> Response | None:
+        """Record a new stream; or the JSON error saying why it cannot be."""
         try:
             await self.store.create(
                 stream_id,
@@ -229,43 +286,22 @@ class ResumableStreams:
         except StoreError:
             logger.exception("resumable stream %s not started", stream_id)
             return _json_error(503, "the stream store is unavailable; try again later")
-        self._producers.start_soon(
-            self._produce,
-            stream_id,
-            run,
-            encoder,
-            interval,
-            name=f"trio_stream producer {stream_id}",
-        )
-        return StoredStreamResponse(
-            self.store,
-            stream_id,
-            offset=0,
-            media_type=encoder.media_type,
-            headers=dict(encoder.headers),
-            error_encoder=type(encoder),
-            streams=self,
-        )
+        return None
 
     async def resume(self, stream_id: str, *, offset: int | str = 0) -> Response:
         """The response that streams ``stream_id`` from byte ``offset`` to its end.
 
-        ``offset`` is how many bytes of the stream the client already has (a
-        string from a query parameter is accepted and checked). A JSON error
-        answers an invalid id or offset (400), an unknown or expired stream
-        (404), an offset past the end of a finished stream (416), and a store
-        that cannot be reached (503).
+        ``offset`` is how many bytes of the stream the client already has: an
+        int, or a string from a query parameter, of plain ASCII digits. A JSON
+        error answers an invalid id or offset (400), an unknown or expired
+        stream (404), an offset past the end of a finished stream (416), and a
+        store that cannot be reached (503).
         """
         try:
             validate_stream_id(stream_id)
+            position = _byte_offset(offset)
         except ValueError as exc:
             return _json_error(400, str(exc))
-        try:
-            position = int(offset)
-        except ValueError:
-            return _json_error(400, f"offset must be a whole number of bytes, not {offset!r}")
-        if position < 0:
-            return _json_error(400, f"offset must not be negative, not {position}")
         try:
             info = await self.store.info(stream_id)
         except StoreError:
@@ -287,14 +323,26 @@ class ResumableStreams:
             streams=self,
         )
 
-    async def cancel(self, stream_id: str) -> bool:
+    async def cancel(self, stream_id: str) -> Response:
         """Cancel the run of ``stream_id``, on whichever worker runs it.
 
-        Returns whether it was running. The stream ends cleanly, marked
-        ``cancelled``, and stays readable.
+        Returns the answer, like ``start`` and ``resume``: ``{"cancelled":
+        true}`` if the run was going on, ``{"cancelled": false}`` if it had
+        ended or there is no such stream; or a JSON error: 400 for an invalid
+        id, 503 when the store cannot be reached. A cancelled stream ends
+        cleanly, marked ``cancelled``, and stays readable. (To learn whether
+        it was running without a response: ``store.request_cancel``.)
         """
-        validate_stream_id(stream_id)
-        return await self.store.request_cancel(stream_id)
+        try:
+            validate_stream_id(stream_id)
+        except ValueError as exc:
+            return _json_error(400, str(exc))
+        try:
+            cancelled = await self.store.request_cancel(stream_id)
+        except StoreError:
+            logger.exception("resumable stream %s not cancelled", stream_id)
+            return _json_error(503, "the stream store is unavailable; try again later")
+        return JSONResponse({"cancelled": cancelled})
 
     # -- the producer ----------------------------------------------------
 
@@ -314,78 +362,137 @@ class ResumableStreams:
     async def _produce_until_stopped(
         self, stream_id: str, run: Run, encoder: StreamEncoder, heartbeat: float | None
     ) -> None:
-        store, written = self.store, 0
-
-        async def write(data: bytes) -> None:
-            nonlocal written
-            if not data:
-                return
-            if written + len(data) > self.max_bytes:
-                raise StreamTooLargeError(
-                    f"the stream grew past its bound of {self.max_bytes} bytes"
-                )
-            await store.append(stream_id, written, data)
-            written += len(data)
-
-        status: StreamStatus = "failed"
-        cancel_requested = store_lost = False
+        appender = _Appender(self.store, stream_id, self.max_bytes)
+        status: StreamStatus = "cancelled"
         closing = b""
+        lost = False
         try:
-            async with anyio.create_task_group() as producer:
-
-                async def keep_lease() -> None:
-                    while True:
-                        await anyio.sleep(store.lease / 3)
-                        await store.renew(stream_id, self.ttl)
-
-                async def cancel_on_request() -> None:
-                    nonlocal cancel_requested
-                    await store.wait_cancel_requested(stream_id)
-                    cancel_requested = True
-                    producer.cancel_scope.cancel()
-
-                producer.start_soon(keep_lease)
-                producer.start_soon(cancel_on_request)
-                try:
-                    await write(encoder.start())
-                    async with run as chunks:
-                        await write_chunks(chunks, encoder, write, heartbeat)
-                    status = "done"
-                except StreamTooLargeError as exc:
-                    logger.warning("resumable stream %s stopped: %s", stream_id, exc)
-                    closing = encoder.encode([ErrorChunk(str(exc))])
-                except StoreError:
-                    raise  # nothing more can be stored
-                except Exception:
-                    # The run failed; its error chunk is already stored.
-                    logger.exception("resumable stream %s: the run failed", stream_id)
-                producer.cancel_scope.cancel()
-            if cancel_requested:
-                status = "cancelled"
+            status, closing = await self._run_into(appender, run, encoder, heartbeat)
         except anyio.get_cancelled_exc_class():
-            status = "cancelled"  # the server is shutting down
+            # The server is shutting down.
             closing = encoder.encode([ErrorChunk(_SHUTDOWN_INTERRUPTION)])
             raise
         except Exception:
             # Nothing more can be stored; readers find the lease run out.
             logger.exception("resumable stream %s lost its store", stream_id)
-            store_lost = True
+            lost = True
         finally:
-            if not store_lost:
-                await self._close(stream_id, written, closing + encoder.finish(), status)
-            logger.info("resumable stream %s ended: %s, %d bytes", stream_id, status, written)
+            if not lost:
+                await self._close(appender, closing + encoder.finish(), status)
+            logger.info(
+                "resumable stream %s ended: %s, %d bytes", stream_id, status, appender.stored
+            )
 
-    async def _close(
-        self, stream_id: str, offset: int, closing: bytes, status: StreamStatus
-    ) -> None:
-        """Store the stream's last bytes and how it ended, also while cancelled."""
-        with anyio.move_on_after(_CLOSING_TIMEOUT, shield=True):
+    async def _run_into(
+        self, appender: _Appender, run: Run, encoder: StreamEncoder, heartbeat: float | None
+    ) -> tuple[StreamStatus, bytes]:
+        """Run ``run`` into its stream until it ends or a cancel is requested.
+
+        Returns how it ended, and the bytes to store before the format's
+        closing ones. Raises what the store raised, and the cancellation of a
+        shutdown.
+        """
+        store, stream_id = self.store, appender.stream_id
+        status: StreamStatus = "failed"
+        closing = b""
+        cancel_requested = False
+        async with anyio.create_task_group() as producer:
+
+            async def keep_lease() -> None:
+                while True:
+                    await anyio.sleep(store.lease / 3)
+                    await store.renew(stream_id, self.ttl)
+
+            async def cancel_on_request() -> None:
+                nonlocal cancel_requested
+                await store.wait_cancel_requested(stream_id)
+                cancel_requested = True
+                producer.cancel_scope.cancel()
+
+            producer.start_soon(keep_lease)
+            producer.start_soon(cancel_on_request)
             try:
-                if closing:
-                    await self.store.append(stream_id, offset, closing)
-                await self.store.finish(stream_id, status, self.ttl)
+                await appender.write(encoder.start())
+                async with run as chunks:
+                    await write_chunks(chunks, encoder, appender.write, heartbeat)
+                status = "done"
+            except StreamTooLargeError as exc:
+                logger.warning("resumable stream %s stopped: %s", stream_id, exc)
+                closing = encoder.encode([ErrorChunk(str(exc))])
+            except StoreError:
+                raise  # nothing more can be stored
             except Exception:
-                logger.exception("resumable stream %s: its end could not be stored", stream_id)
+                # The run failed; its error chunk is already stored.
+                logger.exception("resumable stream %s: the run failed", stream_id)
+            producer.cancel_scope.cancel()
+        return ("cancelled" if cancel_requested else status), closing
+
+    async def _close(self, appender: _Appender, closing: bytes, status: StreamStatus) -> None:
+        """Store the stream's last bytes, then how it ended, also while cancelled.
+
+        Each step has its own time and fails on its own: a stream whose last
+        bytes cannot be stored is still marked ended, so that its readers stop
+        at once rather than when the producer's lease runs out.
+        """
+        stream_id = appender.stream_id
+        with anyio.CancelScope(shield=True):
+            await _closing_step(stream_id, "last bytes", lambda: appender.append(closing))
+            await _closing_step(
+                stream_id, "status", lambda: self.store.finish(stream_id, status, self.ttl)
+            )
+
+
+class _Appender:
+    """Appends a run's bytes to its stream, knowing what the store holds.
+
+    An append that raised, cancelled or not, may have been applied all the
+    same: a cancellation can land after the store applied it and before its
+    reply came. Its bytes are kept as ``unsure`` and sent again, at the same
+    offset, before anything else; the store takes them if it lacks them and
+    accepts them unchanged if it has them (see ``StreamStore.append``). So
+    every byte the encoder produced is stored once, in order, and the next
+    append's offset is right either way.
+    """
+
+    def __init__(self, store: StreamStore, stream_id: str, max_bytes: int) -> None:
+        self.store = store
+        self.stream_id = stream_id
+        self.max_bytes = max_bytes
+        self.stored = 0
+        """Bytes the store has confirmed."""
+        self.unsure = b""
+        """The bytes of an append that may or may not have been applied."""
+
+    async def write(self, data: bytes) -> None:
+        """Append the run's ``data``, within the stream's bound."""
+        if self.stored + len(self.unsure) + len(data) > self.max_bytes:
+            raise StreamTooLargeError(f"the stream grew past its bound of {self.max_bytes} bytes")
+        await self.append(data)
+
+    async def append(self, data: bytes) -> None:
+        """Append ``data`` (which may be empty), after the unsure append if there is one."""
+        for piece in (self.unsure, data):
+            if piece:
+                self.unsure = piece
+                await self.store.append(self.stream_id, self.stored, piece)
+                self.stored += len(piece)
+                self.unsure = b""
+
+
+async def _closing_step(stream_id: str, what: str, step: Callable[[], Awaitable[None]]) -> None:
+    """Run one step of storing a stream's end, within its time; a failure is logged."""
+    with anyio.move_on_after(_CLOSING_TIMEOUT) as late:
+        try:
+            await step()
+        except Exception:
+            logger.exception("resumable stream %s: its %s could not be stored", stream_id, what)
+    if late.cancelled_caught:
+        logger.error(
+            "resumable stream %s: its %s could not be stored within %s s",
+            stream_id,
+            what,
+            _CLOSING_TIMEOUT,
+        )
 
 
 _SHUTDOWN_INTERRUPTION = "the stream was interrupted: the server producing it shut down"

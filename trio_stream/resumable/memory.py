@@ -10,6 +10,7 @@ import bisect
 import math
 import time
 from collections.abc import AsyncGenerator, Sequence
+from typing import Final, get_args
 
 import anyio
 
@@ -22,6 +23,8 @@ from ._store import (
 )
 
 __all__ = ["MemoryStore"]
+
+_FINAL: Final = frozenset(s for s in get_args(StreamStatus) if s != "running")
 
 
 class _Stream:
@@ -37,6 +40,7 @@ class _Stream:
         "offsets",
         "size",
         "status",
+        "ttl",
     )
 
     def __init__(self, media_type: str, headers: tuple[tuple[str, str], ...], format: str) -> None:
@@ -47,6 +51,7 @@ class _Stream:
         self.offsets: list[int] = []  # where each frame starts
         self.size = 0
         self.status: StreamStatus = "running"
+        self.ttl = math.inf
         self.expires_at = math.inf
         self.lease_until = math.inf
         self.cancel_requested = anyio.Event()
@@ -56,6 +61,22 @@ class _Stream:
     def notify(self) -> None:
         self.changed.set()
         self.changed = anyio.Event()
+
+    def keep(self, ttl: float) -> None:
+        """Keep the stream ``ttl`` seconds from now, and after every later write."""
+        self.ttl = ttl
+        self.expires_at = time.monotonic() + ttl
+
+    def ends_with(self, data: bytes) -> bool:
+        """Whether the stream's last ``len(data)`` bytes are ``data``."""
+        tail: list[bytes] = []
+        missing = len(data)
+        for frame in reversed(self.frames):
+            if missing <= 0:
+                break
+            tail.append(frame)
+            missing -= len(frame)
+        return b"".join(reversed(tail))[-len(data) :] == data
 
 
 class MemoryStore:
@@ -102,34 +123,39 @@ class MemoryStore:
         if stream_id in self._streams:
             raise StreamExistsError(f"a stream {stream_id!r} exists already")
         stream = _Stream(media_type, tuple(headers), format)
-        now = time.monotonic()
-        stream.expires_at = now + ttl
-        stream.lease_until = now + self.lease
+        stream.keep(ttl)
+        stream.lease_until = time.monotonic() + self.lease
         self._streams[stream_id] = stream
 
     async def append(self, stream_id: str, offset: int, data: bytes) -> None:
+        if not data:
+            raise ValueError("append needs bytes to add")
         stream = self._require(stream_id)
-        if offset != stream.size:
+        if stream.status != "running":
+            raise ValueError(f"stream {stream_id!r} has finished ({stream.status})")
+        if offset == stream.size:
+            stream.frames.append(bytes(data))
+            stream.offsets.append(offset)
+            stream.size += len(data)
+            stream.notify()
+        elif offset + len(data) != stream.size or not stream.ends_with(data):
             raise ValueError(
                 f"append at {offset}, but stream {stream_id!r} has {stream.size} bytes"
             )
-        if not data:
-            raise ValueError("append needs bytes to add")
-        stream.frames.append(bytes(data))
-        stream.offsets.append(offset)
-        stream.size += len(data)
-        stream.notify()
+        # Else the same append again, already applied: nothing to add.
+        stream.keep(stream.ttl)
 
     async def renew(self, stream_id: str, ttl: float) -> None:
         stream = self._require(stream_id)
-        now = time.monotonic()
-        stream.expires_at = now + ttl
-        stream.lease_until = now + self.lease
+        stream.keep(ttl)
+        stream.lease_until = time.monotonic() + self.lease
 
     async def finish(self, stream_id: str, status: StreamStatus, ttl: float) -> None:
+        if status not in _FINAL:
+            raise ValueError(f"a stream ends done, failed or cancelled, not {status!r}")
         stream = self._require(stream_id)
         stream.status = status
-        stream.expires_at = time.monotonic() + ttl
+        stream.keep(ttl)
         stream.notify()
 
     async def info(self, stream_id: str) -> StreamInfo | None:

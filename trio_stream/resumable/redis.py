@@ -100,9 +100,11 @@ redis.call('SET', KEYS[3], '1', 'PX', ARGV[5])
 return 1
 """
 
-# KEYS: meta, frames. ARGV: offset, then an entry id and its bytes per piece.
-# Sizes are compared as the decimal strings HINCRBY writes, never as Lua
-# numbers (doubles); the ids are computed by Python's exact integers.
+# KEYS: meta, frames. ARGV: offset, offset + the bytes' length, then an entry
+# id and its bytes per piece. Sizes and offsets are compared as decimal
+# strings computed by Python's exact integers, never as Lua numbers (doubles);
+# only lengths of bytes are counted in Lua. A stream that already ends with
+# the bytes at that offset has had this very append: nothing is added.
 _APPEND: Final = """
 local meta = redis.call('HMGET', KEYS[1], 'status', 'size', 'ttl')
 if not meta[1] then
@@ -111,15 +113,44 @@ end
 if meta[1] ~= 'running' then
     return {1, meta[1]}
 end
-if meta[2] ~= ARGV[1] then
+if meta[2] == ARGV[1] then
+    for i = 3, #ARGV, 2 do
+        redis.call('XADD', KEYS[2], ARGV[i], 'data', ARGV[i + 1])
+    end
+    redis.call('HSET', KEYS[1], 'size', ARGV[2])
+elseif meta[2] ~= ARGV[2] then
     return {2, meta[2]}
+else
+    local pieces = {}
+    for i = 4, #ARGV, 2 do
+        pieces[#pieces + 1] = ARGV[i]
+    end
+    local data = table.concat(pieces)
+    -- The stream's last #data bytes, from the entries at its end.
+    local tail, missing, before = {}, #data, '+'
+    while missing > 0 do
+        local entries = redis.call('XREVRANGE', KEYS[2], before, '-', 'COUNT', 64)
+        if #entries == 0 then
+            break
+        end
+        for _, entry in ipairs(entries) do
+            local stored = entry[2][2]
+            tail[#tail + 1] = stored
+            missing = missing - #stored
+            before = '(' .. entry[1]
+            if missing <= 0 then
+                break
+            end
+        end
+    end
+    local reversed = {}
+    for i = #tail, 1, -1 do
+        reversed[#reversed + 1] = tail[i]
+    end
+    if string.sub(table.concat(reversed), -#data) ~= data then
+        return {2, meta[2]}
+    end
 end
-local added = 0
-for i = 2, #ARGV, 2 do
-    redis.call('XADD', KEYS[2], ARGV[i], 'data', ARGV[i + 1])
-    added = added + #ARGV[i + 1]
-end
-redis.call('HINCRBY', KEYS[1], 'size', added)
 redis.call('PEXPIRE', KEYS[1], meta[3])
 redis.call('PEXPIRE', KEYS[2], meta[3])
 return {3, ''}
@@ -617,9 +648,12 @@ class RedisStore:
             raise StreamExistsError(f"a stream {stream_id!r} exists already")
 
     async def append(self, stream_id: str, offset: int, data: bytes) -> None:
-        """Add ``data`` (not empty) at byte ``offset``, which is the stream's size so far.
+        """Add ``data`` (not empty) at byte ``offset``, which is the stream's size so far,
+        and keep the stream its ``ttl`` from now.
 
-        Raises ``ValueError`` if ``offset`` is not the size, or the stream has
+        If the stream already ends with ``data`` at ``offset`` (this append was
+        applied, but its reply was lost), nothing is added. Raises
+        ``ValueError`` if ``offset`` is not the size, or the stream has
         finished; the stream is left as it was.
         """
         if not data:
@@ -630,7 +664,7 @@ class RedisStore:
         # Entries of at most ``_ENTRY_BYTES``, so that what a reader holds stays
         # bounded however much the producer appends at once.
         data = bytes(data)
-        args: list[str | bytes | int] = [offset]
+        args: list[str | bytes | int] = [offset, offset + len(data)]
         for start in range(0, len(data), _ENTRY_BYTES):
             args += [f"{offset + start}-1", data[start : start + _ENTRY_BYTES]]
         await self._ready()
