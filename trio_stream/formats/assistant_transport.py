@@ -15,21 +15,33 @@ keeps its own open text part, so parallel sub-streams do not split one
 another's text into fragments. Anything else a producer adds (a tool call, a
 source, a file, or text of the other kind) closes its open text part, so its
 text before and after stays in order around it.
+
+The decoder reads such a body back: it keeps what it needs of each part it
+has seen started (its kind, its tool call id, its parent id) and turns every
+event into the chunks it carries. It reads what assistant-ui's own producers
+write too (the npm ``assistant-stream``, the PyPI ``assistant-stream``), and
+follows assistant-ui's own reader where the format leaves a choice: an event
+of a type it does not know is skipped, a body without ``[DONE]`` is cut
+short. What no chunk can say is skipped; the format's page of the docs lists
+it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any, ClassVar
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, ClassVar, get_args
 
+from .._errors import DecodeError
 from ..chunks import (
     AnnotationsChunk,
     Chunk,
     DataChunk,
     ErrorChunk,
     FileChunk,
+    FinishReason,
     ReasoningDeltaChunk,
     SourceChunk,
+    StateOperation,
     StepFinishChunk,
     StepStartChunk,
     TextDeltaChunk,
@@ -39,6 +51,7 @@ from ..chunks import (
     UpdateStateChunk,
 )
 from . import _sse
+from ._decoder import StreamDecoder, json_value
 from ._encoder import StreamEncoder
 from ._message import (
     MessageOutcome,
@@ -50,7 +63,7 @@ from ._message import (
     with_parent_id,
 )
 
-__all__ = ["AssistantTransportEncoder"]
+__all__ = ["AssistantTransportDecoder", "AssistantTransportEncoder"]
 
 Path = list[int]
 
@@ -223,3 +236,360 @@ class AssistantTransportEncoder(StreamEncoder):
                 events.append({"type": "update-state", "operations": chunk.operations})
             case _:
                 not_a_chunk(chunk)
+
+
+# -- decoding ----------------------------------------------------------------
+
+_FINISH_REASONS: dict[str, FinishReason] = {reason: reason for reason in get_args(FinishReason)}
+
+_SKIPPED = ""
+"""The kind of a part no chunk can say: one of a type the decoder does not
+know, or a source that is not a URL. Like assistant-ui's accumulator, the
+decoder still counts it, so that the parts after it keep their paths, and
+skips whatever is addressed to it."""
+
+_MISSING: Any = object()
+
+_SAFE_INTEGER = 2**53 - 1
+"""The largest integer a JavaScript number holds exactly."""
+
+
+def _describe(value: Any) -> str:
+    """The JSON type of ``value``, for an error message (never the value: it may be huge)."""
+    match value:
+        case _ if value is _MISSING:
+            return "nothing"
+        case None:
+            return "null"
+        case bool():
+            return "a boolean"
+        case int() | float():
+            return "a number"
+        case str():
+            return "a string"
+        case list():
+            return "an array"
+        case _:
+            return "an object"
+
+
+class _Fields:
+    """A JSON object of the body, read field by field.
+
+    A field that is missing or of the wrong type is a ``DecodeError`` at the
+    start of the event that holds the object, naming the object and field.
+    """
+
+    __slots__ = ("offset", "values", "what")
+
+    def __init__(self, values: dict[str, Any], offset: int, what: str) -> None:
+        self.values = values
+        self.offset = offset
+        self.what = what
+
+    def error(self, problem: str) -> DecodeError:
+        """The error to raise for ``problem`` with this object."""
+        return DecodeError(self.offset, f"{self.what}: {problem}")
+
+    def _expected(self, key: str, kind: str) -> DecodeError:
+        got = _describe(self.values.get(key, _MISSING))
+        return self.error(f"expected {key} as {kind}, got {got}")
+
+    def string(self, key: str) -> str:
+        value = self.values.get(key)
+        if not isinstance(value, str):
+            raise self._expected(key, "a string")
+        return value
+
+    def optional_string(self, key: str) -> str | None:
+        value = self.values.get(key)
+        if value is not None and not isinstance(value, str):
+            raise self._expected(key, "a string")
+        return value
+
+    def array(self, key: str) -> list[Any]:
+        value = self.values.get(key)
+        if not isinstance(value, list):
+            raise self._expected(key, "an array")
+        return value
+
+    def object(self, key: str) -> _Fields:
+        value = self.values.get(key)
+        if not isinstance(value, dict):
+            raise self._expected(key, "an object")
+        return _Fields(value, self.offset, f"{self.what}'s {key}")
+
+    def flag(self, key: str) -> bool:
+        """An optional boolean, false when missing."""
+        value = self.values.get(key)
+        if value is not None and not isinstance(value, bool):
+            raise self._expected(key, "a boolean")
+        return value is True
+
+    def count(self, key: str) -> int:
+        """An optional token count, 0 when missing."""
+        value = self.values.get(key)
+        if value is None:
+            return 0
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise self._expected(key, "a token count")
+        return value
+
+    def path(self) -> list[int] | None:
+        """The event's ``path``, a list of indices; ``None`` if it has none."""
+        path = self.values.get("path", _MISSING)
+        if path is _MISSING:
+            return None
+        if not isinstance(path, list) or not all(
+            isinstance(index, int) and not isinstance(index, bool) and index >= 0 for index in path
+        ):
+            raise self.error("expected path as an array of indices")
+        return path
+
+
+class _Part:
+    """What the decoder remembers of a part it has seen started."""
+
+    __slots__ = ("answered", "kind", "parent_id", "tool_call_id")
+
+    def __init__(self, kind: str, parent_id: str | None = None, tool_call_id: str = "") -> None:
+        self.kind = kind  # its type: text, reasoning, tool-call, source, file, data
+        self.parent_id = parent_id
+        self.tool_call_id = tool_call_id
+        self.answered = False  # a tool call whose final result has come
+
+
+_Reader = Callable[["AssistantTransportDecoder", _Fields, "list[int] | None", "list[Chunk]"], None]
+
+
+class AssistantTransportDecoder(StreamDecoder):
+    """Decodes an assistant transport body into chunks.
+
+    Text into a text or reasoning part becomes a ``TextDeltaChunk`` or a
+    ``ReasoningDeltaChunk`` with the part's parent id, text into a tool-call
+    part a ``ToolCallDeltaChunk``, a ``result`` a ``ToolResultChunk``; a
+    tool-call, source, file or data part's start gives its chunk, and the
+    events without a path give theirs. An event of a type the decoder does
+    not know is skipped, as assistant-ui's decoder skips it: it comes from a
+    newer producer. One that is known but malformed, or addressed to a part
+    never started, is a ``DecodeError``. The body ends with ``data: [DONE]``;
+    whatever follows is not read for events, as in assistant-ui.
+    """
+
+    media_type: ClassVar[str] = _sse.MEDIA_TYPE
+
+    def __init__(self) -> None:
+        self._events = _sse.EventParser()
+        self._parts: list[_Part] = []  # by index: a part's path is [index]
+        self._fed = 0
+        self._done = False
+
+    def feed(self, data: bytes) -> list[Chunk]:
+        self._fed += len(data)
+        chunks: list[Chunk] = []
+        for event in self._events.feed(data):
+            if not self._done:
+                self._read(event, chunks)
+        return chunks
+
+    def close(self) -> list[Chunk]:
+        self._events.close()
+        if not self._done:
+            raise DecodeError(self._fed, "the body ends too soon: expected data: [DONE]")
+        return []
+
+    def _read(self, event: _sse.Event, chunks: list[Chunk]) -> None:
+        if event.event not in ("", "message"):
+            # assistant-ui's decoder fails on these too: they are not of the format.
+            raise DecodeError(
+                event.offset, f"expected an event without a name, not {event.event!r}"
+            )
+        if event.data == "[DONE]":
+            self._done = True
+            return
+        value = json_value(event.data, event.offset, "an event")
+        if not isinstance(value, dict):
+            raise DecodeError(
+                event.offset, f"expected an event as an object, got {_describe(value)}"
+            )
+        kind = _Fields(value, event.offset, "an event").string("type")
+        fields = _Fields(value, event.offset, f"a {kind} event")
+        read = _READERS.get(kind)
+        if read is not None:
+            read(self, fields, fields.path(), chunks)
+
+    # -- parts ---------------------------------------------------------------
+
+    def _part_start(self, event: _Fields, path: list[int] | None, chunks: list[Chunk]) -> None:
+        if path:
+            raise event.error(
+                "expected path [], a part of the message: nested parts are not supported"
+            )
+        part = event.object("part")
+        kind = part.string("type")
+        parent_id = part.optional_string("parentId")
+        match kind:
+            case "text" | "reasoning":
+                pass
+            case "tool-call":
+                begin = ToolCallBeginChunk(
+                    part.string("toolCallId"), part.string("toolName"), parent_id
+                )
+                self._parts.append(_Part(kind, parent_id, begin.tool_call_id))
+                chunks.append(begin)
+                return
+            case "source" if part.values.get("sourceType") == "url":
+                title = part.optional_string("title")
+                chunks.append(
+                    SourceChunk(part.string("id"), part.string("url"), "url", title, parent_id)
+                )
+            case "file":
+                chunks.append(FileChunk(part.string("data"), part.string("mimeType"), parent_id))
+            case "data":
+                chunks.append(DataChunk(part.values.get("data"), part.string("name"), parent_id))
+            case _:
+                kind = _SKIPPED
+        self._parts.append(_Part(kind, parent_id))
+
+    def _addressed(self, event: _Fields, path: list[int] | None) -> _Part | None:
+        """The part ``event`` is addressed to; ``None`` if the event is to be skipped."""
+        if path is None:
+            raise event.error("expected path, the [index] of a part")
+        if not path:
+            # The message itself, which assistant-ui's accumulator ignores too:
+            # assistant-stream 0.0.36 sends a result for a call it never
+            # started there.
+            return None
+        if len(path) > 1:
+            raise event.error(
+                f"expected path [index]: nested parts are not supported, got {len(path)} indices"
+            )
+        if path[0] >= len(self._parts):
+            raise event.error(f"expected the path of a part started before it, got [{path[0]}]")
+        part = self._parts[path[0]]
+        return None if part.kind == _SKIPPED else part
+
+    def _tool_part(self, event: _Fields, path: list[int] | None) -> _Part | None:
+        part = self._addressed(event, path)
+        if part is not None and part.kind != "tool-call":
+            raise event.error(
+                f"expected the path of a tool-call part, got that of a {part.kind} part"
+            )
+        return part
+
+    def _text_delta(self, event: _Fields, path: list[int] | None, chunks: list[Chunk]) -> None:
+        text = event.string("textDelta")
+        part = self._addressed(event, path)
+        if part is None:
+            return
+        match part.kind:
+            case "text":
+                chunks.append(TextDeltaChunk(text, part.parent_id))
+            case "reasoning":
+                chunks.append(ReasoningDeltaChunk(text, part.parent_id))
+            case "tool-call":
+                # Argument text after the result has no place in a run; both
+                # assistant-stream packages send a call's "{}" there.
+                if not part.answered:
+                    chunks.append(ToolCallDeltaChunk(part.tool_call_id, text))
+            case _:
+                raise event.error(
+                    f"expected the path of a part that takes text, got that of a {part.kind} part"
+                )
+
+    def _result(self, event: _Fields, path: list[int] | None, chunks: list[Chunk]) -> None:
+        is_error = event.flag("isError")
+        part = self._tool_part(event, path)
+        if part is None or event.values.get("isPreliminary") is True:
+            return  # a preliminary result is replaced by the final one
+        part.answered = True
+        result, artifact = event.values.get("result"), event.values.get("artifact")
+        chunks.append(ToolResultChunk(part.tool_call_id, result, artifact, is_error))
+
+    def _arguments_finish(self, event: _Fields, path: list[int] | None, _: list[Chunk]) -> None:
+        self._tool_part(event, path)
+
+    def _approval(self, event: _Fields, path: list[int] | None, _: list[Chunk]) -> None:
+        approval = event.object("approval")
+        approval.string("id")
+        approval.flag("approved")
+        self._tool_part(event, path)
+
+    def _part_finish(self, event: _Fields, path: list[int] | None, _: list[Chunk]) -> None:
+        self._addressed(event, path)
+
+    # -- the message ---------------------------------------------------------
+
+    def _update_state(self, event: _Fields, _: list[int] | None, chunks: list[Chunk]) -> None:
+        operations = tuple(_operation(value, event) for value in event.array("operations"))
+        chunks.append(UpdateStateChunk(operations))
+
+    def _error(self, event: _Fields, _: list[int] | None, chunks: list[Chunk]) -> None:
+        chunks.append(ErrorChunk(event.string("error")))
+
+    def _data(self, event: _Fields, _: list[int] | None, chunks: list[Chunk]) -> None:
+        chunks.extend(DataChunk(value) for value in event.array("data"))
+
+    def _annotations(self, event: _Fields, _: list[int] | None, chunks: list[Chunk]) -> None:
+        chunks.append(AnnotationsChunk(tuple(event.array("annotations"))))
+
+    def _step_start(self, event: _Fields, _: list[int] | None, chunks: list[Chunk]) -> None:
+        chunks.append(StepStartChunk(event.string("messageId")))
+
+    def _step_finish(self, event: _Fields, _: list[int] | None, chunks: list[Chunk]) -> None:
+        reason = _FINISH_REASONS.get(event.string("finishReason"), "other")
+        usage = event.object("usage") if "usage" in event.values else None
+        input_tokens = usage.count("inputTokens") if usage else 0
+        output_tokens = usage.count("outputTokens") if usage else 0
+        continued = event.flag("isContinued")
+        chunks.append(StepFinishChunk(reason, input_tokens, output_tokens, continued))
+
+    def _message_finish(self, event: _Fields, _: list[int] | None, __: list[Chunk]) -> None:
+        # Its reason and usage are the steps' own, summed: no chunk of its own.
+        event.string("finishReason")
+
+
+def _operation(value: Any, event: _Fields) -> StateOperation:
+    """A state operation of an ``update-state`` event."""
+    if not isinstance(value, dict):
+        raise event.error(f"expected each operation as an object, got {_describe(value)}")
+    operation = _Fields(value, event.offset, f"{event.what}'s operation")
+    path = [_state_key(key, operation) for key in operation.array("path")]
+    kind = operation.string("type")
+    if kind == "set":
+        return {"type": "set", "path": path, "value": value.get("value")}
+    if kind == "append-text":
+        return {"type": "append-text", "path": path, "value": operation.string("value")}
+    raise operation.error("expected type set or append-text")
+
+
+def _state_key(key: Any, operation: _Fields) -> str:
+    """A key of a state path, as a string.
+
+    assistant-ui's state accumulator reads a number as the string it spells,
+    so a producer may send array indices as numbers; an integer JavaScript
+    holds exactly is spelled the same in Python.
+    """
+    if isinstance(key, str):
+        return key
+    if isinstance(key, int) and not isinstance(key, bool) and abs(key) <= _SAFE_INTEGER:
+        return str(key)
+    raise operation.error(f"expected the keys of path as strings, got {_describe(key)}")
+
+
+_READERS: dict[str, _Reader] = {
+    "part-start": AssistantTransportDecoder._part_start,
+    "text-delta": AssistantTransportDecoder._text_delta,
+    "tool-call-args-text-finish": AssistantTransportDecoder._arguments_finish,
+    "tool-call-approval": AssistantTransportDecoder._approval,
+    "result": AssistantTransportDecoder._result,
+    "part-finish": AssistantTransportDecoder._part_finish,
+    "update-state": AssistantTransportDecoder._update_state,
+    "error": AssistantTransportDecoder._error,
+    "data": AssistantTransportDecoder._data,
+    "annotations": AssistantTransportDecoder._annotations,
+    "step-start": AssistantTransportDecoder._step_start,
+    "step-finish": AssistantTransportDecoder._step_finish,
+    "message-finish": AssistantTransportDecoder._message_finish,
+}
+"""What each event type the format knows becomes; any other type is skipped."""

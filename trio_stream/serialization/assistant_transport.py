@@ -1,6 +1,6 @@
-"""The assistant transport: encoder and response, at their assistant-stream paths."""
+"""The assistant transport: encoder, decoder and response, at their assistant-stream paths."""
 
 from ..asgi import AssistantTransportResponse
-from ..formats.assistant_transport import AssistantTransportEncoder
+from ..formats.assistant_transport import AssistantTransportDecoder, AssistantTransportEncoder
 
-__all__ = ["AssistantTransportEncoder", "AssistantTransportResponse"]
+__all__ = ["AssistantTransportDecoder", "AssistantTransportEncoder", "AssistantTransportResponse"]
