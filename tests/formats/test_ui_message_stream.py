@@ -5,6 +5,7 @@ from __future__ import annotations
 from trio_stream.chunks import (
     ErrorChunk,
     StepFinishChunk,
+    StepStartChunk,
     TextDeltaChunk,
     ToolCallBeginChunk,
     ToolCallDeltaChunk,
@@ -82,3 +83,11 @@ def test_finish_reasons() -> None:
     sent = events(failed.encode([TextDeltaChunk("x"), ErrorChunk("boom")]))
     assert [e["type"] for e in sent][-2:] == ["text-end", "error"]
     assert events(failed.finish())[-2]["finishReason"] == "error"
+
+
+def test_a_step_start_carries_its_message_id_in_the_provider_metadata() -> None:
+    # The AI SDK's start-step has no id field; its parser lets extra keys through.
+    encoder = UIMessageStreamEncoder()
+    assert events(encoder.encode([StepStartChunk("step-1")])) == [
+        {"type": "start-step", "providerMetadata": {"trioStream": {"messageId": "step-1"}}}
+    ]

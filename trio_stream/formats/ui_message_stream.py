@@ -25,7 +25,9 @@ How a run's chunks map onto it:
   list of operations; ``add_data(value, name=...)`` values become
   ``data-<name>`` parts, ``data-custom`` without a name; the annotations so
   far become the message metadata (``{"annotations": [...]}``).
-- Files become ``data:`` URLs; steps become ``start-step`` / ``finish-step``.
+- Files become ``data:`` URLs; steps become ``start-step`` / ``finish-step``,
+  the step's message id in ``providerMetadata.trioStream.messageId`` of
+  ``start-step``.
 - ``finish`` carries the finish reason (``error`` after an error,
   ``tool-calls`` if calls are left without a result, else the last step's,
   else ``stop``) and the token usage summed over the steps.
@@ -263,7 +265,15 @@ class UIMessageStreamEncoder(StreamEncoder):
                     }
                 )
             case StepStartChunk():
-                events.append({"type": "start-step"})
+                # The AI SDK's start-step has no id: the step's message id
+                # rides where its parsers let extra keys through and its
+                # message builder ignores them.
+                events.append(
+                    {
+                        "type": "start-step",
+                        "providerMetadata": {_METADATA_KEY: {"messageId": chunk.message_id}},
+                    }
+                )
             case StepFinishChunk():
                 self._close_all_blocks(events)
                 self._outcome.step_finished(chunk)
