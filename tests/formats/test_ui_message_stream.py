@@ -91,3 +91,18 @@ def test_a_step_start_carries_its_message_id_in_the_provider_metadata() -> None:
     assert events(encoder.encode([StepStartChunk("step-1")])) == [
         {"type": "start-step", "providerMetadata": {"trioStream": {"messageId": "step-1"}}}
     ]
+
+
+def test_a_continued_step_says_so_and_others_are_sent_as_before() -> None:
+    encoder = UIMessageStreamEncoder()
+    continued, last = events(
+        encoder.encode([StepFinishChunk("length", 1, 2, True), StepFinishChunk("stop", 3, 4)])
+    )
+    usage = {"inputTokens": 1, "outputTokens": 2}
+    assert continued == {
+        "type": "finish-step",
+        "finishReason": "length",
+        "usage": usage,
+        "isContinued": True,
+    }
+    assert "isContinued" not in last

@@ -279,16 +279,17 @@ class UIMessageStreamEncoder(StreamEncoder):
                 self._outcome.step_finished(chunk)
                 # Not in the AI SDK's schema, which lets them through; read by
                 # assistant-ui's decoder.
-                events.append(
-                    {
-                        "type": "finish-step",
-                        "finishReason": _ai_finish_reason(chunk.finish_reason),
-                        "usage": {
-                            "inputTokens": chunk.input_tokens,
-                            "outputTokens": chunk.output_tokens,
-                        },
-                    }
-                )
+                finish_step: dict[str, Any] = {
+                    "type": "finish-step",
+                    "finishReason": _ai_finish_reason(chunk.finish_reason),
+                    "usage": {
+                        "inputTokens": chunk.input_tokens,
+                        "outputTokens": chunk.output_tokens,
+                    },
+                }
+                if chunk.is_continued:
+                    finish_step["isContinued"] = True
+                events.append(finish_step)
             case ErrorChunk():
                 # useChat stops reading at an error: close the text first.
                 self._close_all_blocks(events)
