@@ -5,6 +5,7 @@ from __future__ import annotations
 from trio_stream.chunks import (
     ErrorChunk,
     StepFinishChunk,
+    StepStartChunk,
     TextDeltaChunk,
     ToolCallBeginChunk,
     ToolCallDeltaChunk,
@@ -82,3 +83,26 @@ def test_finish_reasons() -> None:
     sent = events(failed.encode([TextDeltaChunk("x"), ErrorChunk("boom")]))
     assert [e["type"] for e in sent][-2:] == ["text-end", "error"]
     assert events(failed.finish())[-2]["finishReason"] == "error"
+
+
+def test_a_step_start_carries_its_message_id_in_the_provider_metadata() -> None:
+    # The AI SDK's start-step has no id field; its parser lets extra keys through.
+    encoder = UIMessageStreamEncoder()
+    assert events(encoder.encode([StepStartChunk("step-1")])) == [
+        {"type": "start-step", "providerMetadata": {"trioStream": {"messageId": "step-1"}}}
+    ]
+
+
+def test_a_continued_step_says_so_and_others_are_sent_as_before() -> None:
+    encoder = UIMessageStreamEncoder()
+    continued, last = events(
+        encoder.encode([StepFinishChunk("length", 1, 2, True), StepFinishChunk("stop", 3, 4)])
+    )
+    usage = {"inputTokens": 1, "outputTokens": 2}
+    assert continued == {
+        "type": "finish-step",
+        "finishReason": "length",
+        "usage": usage,
+        "isContinued": True,
+    }
+    assert "isContinued" not in last

@@ -1,6 +1,6 @@
-"""The AI SDK's UI message stream: encoder and response, at their assistant-stream paths."""
+"""The AI SDK's UI message stream: encoder, decoder and response, at assistant-stream's paths."""
 
 from ..asgi import UIMessageStreamResponse
-from ..formats.ui_message_stream import UIMessageStreamEncoder
+from ..formats.ui_message_stream import UIMessageStreamDecoder, UIMessageStreamEncoder
 
-__all__ = ["UIMessageStreamEncoder", "UIMessageStreamResponse"]
+__all__ = ["UIMessageStreamDecoder", "UIMessageStreamEncoder", "UIMessageStreamResponse"]
