@@ -22,7 +22,7 @@ import json
 import logging
 import secrets
 from collections import Counter
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
@@ -135,12 +135,12 @@ class Interrupting:
         *,
         media_type: str,
         headers: Sequence[tuple[str, str]],
-        format: str,
+        endings: Mapping[str, bytes],
         ttl: float,
     ) -> None:
         async def call() -> None:
             await self.store.create(
-                stream_id, media_type=media_type, headers=headers, format=format, ttl=ttl
+                stream_id, media_type=media_type, headers=headers, endings=endings, ttl=ttl
             )
 
         await self._call("create", call)

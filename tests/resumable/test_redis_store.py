@@ -33,7 +33,7 @@ from .redis_server import RedisServer, redis_server
 
 pytestmark = pytest.mark.anyio
 
-FORMAT = "trio_stream.serialization.data_stream:DataStreamEncoder"
+ENDINGS = {"gone": b'3:"gone"\n'}
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +70,7 @@ async def inspector(url: str) -> AsyncIterator[coredis.Redis[bytes]]:
 
 async def create(store: RedisStore, stream_id: str = "s", ttl: float = 60) -> str:
     await store.create(
-        stream_id, media_type="text/plain", headers=[("x-test", "1")], format=FORMAT, ttl=ttl
+        stream_id, media_type="text/plain", headers=[("x-test", "1")], endings=ENDINGS, ttl=ttl
     )
     return stream_id
 
@@ -132,10 +132,10 @@ async def test_a_stream_is_four_keys_on_one_hash_tag_with_byte_offsets_as_entry_
         last = (await inspect.xrange(f"{base}frames"))[-1]
         assert (last.identifier, dict(last.field_values)) == (b"6-2", {b"end": b"done"})
         meta = await inspect.hgetall(f"{base}meta")
-        assert (meta[b"status"], meta[b"size"], meta[b"format"]) == (
+        assert (meta[b"status"], meta[b"size"], meta[b"endings"]) == (
             b"done",
             b"6",
-            FORMAT.encode(),
+            b'{"gone": "MzoiZ29uZSIK"}',  # base64, in JSON
         )
         assert await inspect.exists([f"{base}lease"]) == 0  # a finished stream has no producer
 

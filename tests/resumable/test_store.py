@@ -28,6 +28,8 @@ pytestmark = pytest.mark.anyio
 FRAMES = [b'0:"Hel"\n', b'0:"lo \xc3\xa9"\n', b"e:{}\n", b'd:{"finishReason":"stop"}\n']
 WHOLE = b"".join(FRAMES)
 HEADERS = (("x-vercel-ai-data-stream", "v1"),)
+ENDINGS = {"gone": b'3:"gone"\n', "producer-lost": b'3:"lost"\n', "store-lost": b"\xff\x00"}
+"""What a reader sends when the stream breaks off; any bytes, kept as they are."""
 
 
 async def create(store: StreamStore, stream_id: str = "stream-0001", ttl: float = 60) -> str:
@@ -35,7 +37,7 @@ async def create(store: StreamStore, stream_id: str = "stream-0001", ttl: float 
         stream_id,
         media_type="text/plain; charset=utf-8",
         headers=HEADERS,
-        format="trio_stream.serialization.data_stream:DataStreamEncoder",
+        endings=ENDINGS,
         ttl=ttl,
     )
     return stream_id
@@ -63,7 +65,7 @@ async def test_a_new_stream_is_running_and_empty(store: StreamStore) -> None:
     assert info is not None
     assert (info.status, info.size, info.media_type) == ("running", 0, "text/plain; charset=utf-8")
     assert info.headers == HEADERS
-    assert info.format == "trio_stream.serialization.data_stream:DataStreamEncoder"
+    assert info.endings == ENDINGS
     assert await store.info("stream-9999") is None
 
 

@@ -8,13 +8,20 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from typing import ClassVar
 
+import anyio
 import httpx
 import pytest
+from starlette.types import Message
 
+from trio_stream import RunController, create_run
+from trio_stream.chunks import Chunk, ErrorChunk
+from trio_stream.formats import StreamEncoder
 from trio_stream.resumable import STREAM_ID_HEADER, MemoryStore, ResumableStreams, StreamStore
 
+from ..asgi_calls import SCOPE, SentMessages, never_disconnect
 from ..clients import decode
 from ..serving import running
 from .app import app_for
@@ -233,3 +240,55 @@ def test_an_id_chosen_by_the_app_is_checked_and_taken_once(url: str) -> None:
     bad = httpx.post(f"{url}/start/data-stream", params={"id": "../../etc"})
     assert bad.status_code == 400
     assert json.loads(bad.text)["detail"].startswith("a stream id is")
+
+
+class _Labelled(StreamEncoder):
+    """A format of the app's own, with an option, that no path could import."""
+
+    media_type: ClassVar[str] = "text/plain; charset=utf-8"
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+
+    def encode(self, chunks: Iterable[Chunk]) -> bytes:
+        lines = []
+        for chunk in chunks:
+            text = (
+                chunk.error if isinstance(chunk, ErrorChunk) else getattr(chunk, "text_delta", "")
+            )
+            lines.append(f"{self.label} {chunk.type}: {text}\n")
+        return "".join(lines).encode()
+
+    def finish(self) -> bytes:
+        return f"{self.label} end\n".encode()
+
+
+@pytest.mark.anyio
+async def test_a_stream_broken_off_ends_in_its_encoders_words_on_another_worker() -> None:
+    # The reader is on a worker that never saw the encoder: what ends the body
+    # was stored with the stream, made by the encoder with its options.
+    store = MemoryStore()
+    sent = SentMessages()
+    text_sent = anyio.Event()
+
+    async def send(message: Message) -> None:
+        await sent.send(message)
+        if b"hi" in sent.body:
+            text_sent.set()
+
+    async def run(controller: RunController) -> None:
+        controller.append_text("hi")
+        await anyio.sleep_forever()
+
+    async with ResumableStreams(store) as producing, ResumableStreams(store) as reading:
+        started = await producing.start(create_run(run), encoder=_Labelled("[agent-7]"))
+        stream_id = started.headers[STREAM_ID_HEADER]
+        async with anyio.create_task_group() as readers:
+            readers.start_soon(await reading.resume(stream_id), SCOPE, never_disconnect, send)
+            await text_sent.wait()
+            await store.delete(stream_id)
+    assert sent.body.decode() == (
+        "[agent-7] text-delta: hi\n"
+        "[agent-7] error: the stream was interrupted: it was deleted or expired\n"
+        "[agent-7] end\n"
+    )

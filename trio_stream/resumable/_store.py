@@ -14,7 +14,7 @@ A store keeps nothing but bytes and a status; the producer (see
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -62,8 +62,13 @@ class StreamInfo:
     """The wire format's media type, for a resumed response on any worker."""
     headers: tuple[tuple[str, str], ...]
     """The wire format's own response headers."""
-    format: str
-    """The encoder's class (``module:qualname``), to add an error in the stream's format."""
+    endings: Mapping[str, bytes]
+    """The bytes that end the stream in its format when it breaks off, by why it does:
+    ``"gone"`` (deleted or expired), ``"producer-lost"``, ``"store-lost"``.
+
+    Made by the producer's encoder (with its options) when the stream starts,
+    so that a reader on any worker ends a broken stream in its format
+    without knowing the encoder."""
     status: StreamStatus
     size: int
     """Bytes appended so far."""
@@ -87,7 +92,7 @@ class StreamStore(Protocol):
         *,
         media_type: str,
         headers: Sequence[tuple[str, str]],
-        format: str,
+        endings: Mapping[str, bytes],
         ttl: float,
     ) -> None:
         """Record a new, running stream, kept for ``ttl`` seconds after its last write.

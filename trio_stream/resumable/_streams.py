@@ -21,28 +21,27 @@ disconnected client stops only its own reader.
 from __future__ import annotations
 
 import contextlib
-import importlib
+import copy
 import logging
 import math
 import re
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from types import TracebackType
-from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
 from starlette.responses import JSONResponse, Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Scope
 
 from .._errors import TrioStreamError, describe
 from .._run import Run
 from .._shutdown import Shutdown, shutdown_of
 from ..asgi import (
-    ClientGone,
+    BodySender,
     HeartbeatOption,
-    body_sender,
+    Interruption,
+    ListeningResponse,
     heartbeat_interval,
-    until_interrupted,
     write_chunks,
 )
 from ..chunks import ErrorChunk
@@ -86,23 +85,25 @@ class StreamTooLargeError(TrioStreamError, RuntimeError):
     """A resumable run wrote more than its stream may hold."""
 
 
-def _encoder_path(encoder: StreamEncoder) -> str:
-    cls = type(encoder)
-    return f"{cls.__module__}:{cls.__qualname__}"
+_INTERRUPTIONS: Mapping[str, str] = {
+    "gone": "the stream was interrupted: it was deleted or expired",
+    "producer-lost": "the stream was interrupted: the server producing it stopped",
+    "store-lost": "the stream was interrupted: its store is unavailable",
+}
+"""What a client is told when its stream breaks off, by why: without internals."""
 
 
-def _encoder_class(path: str) -> type[StreamEncoder] | None:
-    """The encoder class a stream was written with, to encode an error in its format."""
-    module_name, _, qualname = path.partition(":")
-    try:
-        found: Any = importlib.import_module(module_name)
-        for name in qualname.split("."):
-            found = getattr(found, name)
-    except (ImportError, AttributeError, ValueError):
-        return None
-    if isinstance(found, type) and issubclass(found, StreamEncoder):
-        return found
-    return None
+def _endings(encoder: StreamEncoder) -> dict[str, bytes]:
+    """The bytes that end a stream in ``encoder``'s format, for each way it can break off.
+
+    Each is made by a copy of the encoder before the run uses it: its options
+    (an OpenAI model name, ids) are in them, and the run's own is untouched.
+    """
+    endings = {}
+    for why, message in _INTERRUPTIONS.items():
+        fresh = copy.deepcopy(encoder)
+        endings[why] = fresh.encode([ErrorChunk(message)]) + fresh.finish()
+    return endings
 
 
 _OFFSET = re.compile(r"0*([0-9]{1,18})")
@@ -245,12 +246,13 @@ class ResumableStreams:
             except ValueError as exc:
                 return _json_error(400, str(exc))
         interval = heartbeat_interval(encoder, heartbeat)
+        endings = _endings(encoder)
         producers = self._producers
         # A stream created must get its producer, or it would stay running
         # with nobody to end it: a cancellation (the client gone, the server
         # stopping) lands after both. The store bounds how long create takes.
         with anyio.CancelScope(shield=True):
-            refused = await self._create(stream_id, encoder)
+            refused = await self._create(stream_id, encoder, endings)
             if refused is not None:
                 return refused
             producers.start_soon(
@@ -267,18 +269,20 @@ class ResumableStreams:
             offset=0,
             media_type=encoder.media_type,
             headers=dict(encoder.headers),
-            error_encoder=type(encoder),
+            endings=endings,
             streams=self,
         )
 
-    async def _create(self, stream_id: str, encoder: StreamEncoder) -> Response | None:
+    async def _create(
+        self, stream_id: str, encoder: StreamEncoder, endings: Mapping[str, bytes]
+    ) -> Response | None:
         """Record a new stream; or the JSON error saying why it cannot be."""
         try:
             await self.store.create(
                 stream_id,
                 media_type=encoder.media_type,
                 headers=tuple(encoder.headers.items()),
-                format=_encoder_path(encoder),
+                endings=endings,
                 ttl=self.ttl,
             )
         except StreamExistsError:
@@ -319,7 +323,7 @@ class ResumableStreams:
             offset=position,
             media_type=info.media_type,
             headers=dict(info.headers),
-            error_encoder=_encoder_class(info.format),
+            endings=info.endings,
             streams=self,
         )
 
@@ -498,21 +502,21 @@ async def _closing_step(stream_id: str, what: str, step: Callable[[], Awaitable[
 _SHUTDOWN_INTERRUPTION = "the stream was interrupted: the server producing it shut down"
 
 
-def _interruption(failure: Exception) -> str:
-    """What a client is told when its stream breaks off: why, without internals."""
+def _why(failure: Exception) -> str:
+    """Why a stream broke off, as ``StreamInfo.endings`` names it."""
     if isinstance(failure, StreamNotFoundError):
-        return "the stream was interrupted: it was deleted or expired"
+        return "gone"
     if isinstance(failure, ProducerLostError):
-        return "the stream was interrupted: the server producing it stopped"
-    return "the stream was interrupted: its store is unavailable"
+        return "producer-lost"
+    return "store-lost"
 
 
-class StoredStreamResponse(Response):
+class StoredStreamResponse(ListeningResponse):
     """A stored stream, from an offset to its end, as a response body.
 
     A client that disconnects stops this reader only; the run goes on. When
     the store fails mid-stream, the client gets an error chunk in the
-    stream's format and a clean end.
+    stream's format (its ``endings``) and a clean end.
     """
 
     def __init__(
@@ -523,60 +527,50 @@ class StoredStreamResponse(Response):
         offset: int,
         media_type: str,
         headers: dict[str, str],
-        error_encoder: type[StreamEncoder] | None,
+        endings: Mapping[str, bytes],
         streams: ResumableStreams | None = None,
     ) -> None:
         self.store = store
         self.streams = streams
         self.stream_id = stream_id
         self.offset = offset
-        self.error_encoder = error_encoder
+        self.endings = endings
         self.status_code = 200
         self.media_type = media_type
         self.background = None
         self.init_headers({**headers, STREAM_ID_HEADER: stream_id})
+        self._sent = offset
+        self._failure: Exception | None = None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        send_body = body_sender(send)
-        try:
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": self.status_code,
-                    "headers": self.raw_headers,
-                }
-            )
-        except OSError:
-            return  # gone before the headers: nothing was read
+    def shutdown(self, scope: Scope) -> None:
+        # A reader is not cut at the shutdown: the producers are, and the
+        # store then ends the stream for every reader, on every worker.
         shutdown = shutdown_of(scope)
         if shutdown is not None and self.streams is not None:
             self.streams._watch(shutdown)
-        sent = self.offset
-        failure: Exception | None = None
 
-        async def stream() -> None:
-            nonlocal sent, failure
-            try:
-                async with contextlib.aclosing(self._frames()) as frames:
-                    async for frame in frames:
-                        await send_body(frame)
-                        sent += len(frame)
-            except (StoreError, StreamNotFoundError) as exc:
-                failure = exc
+    async def produce(self, send_body: BodySender) -> None:
+        try:
+            async with contextlib.aclosing(self._frames()) as frames:
+                async for frame in frames:
+                    await send_body(frame)
+                    self._sent += len(frame)
+        except (StoreError, StreamNotFoundError) as exc:
+            self._failure = exc
 
-        if await until_interrupted(receive, stream) is not None:
-            logger.info(
-                "client left resumable stream %s at byte %d; the run goes on", self.stream_id, sent
-            )
-            return
-        closing = b""
-        if failure is not None:
-            logger.error("resumable stream %s: %s", self.stream_id, describe(failure))
-            if self.error_encoder is not None:
-                encoder = self.error_encoder()
-                closing = encoder.encode([ErrorChunk(_interruption(failure))]) + encoder.finish()
-        with contextlib.suppress(ClientGone):
-            await send_body(closing, more_body=False)
+    def left(self, scope: Scope, interruption: Interruption) -> None:
+        logger.info(
+            "client left resumable stream %s at byte %d; the run goes on",
+            self.stream_id,
+            self._sent,
+        )
+
+    def ending(self, scope: Scope, interruption: Interruption | None) -> bytes:
+        failure = self._failure
+        if failure is None:
+            return b""
+        logger.error("resumable stream %s: %s", self.stream_id, describe(failure))
+        return self.endings.get(_why(failure), b"")
 
     def _frames(self) -> AsyncGenerator[bytes, None]:
         return self.store.read(self.stream_id, self.offset)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import bisect
 import math
 import time
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Final, get_args
 
 import anyio
@@ -31,8 +31,8 @@ class _Stream:
     __slots__ = (
         "cancel_requested",
         "changed",
+        "endings",
         "expires_at",
-        "format",
         "frames",
         "headers",
         "lease_until",
@@ -43,10 +43,15 @@ class _Stream:
         "ttl",
     )
 
-    def __init__(self, media_type: str, headers: tuple[tuple[str, str], ...], format: str) -> None:
+    def __init__(
+        self,
+        media_type: str,
+        headers: tuple[tuple[str, str], ...],
+        endings: Mapping[str, bytes],
+    ) -> None:
         self.media_type = media_type
         self.headers = headers
-        self.format = format
+        self.endings = dict(endings)
         self.frames: list[bytes] = []
         self.offsets: list[int] = []  # where each frame starts
         self.size = 0
@@ -116,13 +121,13 @@ class MemoryStore:
         *,
         media_type: str,
         headers: Sequence[tuple[str, str]],
-        format: str,
+        endings: Mapping[str, bytes],
         ttl: float,
     ) -> None:
         self._sweep()
         if stream_id in self._streams:
             raise StreamExistsError(f"a stream {stream_id!r} exists already")
-        stream = _Stream(media_type, tuple(headers), format)
+        stream = _Stream(media_type, tuple(headers), endings)
         stream.keep(ttl)
         stream.lease_until = time.monotonic() + self.lease
         self._streams[stream_id] = stream
@@ -163,7 +168,12 @@ class MemoryStore:
         if stream is None:
             return None
         return StreamInfo(
-            stream_id, stream.media_type, stream.headers, stream.format, stream.status, stream.size
+            stream_id,
+            stream.media_type,
+            stream.headers,
+            stream.endings,
+            stream.status,
+            stream.size,
         )
 
     async def read(self, stream_id: str, offset: int = 0) -> AsyncGenerator[bytes, None]:

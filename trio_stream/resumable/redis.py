@@ -3,7 +3,7 @@
 A stream is four keys, all with the stream id as their hash tag so that they
 share one cluster slot and one Lua script can touch them all::
 
-    {prefix}{<id>}:meta     hash: media_type, headers (JSON), format, status, size, ttl
+    {prefix}{<id>}:meta     hash: media_type, headers (JSON), endings (JSON), status, size, ttl
     {prefix}{<id>}:frames   Redis Stream: the appended bytes, then an end marker
     {prefix}{<id>}:lease    the producer's lease: a string that expires unless renewed
     {prefix}{<id>}:cancel   Redis Stream: one entry once a cancel is requested
@@ -29,10 +29,11 @@ never delay a producer's ``append``.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import math
-from collections.abc import AsyncGenerator, Awaitable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Final, Self, cast, get_args
 from urllib.parse import urlsplit, urlunsplit
@@ -84,7 +85,7 @@ _DELETED_GRACE_MS: Final = 60_000
 
 _FINAL: Final = frozenset(s for s in get_args(StreamStatus) if s != "running")
 
-# KEYS: meta, frames, lease, cancel. ARGV: media_type, headers, format, ttl ms,
+# KEYS: meta, frames, lease, cancel. ARGV: media_type, headers, endings, ttl ms,
 # lease ms.
 # Frames, lease or cancel left without their meta (which expired first) belong
 # to an older stream of the same id: they are dropped, never inherited.
@@ -94,7 +95,7 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
 end
 redis.call('UNLINK', KEYS[2], KEYS[3], KEYS[4])
 redis.call('HSET', KEYS[1], 'media_type', ARGV[1], 'headers', ARGV[2],
-    'format', ARGV[3], 'status', 'running', 'size', '0', 'ttl', ARGV[4])
+    'endings', ARGV[3], 'status', 'running', 'size', '0', 'ttl', ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 redis.call('SET', KEYS[3], '1', 'PX', ARGV[5])
 return 1
@@ -278,7 +279,10 @@ def _info(stream_id: str, fields: dict[bytes, bytes]) -> StreamInfo:
         stream_id=stream_id,
         media_type=fields[b"media_type"].decode(),
         headers=tuple((str(n), str(v)) for n, v in json.loads(fields[b"headers"])),
-        format=fields[b"format"].decode(),
+        endings={
+            str(kind): base64.b64decode(ending)
+            for kind, ending in json.loads(fields[b"endings"]).items()
+        },
         status=cast(StreamStatus, status),
         size=int(fields[b"size"]),
     )
@@ -630,7 +634,7 @@ class RedisStore:
         *,
         media_type: str,
         headers: Sequence[tuple[str, str]],
-        format: str,
+        endings: Mapping[str, bytes],
         ttl: float,
     ) -> None:
         """Record a new, running stream, kept for ``ttl`` seconds after its last write.
@@ -638,11 +642,12 @@ class RedisStore:
         Raises ``StreamExistsError`` if the id is taken.
         """
         encoded = json.dumps([[name, value] for name, value in headers])
+        ends = json.dumps({kind: base64.b64encode(end).decode() for kind, end in endings.items()})
         await self._ready()
         with self._translated(f"create stream {stream_id!r}"):
             created: object = await self._create(
                 keys=self._keys(stream_id),
-                args=[media_type, encoded, format, _ms(ttl), _ms(self.lease)],
+                args=[media_type, encoded, ends, _ms(ttl), _ms(self.lease)],
             )
         if created == 0:
             raise StreamExistsError(f"a stream {stream_id!r} exists already")
@@ -713,7 +718,7 @@ class RedisStore:
             return None
         try:
             return _info(stream_id, fields)
-        except (KeyError, ValueError, TypeError) as error:
+        except (KeyError, ValueError, TypeError, AttributeError) as error:
             raise StoreError(f"{meta} in Redis at {self.url} is not a stream's record") from error
 
     async def read(self, stream_id: str, offset: int = 0) -> AsyncGenerator[bytes, None]:
