@@ -13,10 +13,10 @@ from __future__ import annotations
 import base64
 import logging
 import warnings
-from collections.abc import AsyncIterable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterable, Callable, Coroutine, Mapping, Sequence
 from contextlib import aclosing
 from types import TracebackType
-from typing import Any, TypeVarTuple
+from typing import TYPE_CHECKING, Any, TypeVarTuple
 
 import anyio
 
@@ -32,6 +32,7 @@ from ._checks import (
 )
 from ._errors import HIDDEN_TOOL_ERROR, StreamClosedError, wire_message
 from ._json import encode_checked, normalized
+from ._remote import RemoteOutcome, relay_remote_run
 from ._scope import CancellationSignal, Scope
 from ._state import Key, StateProxy, StateTree
 from ._taskgroups import exit_task_group
@@ -52,6 +53,9 @@ from .chunks import (
     ToolCallDeltaChunk,
     ToolResultChunk,
 )
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["RunController", "Substream", "ToolCallController"]
 
@@ -242,6 +246,56 @@ class RunController:
         )
         return call
 
+    def spawn_remote_tool_call(
+        self,
+        tool_name: str,
+        url: str,
+        *,
+        args: Any = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        result: Callable[[RemoteOutcome], Any] | None = None,
+        errors_as_result: bool = False,
+        tool_call_id: str | None = None,
+        silence_timeout: float | None = None,
+        format: str | None = None,
+    ) -> ToolCallController:
+        """Open a tool call whose work is another agent's run, served at ``url``.
+
+        Like ``spawn_tool_call``, with a task that sends ``json`` (``args`` if
+        not given) to ``url`` and relays the remote run's chunks as they
+        arrive, nested under this call (see ``trio_stream._remote``); its text
+        becomes the result, or what ``result(outcome)`` returns. Cancelling
+        this run closes the request, which cancels the remote run. A remote
+        that fails (an error chunk, a refused request, a broken or
+        undecodable body, silence past ``silence_timeout`` seconds) raises
+        ``RemoteAgentError`` naming the URL; with ``errors_as_result`` it
+        becomes the call's error result instead. ``headers``, ``http_client``
+        and ``format`` are as for ``trio_stream.client.stream``.
+        """
+        body = args if json is None else json
+
+        async def remote(call: ToolCallController) -> Any:
+            return await relay_remote_run(
+                call,
+                url,
+                json=body,
+                headers=headers,
+                http_client=http_client,
+                result=result,
+                silence_timeout=silence_timeout,
+                format=format,
+            )
+
+        return self.spawn_tool_call(
+            tool_name,
+            remote,
+            args=args,
+            tool_call_id=tool_call_id,
+            errors_as_result=errors_as_result,
+        )
+
     def add_tool_result(
         self,
         tool_call_id: str,
@@ -279,7 +333,7 @@ class RunController:
         if not isinstance(stream, AsyncIterable):
             raise TypeError(f"add_stream expects an async iterable, not {type(stream).__name__}")
         self._scope.task_group.start_soon(
-            _copy_stream, self._buffer, self._tool_calls, stream, name="trio_stream add_stream"
+            _copy_stream, self, stream, name="trio_stream add_stream"
         )
 
     def start_soon(
@@ -297,6 +351,12 @@ class RunController:
         """Start ``func(*args, task_status=...)`` in this nursery and wait until it
         reports ready; returns the value it passes to ``task_status.started``."""
         return await self._scope.task_group.start(func, *args, name=name)
+
+    async def _forward(self, chunk: Chunk) -> None:
+        """Put a chunk made elsewhere (a stream, a remote run), checked as a call's would be."""
+        checked = check_chunk(chunk, self._tool_calls)
+        await self._buffer.wait_writable()
+        self._buffer.put(checked, chunk_size(checked))
 
     def open_substream(self, parent_id: str | None = None) -> Substream:
         """A child controller with its own nursery, as an async context manager.
@@ -454,6 +514,10 @@ class ToolCallController:
         """Close the call without a result. Closing twice is harmless."""
         self._closed = True
 
+    async def _relay(self, chunk: Chunk) -> None:
+        """Put a chunk a remote run made, in this call's run (see ``trio_stream._remote``)."""
+        await self._owner._forward(chunk)
+
     def open_substream(self, parent_id: str | None = None) -> Substream:
         """A child controller whose chunks carry this call's id as parent id.
 
@@ -539,9 +603,7 @@ async def _run_tool(call: ToolCallController, tool: ToolFunction, errors_as_resu
         call.set_response(result)
 
 
-async def _copy_stream(
-    buffer: ChunkBuffer, tool_calls: ToolCallLedger, stream: AsyncIterable[Chunk]
-) -> None:
+async def _copy_stream(controller: RunController, stream: AsyncIterable[Chunk]) -> None:
     iterator = aiter(stream)
 
     async def copy() -> None:
@@ -551,12 +613,10 @@ async def _copy_stream(
                     f"add_stream: the stream yielded a {type(item).__name__}, not a chunk"
                 )
             try:
-                chunk = check_chunk(item, tool_calls)
+                await controller._forward(item)
             except Exception as exc:
                 exc.add_note(f"in a {item.type} chunk that the stream given to add_stream yielded")
                 raise
-            await buffer.wait_writable()
-            buffer.put(chunk, chunk_size(chunk))
 
     if hasattr(iterator, "aclose"):
         async with aclosing(iterator):  # type: ignore[type-var]

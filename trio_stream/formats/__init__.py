@@ -9,11 +9,21 @@ One module per format:
 - ``ui_message_stream``: the AI SDK's UI message stream (SSE);
 - ``openai_stream``: OpenAI chat completion chunks (SSE).
 
-The responses that stream a run in a format over HTTP are in
-``trio_stream.asgi``.
+``FORMATS`` has them all by name, and ``decoder_for(headers)`` picks the
+decoder for a response's body. The responses that stream a run in a format
+over HTTP are in ``trio_stream.asgi``.
 """
 
 from ._decoder import StreamDecoder
-from ._encoder import StreamEncoder
+from ._encoder import FORMAT_HEADER, StreamEncoder
+from ._registry import FORMATS, Format, decoder_for, format_named
 
-__all__ = ["StreamDecoder", "StreamEncoder"]
+__all__ = [
+    "FORMATS",
+    "FORMAT_HEADER",
+    "Format",
+    "StreamDecoder",
+    "StreamEncoder",
+    "decoder_for",
+    "format_named",
+]

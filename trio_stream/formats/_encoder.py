@@ -26,7 +26,11 @@ from typing import Any, ClassVar
 from ..chunks import Chunk
 from ._sse import KEEPALIVE, is_event_stream
 
-__all__ = ["StreamEncoder"]
+__all__ = ["FORMAT_HEADER", "StreamEncoder"]
+
+FORMAT_HEADER = "x-trio-stream-format"
+"""The response header naming the body's format, for formats whose media type says nothing
+more than ``text/event-stream`` (see ``decoder_for``)."""
 
 
 class StreamEncoder(abc.ABC):

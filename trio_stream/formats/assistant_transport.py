@@ -52,7 +52,7 @@ from ..chunks import (
 )
 from . import _sse
 from ._decoder import StreamDecoder, json_value
-from ._encoder import StreamEncoder
+from ._encoder import FORMAT_HEADER, StreamEncoder
 from ._message import (
     MessageOutcome,
     OpenText,
@@ -80,7 +80,7 @@ class AssistantTransportEncoder(StreamEncoder):
     """Encodes chunks as assistant transport events."""
 
     media_type: ClassVar[str] = _sse.MEDIA_TYPE
-    headers: ClassVar[Mapping[str, str]] = _sse.HEADERS
+    headers: ClassVar[Mapping[str, str]] = {**_sse.HEADERS, FORMAT_HEADER: "assistant-transport"}
     keepalive: ClassVar[bytes] = _sse.KEEPALIVE
     default_heartbeat: ClassVar[bool] = True
 

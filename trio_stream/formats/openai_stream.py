@@ -52,7 +52,7 @@ from ..chunks import (
 )
 from . import _sse
 from ._decoder import StreamDecoder
-from ._encoder import StreamEncoder
+from ._encoder import FORMAT_HEADER, StreamEncoder
 from ._message import MessageOutcome, not_a_chunk
 
 __all__ = ["OpenAIStreamDecoder", "OpenAIStreamEncoder"]
@@ -69,7 +69,7 @@ class OpenAIStreamEncoder(StreamEncoder):
     """
 
     media_type: ClassVar[str] = _sse.MEDIA_TYPE
-    headers: ClassVar[Mapping[str, str]] = _sse.HEADERS
+    headers: ClassVar[Mapping[str, str]] = {**_sse.HEADERS, FORMAT_HEADER: "openai-stream"}
     keepalive: ClassVar[bytes] = _sse.KEEPALIVE
     default_heartbeat: ClassVar[bool] = True
 

@@ -1,0 +1,209 @@
+"""Remote agents as tool calls: another server's run, nested under one call of this run.
+
+``RunController.spawn_remote_tool_call`` opens a tool call whose work is a
+run served elsewhere: the request is sent from a task of this run, and the
+remote run's chunks are relayed as they arrive, nested under the call (its
+id is their parent id), to any depth, since a remote run may nest remote
+runs of its own. When it ends, its answer (its text, by default) becomes
+the call's result.
+
+Structured concurrency crosses the wire. The request belongs to the call's
+task: when this run is cancelled (its client left, a sibling failed, the run
+ended early), the task is cancelled, which closes the HTTP request, and a
+trio-stream server on the other end cancels its run and every tool in it.
+And a failure comes back: an error chunk from the remote, a refused
+request, a body that breaks off or does not decode, or silence past the
+timeout fails the call with a ``RemoteAgentError`` naming the URL and what
+happened, which becomes the call's error result with ``errors_as_result``,
+and fails this run otherwise (error chunk first, as any failure).
+
+Relayed chunks are renamed so that two remotes cannot collide: every tool
+call id and parent id of the remote run is prefixed with the local call's
+id and a dot, and what the remote run had at its top level gets the local
+call's id as parent id. Chunks that describe the remote message as a whole
+are not relayed as such: its state updates become data parts named
+``remote-state`` (the local run's state is the local run's), and its steps
+and annotations are summed up in the outcome the result is made from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ._errors import TrioStreamError
+from ._state import StateTree
+from .chunks import (
+    AnnotationsChunk,
+    Chunk,
+    DataChunk,
+    ErrorChunk,
+    FileChunk,
+    ReasoningDeltaChunk,
+    SourceChunk,
+    StepFinishChunk,
+    StepStartChunk,
+    TextDeltaChunk,
+    ToolCallBeginChunk,
+    ToolCallDeltaChunk,
+    ToolResultChunk,
+    UpdateStateChunk,
+)
+
+if TYPE_CHECKING:
+    import httpx
+
+    from ._controller import ToolCallController
+    from .client import RemoteError
+
+__all__ = ["RemoteAgentError", "RemoteOutcome", "relay_remote_run"]
+
+REMOTE_STATE = "remote-state"
+"""The name of the data parts that carry a remote run's state operations."""
+
+
+class RemoteAgentError(TrioStreamError, RuntimeError):
+    """A remote agent's run failed, or could not be read to its end."""
+
+    def __init__(self, url: str, message: str) -> None:
+        super().__init__(f"the remote agent at {url} {message}")
+        self.url = url
+
+
+@dataclass
+class RemoteOutcome:
+    """What a remote run produced, for the app to make the call's result from."""
+
+    url: str
+    text: str = ""
+    """Its answer: the text of its top level, joined."""
+    state: Any = None
+    """Its state, as its state updates built it."""
+    data: list[Any] = field(default_factory=list)
+    """The values of its unnamed data chunks at its top level."""
+    annotations: list[Any] = field(default_factory=list)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    finish_reason: str | None = None
+    """Its last step's finish reason, if it reported steps."""
+
+
+ResultOf = Callable[[RemoteOutcome], Any]
+
+
+def _default_result(outcome: RemoteOutcome) -> Any:
+    return outcome.text
+
+
+class _Renamer:
+    """Renames a remote run's ids into the local call's namespace."""
+
+    __slots__ = ("_prefix", "local_id")
+
+    def __init__(self, local_id: str) -> None:
+        self.local_id = local_id
+        self._prefix = local_id + "."
+
+    def id(self, remote_id: str) -> str:
+        return self._prefix + remote_id
+
+    def parent(self, remote_parent: str | None) -> str:
+        return self.local_id if remote_parent is None else self._prefix + remote_parent
+
+
+def _relayed(chunk: Chunk, names: _Renamer, outcome: RemoteOutcome) -> Chunk | None:
+    """``chunk`` as the local run sends it, or ``None`` if only the outcome keeps it."""
+    match chunk:
+        case TextDeltaChunk(text_delta=text, parent_id=parent):
+            if parent is None:
+                outcome.text += text
+            return TextDeltaChunk(text, names.parent(parent))
+        case ReasoningDeltaChunk(reasoning_delta=text, parent_id=parent):
+            return ReasoningDeltaChunk(text, names.parent(parent))
+        case ToolCallBeginChunk():
+            return ToolCallBeginChunk(
+                names.id(chunk.tool_call_id), chunk.tool_name, names.parent(chunk.parent_id)
+            )
+        case ToolCallDeltaChunk():
+            return ToolCallDeltaChunk(names.id(chunk.tool_call_id), chunk.args_text_delta)
+        case ToolResultChunk():
+            return ToolResultChunk(
+                names.id(chunk.tool_call_id), chunk.result, chunk.artifact, chunk.is_error
+            )
+        case DataChunk(parent_id=parent):
+            if chunk.name is None and parent is None:
+                outcome.data.append(chunk.data)
+            return DataChunk(chunk.data, chunk.name, names.parent(parent))
+        case SourceChunk():
+            return SourceChunk(
+                chunk.id, chunk.url, chunk.source_type, chunk.title, names.parent(chunk.parent_id)
+            )
+        case FileChunk():
+            return FileChunk(chunk.data, chunk.mime_type, names.parent(chunk.parent_id))
+        case UpdateStateChunk():
+            return DataChunk(list(chunk.operations), REMOTE_STATE, names.local_id)
+        case AnnotationsChunk():
+            outcome.annotations.extend(chunk.annotations)
+        case StepFinishChunk():
+            outcome.input_tokens += chunk.input_tokens
+            outcome.output_tokens += chunk.output_tokens
+            outcome.finish_reason = chunk.finish_reason
+        case StepStartChunk() | ErrorChunk():
+            pass
+    return None
+
+
+async def relay_remote_run(
+    call: ToolCallController,
+    url: str,
+    *,
+    json: Any,
+    headers: Mapping[str, str] | None,
+    http_client: httpx.AsyncClient | None,
+    result: ResultOf | None,
+    silence_timeout: float | None,
+    format: str | None,
+) -> Any:
+    """Send the request, relay the remote run under ``call``, and return the call's result."""
+    from . import client
+
+    names = _Renamer(call.tool_call_id)
+    outcome = RemoteOutcome(url)
+    state = StateTree(None, lambda operations: None)
+    try:
+        async with client.stream(
+            url,
+            json=json,
+            headers=headers,
+            http_client=http_client,
+            silence_timeout=silence_timeout,
+            format=format,
+        ) as chunks:
+            async for chunk in chunks:
+                if isinstance(chunk, ErrorChunk):
+                    raise RemoteAgentError(url, f"failed: {chunk.error}")
+                try:
+                    if isinstance(chunk, UpdateStateChunk):
+                        state.apply(list(chunk.operations))
+                        outcome.state = state.value
+                    relayed = _relayed(chunk, names, outcome)
+                    if relayed is not None:
+                        await call._relay(relayed)
+                except (TrioStreamError, ValueError, TypeError, KeyError) as exc:
+                    raise RemoteAgentError(url, f"sent a run that is not valid: {exc}") from exc
+    except client.RemoteError as exc:
+        raise RemoteAgentError(url, _what_happened(exc)) from exc
+    return (result or _default_result)(outcome)
+
+
+def _what_happened(exc: RemoteError) -> str:
+    """The end of "the remote agent at <url> ...", for each way reading it fails."""
+    message = str(exc).removeprefix(f"{exc.url}: ")
+    return {
+        "unreachable": f"could not be reached: {message}",
+        "status": message,
+        "broken": f"stopped mid-body: {message}",
+        "undecodable": f"sent a body that does not decode: {message}",
+        "silent": f"went silent: {message}",
+    }[exc.failure]
