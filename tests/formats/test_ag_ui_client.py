@@ -19,6 +19,7 @@ from typing import Any
 
 import anyio
 import anyio.lowlevel
+import httpx
 import msgspec
 import pytest
 from hypothesis import given, settings
@@ -30,7 +31,7 @@ from starlette.routing import Route
 
 from trio_stream import RunController, ToolCallController, create_run
 from trio_stream._state import StateTree
-from trio_stream.asgi import AGUIResponse
+from trio_stream.asgi import DEFAULT_HEARTBEAT_INTERVAL, AGUIResponse, heartbeat_interval
 from trio_stream.chunks import (
     Chunk,
     ReasoningDeltaChunk,
@@ -335,6 +336,15 @@ def test_aborting_the_agent_cancels_the_run_and_its_tools(url: str) -> None:
     ]
     assert SERVER.tool_cancelled.wait(timeout=5), "the tool was not cancelled"
     assert SERVER.run_cancelled.wait(timeout=5), "the run was not cancelled"
+
+
+def test_the_response_is_an_event_stream_with_heartbeats(url: str) -> None:
+    response = httpx.post(f"{url}/failing", json=run_input("run-headers"), timeout=30)
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert response.headers["cache-control"] == "no-cache"
+    assert response.headers["x-accel-buffering"] == "no"
+    assert heartbeat_interval(AGUIEncoder(), None) == DEFAULT_HEARTBEAT_INTERVAL
+    assert AGUIEncoder.keepalive == b": heartbeat\n\n"
 
 
 # -- random runs, without a server -----------------------------------------------------

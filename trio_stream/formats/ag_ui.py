@@ -44,7 +44,7 @@ type. Event types it does not know are skipped, as the client drops them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
 import msgspec
@@ -875,7 +875,7 @@ class AGUIDecoder(StreamDecoder):
         open_ids.add(entity)
         self._owners.setdefault(entity, self._parent(event))
 
-    _HANDLERS: ClassVar[dict[str, Any]] = {
+    _HANDLERS: ClassVar[dict[str, Callable[[AGUIDecoder, _Event, list[Chunk]], None]]] = {
         "RUN_STARTED": _run_started,
         "RUN_FINISHED": _run_finished,
         "RUN_ERROR": _run_error,
