@@ -6,7 +6,8 @@ owns the I/O: writes, disconnects, the shutdown cut-off and keep-alives.
 - ``DataStreamResponse``: assistant-ui's data stream;
 - ``AssistantTransportResponse``: assistant-ui's assistant transport (SSE);
 - ``UIMessageStreamResponse``: the AI SDK's UI message stream (SSE);
-- ``OpenAIStreamResponse``: OpenAI chat completion chunks (SSE).
+- ``OpenAIStreamResponse``: OpenAI chat completion chunks (SSE);
+- ``AGUIResponse``: AG-UI events (SSE), for AG-UI clients such as CopilotKit.
 
 ``RunResponse`` streams a run in any encoder's format, and
 ``ListeningResponse`` is the sequence every streamed response shares, for a
@@ -26,6 +27,7 @@ from ._delivery import (
     write_chunks,
 )
 from ._response import (
+    AGUIResponse,
     AssistantTransportResponse,
     DataStreamResponse,
     ListeningResponse,
@@ -37,6 +39,7 @@ from ._response import (
 __all__ = [
     "COALESCE_WINDOW",
     "DEFAULT_HEARTBEAT_INTERVAL",
+    "AGUIResponse",
     "AssistantTransportResponse",
     "BodySender",
     "ClientGone",

@@ -40,6 +40,7 @@ from .._run import Run
 from .._shutdown import SHUTDOWN_MESSAGE, Shutdown, shutdown_of
 from ..chunks import ErrorChunk
 from ..formats import StreamEncoder
+from ..formats.ag_ui import AGUIEncoder
 from ..formats.assistant_transport import AssistantTransportEncoder
 from ..formats.data_stream import DataStreamEncoder
 from ..formats.openai_stream import OpenAIStreamEncoder
@@ -56,6 +57,7 @@ from ._delivery import (
 )
 
 __all__ = [
+    "AGUIResponse",
     "AssistantTransportResponse",
     "DataStreamResponse",
     "ListeningResponse",
@@ -257,3 +259,15 @@ class OpenAIStreamResponse(RunResponse):
     """
 
     encoder_class = OpenAIStreamEncoder
+
+
+class AGUIResponse(RunResponse):
+    """A run streamed as AG-UI events (``text/event-stream``), for an AG-UI client.
+
+    Heartbeats are on by default: an SSE comment after 15 s of silence.
+    Pass ``encoder=AGUIEncoder(thread_id=..., run_id=..., state=...)`` with
+    the ids and the state of the client's ``RunAgentInput``, so that the
+    events name its run and the state updates patch the state it holds.
+    """
+
+    encoder_class = AGUIEncoder
