@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.routing import Route
 
 from trio_stream import RunController, create_run
-from trio_stream.asgi import RunResponse
+from trio_stream.asgi import AGUIResponse, RunResponse
 from trio_stream.chunks import Chunk, ErrorChunk, TextDeltaChunk
 from trio_stream.client import RemoteError, RemoteStatusError, stream
 from trio_stream.formats import FORMATS
@@ -35,6 +35,7 @@ RESPONSE_OF = {
     "assistant-transport": RESPONSES["assistant-transport"],
     "ui-message-stream": RESPONSES["ui-message-stream"],
     "openai-stream": RESPONSES["openai"],
+    "ag-ui": AGUIResponse,
 }
 
 cleaned_up = threading.Event()

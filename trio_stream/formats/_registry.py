@@ -23,6 +23,7 @@ from ..chunks import Chunk
 from ._decoder import StreamDecoder
 from ._encoder import FORMAT_HEADER, StreamEncoder
 from ._sse import EventParser, is_event_stream
+from .ag_ui import AGUIDecoder, AGUIEncoder
 from .assistant_transport import AssistantTransportDecoder, AssistantTransportEncoder
 from .data_stream import DataStreamDecoder, DataStreamEncoder
 from .openai_stream import OpenAIStreamDecoder, OpenAIStreamEncoder
@@ -47,6 +48,7 @@ FORMATS: Mapping[str, Format] = {
         Format("assistant-transport", AssistantTransportEncoder, AssistantTransportDecoder),
         Format("ui-message-stream", UIMessageStreamEncoder, UIMessageStreamDecoder),
         Format("openai-stream", OpenAIStreamEncoder, OpenAIStreamDecoder),
+        Format("ag-ui", AGUIEncoder, AGUIDecoder),
     )
 }
 """Every format, by its name."""

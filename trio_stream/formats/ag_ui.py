@@ -72,7 +72,7 @@ from ..chunks import (
 )
 from . import _sse
 from ._decoder import StreamDecoder, json_value
-from ._encoder import StreamEncoder
+from ._encoder import FORMAT_HEADER, StreamEncoder
 from ._json_patch import PatchError, check_patch, operation_patch, patch_operations
 from ._message import OpenText, ToolArguments, not_a_chunk, open_tool_call, start_tool_call
 
@@ -134,7 +134,7 @@ class AGUIEncoder(StreamEncoder):
     """
 
     media_type: ClassVar[str] = _sse.MEDIA_TYPE
-    headers: ClassVar[Mapping[str, str]] = _sse.HEADERS
+    headers: ClassVar[Mapping[str, str]] = {**_sse.HEADERS, FORMAT_HEADER: "ag-ui"}
     keepalive: ClassVar[bytes] = _sse.KEEPALIVE
     default_heartbeat: ClassVar[bool] = True
 
