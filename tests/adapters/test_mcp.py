@@ -29,10 +29,14 @@ import pytest
 from mcp import Client, ClientSession, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult, ImageContent, TextContent
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.routing import Route
 
 from trio_stream import RunController, SerializationError, UsageError, create_run
 from trio_stream.adapters.mcp import PROGRESS_DATA_NAME, MCPServerError, MCPTools, text_for_model
 from trio_stream.adapters.openai import ToolCall, run_chat_completion
+from trio_stream.asgi import DataStreamResponse
 from trio_stream.chunks import (
     Chunk,
     DataChunk,
@@ -420,6 +424,26 @@ async def test_cancelling_the_run_cancels_the_tools_handler_on_the_server(
     assert isinstance(still_usable[-1], ToolResultChunk)
 
 
+async def test_a_call_past_its_timeout_fails_and_is_cancelled_on_the_server(
+    record: ServerRecord,
+) -> None:
+    token = uuid.uuid4().hex
+    async with stdio_session(record) as session:
+        tools = MCPTools(session, timeout=0.5)
+        chunks = await spawned(tools, "wait", arguments={"token": token}, errors_as_result=True)
+        started = await record.wait_for("started", token=token)
+        await record.wait_for("cancelled", token=token)
+        notice = await record.wait_for("cancel-notice", request=started["request"])
+    assert notice["reason"] == "timed out after 0.5s"
+    result = chunks[-1]
+    assert isinstance(result, ToolResultChunk)
+    assert result.is_error
+    assert result.result == (
+        "the tool 'wait' of the MCP server 'test-tools' failed: "
+        "Request 'tools/call' timed out (error -32001)"
+    )
+
+
 # -- streamable HTTP ----------------------------------------------------------------
 
 
@@ -645,3 +669,46 @@ async def test_what_the_model_can_correct_is_its_reply(record: ServerRecord) -> 
     results = {c.tool_call_id: c for c in chunks if isinstance(c, ToolResultChunk)}
     assert all(result.is_error for result in results.values())
     assert {id: result.result for id, result in results.items()} == texts
+
+
+# -- in an app ----------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: Starlette, record: ServerRecord) -> AsyncIterator[None]:
+    """What docs/adapters/mcp.md shows: one session for the app's lifetime."""
+    async with stdio_session(record) as session:
+        app.state.tools = MCPTools(session)
+        await app.state.tools.list_tools()
+        yield
+
+
+async def chat(request: Request) -> DataStreamResponse:
+    tools: MCPTools = request.app.state.tools
+
+    async def run(controller: RunController) -> None:
+        controller.append_text("Counting…")
+        tools.spawn(controller, "count", {"steps": 2}, tool_call_id="call_count")
+
+    return DataStreamResponse(create_run(run))
+
+
+def test_an_app_keeps_its_session_open_in_its_lifespan(record: ServerRecord) -> None:
+    # Hypercorn on Trio runs the lifespan, which starts the server process;
+    # each request's run calls the tools over the one session.
+    app = Starlette(
+        routes=[Route("/chat", chat, methods=["POST"])],
+        lifespan=partial(lifespan, record=record),
+    )
+    with running(app) as url:
+        outputs = [decode("data-stream", url=f"{url}/chat", post={}) for _ in range(2)]
+    for output in outputs:
+        assert output["warnings"] == []
+        assert summarize(output["message"]["parts"]) == [
+            ("text", "Counting…", None),
+            ("tool-call", "count", {"steps": 2}, "counted to 2", False, None),
+            *(
+                ("data", "tool-progress", {"toolCallId": "call_count", **value}, "call_count")
+                for value in PROGRESS_VALUES
+            ),
+        ]
