@@ -279,7 +279,8 @@ async def test_a_model_reads_the_text_and_a_line_for_the_rest(record: ServerReco
     assert text_for_model(bare) == '{"celsius": 24}'
     picture = CallToolResult(content=[ImageContent(data=PIXEL, mime_type="image/png")])
     assert text_for_model(picture) == "[image: image/png]"
-    assert text_for_model(CallToolResult(content=[TextContent(text="a"), TextContent(text="b")]))
+    two_texts = CallToolResult(content=[TextContent(text="a"), TextContent(text="b")])
+    assert text_for_model(two_texts) == "a\nb"
 
 
 async def test_is_error_becomes_an_error_result(record: ServerRecord) -> None:
