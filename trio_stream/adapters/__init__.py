@@ -5,4 +5,6 @@ as an extra; importing this package needs none of them:
 
 - ``openai``: a chat completion streamed by an OpenAI-compatible server,
   read with the official ``openai`` client (``pip install 'trio-stream[openai]'``).
+- ``mcp``: the tools of an MCP server, run as tool calls over a session of
+  the official ``mcp`` SDK (``pip install 'trio-stream[mcp]'``).
 """
