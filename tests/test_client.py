@@ -30,7 +30,7 @@ from .serving import free_port, running
 
 pytestmark = pytest.mark.anyio
 
-RESPONSE_OF = {
+RESPONSE_OF: dict[str, type[RunResponse]] = {
     "data-stream": RESPONSES["data-stream"],
     "assistant-transport": RESPONSES["assistant-transport"],
     "ui-message-stream": RESPONSES["ui-message-stream"],
