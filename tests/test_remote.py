@@ -17,8 +17,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.routing import Route
 
-from trio_stream import RunController, create_run
-from trio_stream._remote import RemoteAgentError, RemoteOutcome
+from trio_stream import RemoteAgentError, RemoteOutcome, RunController, create_run
 from trio_stream.asgi import DataStreamResponse, RunResponse, UIMessageStreamResponse
 from trio_stream.chunks import (
     Chunk,

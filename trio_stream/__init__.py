@@ -23,6 +23,7 @@ from ._run import (
     RunCallback,
     create_run,
 )
+from ._remote import RemoteAgentError, RemoteOutcome
 from ._scope import CancellationSignal
 from ._server import LifespanGuard, serve
 from ._state import StateProxy
@@ -34,6 +35,8 @@ __all__ = [
     "ChunkStream",
     "DecodeError",
     "LifespanGuard",
+    "RemoteAgentError",
+    "RemoteOutcome",
     "Run",
     "RunCallback",
     "RunController",
