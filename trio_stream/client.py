@@ -37,7 +37,7 @@ import httpx
 
 from ._errors import DecodeError, TrioStreamError
 from .chunks import Chunk
-from .formats import StreamDecoder, decoder_for
+from .formats import FORMATS, StreamDecoder, decoder_for, format_named
 
 __all__ = ["RemoteError", "RemoteStatusError", "RemoteStream", "stream"]
 
@@ -338,6 +338,8 @@ class stream:
             raise ValueError(f"resume_url needs a {{stream_id}} placeholder: {resume_url!r}")
         if resume_attempts < 0:
             raise ValueError(f"resume_attempts must be 0 or more, not {resume_attempts!r}")
+        if format is not None:
+            format_named(format)  # an unknown name is the caller's mistake: say so now
         self.url = url
         self._json = json
         self._method = method
@@ -365,16 +367,24 @@ class stream:
                 timeout=self._timeout,
             )
             response = await _send(client, request, self.url)
+            stack.push_async_callback(response.aclose)
             remote = RemoteStream(
-                self.url,
-                client,
-                response,
-                decoder_for(response.headers, format=self._format),
-                self._resume(),
+                self.url, client, response, self._decoder(response), self._resume()
             )
             stack.push_async_callback(remote.aclose)
             self._stack = stack.pop_all()
         return remote
+
+    def _decoder(self, response: httpx.Response) -> StreamDecoder:
+        try:
+            return decoder_for(response.headers, format=self._format)
+        except ValueError:
+            kind = response.headers.get("content-type", "untyped")
+            reason = (
+                f"answered a body of no known format ({kind!r}); if it is one of "
+                f"{', '.join(FORMATS)}, pass format="
+            )
+            raise RemoteError(self.url, "undecodable", reason) from None
 
     def _resume(self) -> _Resume | None:
         if self._resume_url is None:
