@@ -15,6 +15,7 @@ from ._errors import (
     TrioStreamError,
     UsageError,
 )
+from ._remote import RemoteAgentError, RemoteOutcome
 from ._run import (
     DEFAULT_HIGH_WATER_MARK,
     DEFAULT_HIGH_WATER_SIZE,
@@ -23,7 +24,6 @@ from ._run import (
     RunCallback,
     create_run,
 )
-from ._remote import RemoteAgentError, RemoteOutcome
 from ._scope import CancellationSignal
 from ._server import LifespanGuard, serve
 from ._state import StateProxy
