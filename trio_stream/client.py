@@ -2,8 +2,8 @@
 
 ``stream(url, json=...)`` sends the request and, inside its ``async with``
 block, gives the chunks of the response as they arrive, in whichever of the
-five formats the server speaks (told by the response's headers, or by its
-first event)::
+formats (``trio_stream.formats.FORMATS``) the server speaks, told by the
+response's headers, or by its first event::
 
     async with trio_stream.client.stream("http://agent/chat", json=body) as chunks:
         async for chunk in chunks:
@@ -16,11 +16,11 @@ cancels its run and every task in it.
 
 Whatever goes wrong is a ``RemoteError`` naming the URL and what happened:
 a refused connection, an answer that is not 2xx (``RemoteStatusError``, with
-the status and the JSON ``detail``), a body that breaks off or does not
-decode, or silence longer than ``silence_timeout``. A body from a resumable
-stream (one with an ``x-resumable-stream-id`` header) that breaks off is
-resumed from the byte where it stopped, when ``resume_url`` says where: the
-caller sees no gap and no duplicate.
+the status and the JSON ``detail``), a body that breaks off, does not decode
+or is in no known format, or silence longer than ``silence_timeout``. A body
+from a resumable stream (one with an ``x-resumable-stream-id`` header) that
+breaks off is resumed from the byte where it stopped, when ``resume_url``
+says where: the caller sees no gap and no duplicate.
 """
 
 from __future__ import annotations
@@ -304,15 +304,16 @@ class stream:
     ``httpx.AsyncClient`` of the caller's (its pool, its settings; the block
     never closes it); by default a client is made for the block.
 
-    ``format`` names the format to read (``"data-stream"``, ``"ag-ui"``…)
-    when the response does not tell. ``silence_timeout`` is how many seconds
-    may pass without a byte before the stream counts as dead (none by
-    default: the SSE formats send keep-alives, and a slow tool may keep a
-    run quiet for long). ``resume_url``, with ``{stream_id}`` in it, is where
-    a resumable stream can be read again from an ``offset`` (the resumable
-    streams' resume route); a body that breaks off is then resumed up to
-    ``resume_attempts`` times, waiting ``resume_backoff`` seconds, doubled at
-    each attempt, before each.
+    ``format`` names the format to read (``"data-stream"``,
+    ``"openai-stream"``…: a name in ``trio_stream.formats.FORMATS``) when
+    the response does not tell. ``silence_timeout`` is how many seconds may
+    pass without a byte before the stream counts as dead (none by default:
+    the SSE formats send keep-alives, and a slow tool may keep a run quiet
+    for long). ``resume_url``, with ``{stream_id}`` in it, is where a
+    resumable stream can be read again from an ``offset`` (the resumable
+    streams' resume route); a body that breaks off is then resumed, with up
+    to ``resume_attempts`` attempts in a row that bring no byte, each after
+    ``resume_backoff`` seconds, doubled at each attempt.
     """
 
     def __init__(
