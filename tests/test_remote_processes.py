@@ -298,7 +298,7 @@ async def test_an_agent_cancelling_its_run_stops_the_agents_below_it(
     records = await agents.records.wait_for(tag, cleaned_up("ABC"))
     cancelled_at = next(r.at for r in records if r.event == "cancels")
     record_figure(
-        "A cancels its run → last clean-up in B and C",
+        "A cancels its run → last clean-up in A, B and C",
         anyio_backend,
         last_clean_up(records, "ABC", cancelled_at),
     )
@@ -318,7 +318,7 @@ async def test_an_agent_in_the_middle_cancelling_its_run_stops_the_one_below(
         cancelled_at = next(r.at for r in records if r.event == "cancels")
         seconds = last_clean_up(records, "BC", cancelled_at)
         assert not [r for r in records if r.process == "A" and r.event.endswith("cleaned-up")]
-    record_figure("B cancels its run → last clean-up in C", anyio_backend, seconds)
+    record_figure("B cancels its run → last clean-up in B and C", anyio_backend, seconds)
     await agents.records.wait_for(tag, cleaned_up("A"))
 
 
