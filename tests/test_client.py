@@ -203,8 +203,29 @@ async def test_what_goes_wrong_is_named(url: str) -> None:
     with pytest.raises(RemoteError) as raised:
         await read(f"{url}/silent", silence_timeout=0.3)
     assert raised.value.failure == "silent"
-    with pytest.raises(ValueError, match="cannot tell the format"):
+    with pytest.raises(RemoteError) as raised:
         await read(f"{url}/untyped")
+    assert raised.value.failure == "undecodable"
+    assert str(raised.value).startswith(
+        f"{url}/untyped: answered a body of no known format ('text/plain; charset=utf-8'); "
+    )
+
+
+async def test_a_failed_stream_gives_its_connection_back_to_the_callers_client(url: str) -> None:
+    # One connection in the pool: a response left open would hold it, and
+    # the next request would wait for it until the pool's timeout.
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=1)) as client:
+        for failing in ("untyped", "garbage", "broken", "refusing"):
+            with pytest.raises(RemoteError):
+                await read(f"{url}/{failing}", http_client=client, connect_timeout=2)
+        assert await read(f"{url}/foreign-openai", http_client=client, connect_timeout=2) == [
+            TextDeltaChunk("hi")
+        ]
+
+
+async def test_an_unknown_format_is_refused_before_any_request() -> None:
+    with pytest.raises(ValueError, match="no format 'ag-iu'"):
+        stream(f"http://127.0.0.1:{free_port()}/", format="ag-iu")
 
 
 async def test_an_error_chunk_is_a_chunk_not_an_exception(url: str) -> None:

@@ -7,6 +7,7 @@ call them run on Trio and on asyncio.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -15,10 +16,10 @@ import anyio
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
-from trio_stream import RunController, create_run
-from trio_stream._remote import RemoteAgentError, RemoteOutcome
+from trio_stream import RemoteAgentError, RemoteOutcome, RunController, create_run
 from trio_stream.asgi import DataStreamResponse, RunResponse, UIMessageStreamResponse
 from trio_stream.chunks import (
     Chunk,
@@ -26,6 +27,7 @@ from trio_stream.chunks import (
     ErrorChunk,
     TextDeltaChunk,
     ToolCallBeginChunk,
+    ToolCallDeltaChunk,
     ToolResultChunk,
 )
 
@@ -48,6 +50,7 @@ class Remote:
                 Route("/slow", self.slow, methods=["POST"]),
                 Route("/failing", self.failing, methods=["POST"]),
                 Route("/chain", self.chain, methods=["POST"]),
+                Route("/openai-compatible", self.openai_compatible, methods=["POST"]),
             ]
         )
 
@@ -101,6 +104,33 @@ class Remote:
             raise ValueError("the index is corrupt")
 
         return DataStreamResponse(create_run(run))
+
+    async def openai_compatible(self, request: Request) -> Response:
+        """What an OpenAI-compatible server streams, written by hand: no trio-stream here."""
+        events = [
+            {"choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hel"}}]},
+            {"choices": [{"index": 0, "delta": {"content": "lo"}}]},
+            {
+                "choices": [
+                    {
+                        "index": 0,
+                        "delta": {
+                            "tool_calls": [
+                                {
+                                    "index": 0,
+                                    "id": "call_x",
+                                    "type": "function",
+                                    "function": {"name": "search", "arguments": '{"q":1}'},
+                                }
+                            ]
+                        },
+                    }
+                ]
+            },
+            {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
+        ]
+        body = "".join(f"data: {json.dumps(event)}\n\n" for event in events) + "data: [DONE]\n\n"
+        return Response(body, media_type="text/event-stream")
 
     async def chain(self, request: Request) -> RunResponse:
         """Call the next agent down the chain (``/chain`` there too, or ``/slow`` at the end)."""
@@ -238,3 +268,21 @@ async def test_cancelling_the_caller_cancels_every_run_down_a_chain_of_three(
                 assert chunk.parent_id.count(".") == 2
                 break
     assert await anyio.to_thread.run_sync(remotes[2].wait_cleaned_up, 2, 5) == ["run", "tool"]
+
+
+async def test_any_server_of_a_known_format_is_a_remote_agent(
+    chain: tuple[list[str], list[Remote]],
+) -> None:
+    url = f"{chain[0][0]}/openai-compatible"
+
+    async def run(controller: RunController) -> None:
+        controller.spawn_remote_tool_call("ask", url, json={"stream": True}, tool_call_id="c")
+
+    assert await collect(run) == [
+        ToolCallBeginChunk("c", "ask"),
+        TextDeltaChunk("Hel", "c"),
+        TextDeltaChunk("lo", "c"),
+        ToolCallBeginChunk("c.call_x", "search", "c"),
+        ToolCallDeltaChunk("c.call_x", '{"q":1}'),
+        ToolResultChunk("c", "Hello"),
+    ]

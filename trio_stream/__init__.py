@@ -15,6 +15,7 @@ from ._errors import (
     TrioStreamError,
     UsageError,
 )
+from ._remote import RemoteAgentError, RemoteOutcome
 from ._run import (
     DEFAULT_HIGH_WATER_MARK,
     DEFAULT_HIGH_WATER_SIZE,
@@ -34,6 +35,8 @@ __all__ = [
     "ChunkStream",
     "DecodeError",
     "LifespanGuard",
+    "RemoteAgentError",
+    "RemoteOutcome",
     "Run",
     "RunCallback",
     "RunController",

@@ -55,7 +55,6 @@ if TYPE_CHECKING:
     import httpx
 
     from ._controller import ToolCallController
-    from .client import RemoteError
 
 __all__ = ["RemoteAgentError", "RemoteOutcome", "relay_remote_run"]
 
@@ -193,17 +192,5 @@ async def relay_remote_run(
                 except (TrioStreamError, ValueError, TypeError, KeyError) as exc:
                     raise RemoteAgentError(url, f"sent a run that is not valid: {exc}") from exc
     except client.RemoteError as exc:
-        raise RemoteAgentError(url, _what_happened(exc)) from exc
+        raise RemoteAgentError(url, exc.reason) from exc
     return (result or _default_result)(outcome)
-
-
-def _what_happened(exc: RemoteError) -> str:
-    """The end of "the remote agent at <url> ...", for each way reading it fails."""
-    message = str(exc).removeprefix(f"{exc.url}: ")
-    return {
-        "unreachable": f"could not be reached: {message}",
-        "status": message,
-        "broken": f"stopped mid-body: {message}",
-        "undecodable": f"sent a body that does not decode: {message}",
-        "silent": f"went silent: {message}",
-    }[exc.failure]

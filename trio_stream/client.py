@@ -2,8 +2,8 @@
 
 ``stream(url, json=...)`` sends the request and, inside its ``async with``
 block, gives the chunks of the response as they arrive, in whichever of the
-five formats the server speaks (told by the response's headers, or by its
-first event)::
+formats (``trio_stream.formats.FORMATS``) the server speaks, told by the
+response's headers, or by its first event::
 
     async with trio_stream.client.stream("http://agent/chat", json=body) as chunks:
         async for chunk in chunks:
@@ -16,11 +16,11 @@ cancels its run and every task in it.
 
 Whatever goes wrong is a ``RemoteError`` naming the URL and what happened:
 a refused connection, an answer that is not 2xx (``RemoteStatusError``, with
-the status and the JSON ``detail``), a body that breaks off or does not
-decode, or silence longer than ``silence_timeout``. A body from a resumable
-stream (one with an ``x-resumable-stream-id`` header) that breaks off is
-resumed from the byte where it stopped, when ``resume_url`` says where: the
-caller sees no gap and no duplicate.
+the status and the JSON ``detail``), a body that breaks off, does not decode
+or is in no known format, or silence longer than ``silence_timeout``. A body
+from a resumable stream (one with an ``x-resumable-stream-id`` header) that
+breaks off is resumed from the byte where it stopped, when ``resume_url``
+says where: the caller sees no gap and no duplicate.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ import httpx
 
 from ._errors import DecodeError, TrioStreamError
 from .chunks import Chunk
-from .formats import StreamDecoder, decoder_for
+from .formats import FORMATS, StreamDecoder, decoder_for, format_named
 
 __all__ = ["RemoteError", "RemoteStatusError", "RemoteStream", "stream"]
 
@@ -61,10 +61,13 @@ class RemoteError(TrioStreamError, RuntimeError):
     (nothing for longer than the silence timeout).
     """
 
-    def __init__(self, url: str, failure: Failure, message: str) -> None:
-        super().__init__(f"{url}: {message}")
+    def __init__(self, url: str, failure: Failure, reason: str) -> None:
+        super().__init__(f"{url}: {reason}")
         self.url = url
         self.failure = failure
+        self.reason = reason
+        """What happened, without the URL: it reads after the URL and a colon, or
+        after "the remote agent at <url>" (``RemoteAgentError``)."""
 
 
 class RemoteStatusError(RemoteError):
@@ -120,13 +123,17 @@ class RemoteStream:
         while not self._ready:
             if self._ended:
                 raise StopAsyncIteration
-            piece = await self._next_piece()
-            if piece is None:
-                self._ended = True
-                self._ready.extend(self._closed())
-            else:
-                self.offset += len(piece)
-                self._ready.extend(self._decoded(piece))
+            try:
+                piece = await self._next_piece()
+                if piece is None:
+                    self._ended = True
+                    self._ready.extend(self._closed())
+                else:
+                    self.offset += len(piece)
+                    self._ready.extend(self._decoded(piece))
+            except RemoteError:
+                self._ended = True  # the stream cannot go on after its failure
+                raise
         return self._ready.popleft()
 
     async def aclose(self) -> None:
@@ -138,16 +145,15 @@ class RemoteStream:
         try:
             return self._decoder.close()
         except DecodeError as exc:
-            raise RemoteError(
-                self.url, "broken", f"the body ended before its format's end ({exc})"
-            ) from exc
+            reason = f"broke off mid-body: the body ended before its format's end ({exc})"
+            raise RemoteError(self.url, "broken", reason) from exc
 
     def _decoded(self, piece: bytes) -> list[Chunk]:
         try:
             return self._decoder.feed(piece)
         except DecodeError as exc:
-            message = f"sent bytes that do not decode: {exc}"
-            raise RemoteError(self.url, "undecodable", message) from exc
+            reason = f"sent bytes that do not decode: {exc}"
+            raise RemoteError(self.url, "undecodable", reason) from exc
 
     async def _next_piece(self) -> bytes | None:
         """The body's next bytes, ``None`` at its end; a resumable body that breaks off
@@ -164,23 +170,44 @@ class RemoteStream:
             return piece
 
     async def _resume_after(self, exc: httpx.HTTPError) -> None:
-        """Resume the body after ``exc`` broke it off, or raise ``RemoteError`` saying how."""
-        failure, message = _broken(exc)
+        """Resume the body after ``exc`` broke it off, or raise ``RemoteError`` saying how.
+
+        Each attempt waits first, ``backoff`` doubled at each one. The
+        attempts count until a resumed body brings bytes again: a resume
+        request that fails, is answered 5xx, or whose body breaks off before
+        its first byte spends one. A 4xx answer (an unknown stream, an offset
+        past its end) ends the stream at once: asking again cannot help.
+        """
+        broken = _broken(self.url, exc, self.response.request)
         resume = self._resume
-        if resume is None or self.stream_id is None or failure == "silent":
-            raise RemoteError(self.url, failure, message) from exc
-        self._resumptions += 1
-        if self._resumptions > resume.attempts:
-            message = f"{message}, and {resume.attempts} resumptions failed"
-            raise RemoteError(self.url, failure, message) from exc
+        if resume is None or not resume.attempts or self.stream_id is None:
+            raise broken from exc
+        if broken.failure == "silent":  # a server that is there, and says nothing
+            raise broken from exc
         await _abandon(self.response, self._pieces)
-        await anyio.sleep(resume.backoff * 2 ** (self._resumptions - 1))
         url = resume.url.format(stream_id=self.stream_id)
-        request = self._client.build_request(
-            "GET", url, params={"offset": str(self.offset)}, timeout=resume.timeout
-        )
-        self.response = await _send(self._client, request, url)
-        self._pieces = self.response.aiter_bytes()
+        at = f"broke off mid-body at byte {self.offset}"
+        last: RemoteError = broken
+        while self._resumptions < resume.attempts:
+            self._resumptions += 1
+            await anyio.sleep(resume.backoff * 2 ** (self._resumptions - 1))
+            request = self._client.build_request(
+                "GET", url, params={"offset": str(self.offset)}, timeout=resume.timeout
+            )
+            try:
+                self.response = await _send(self._client, request, url)
+            except RemoteStatusError as refused:
+                if refused.status_code < 500:
+                    reason = f"{at}, and resuming it was refused ({refused})"
+                    raise RemoteError(self.url, "broken", reason) from refused
+                last = refused
+            except RemoteError as failed:
+                last = failed
+            else:
+                self._pieces = self.response.aiter_bytes()
+                return
+        reason = f"{at}, and {resume.attempts} attempts to resume it failed (the last: {last})"
+        raise RemoteError(self.url, "broken", reason) from last
 
 
 async def _abandon(response: httpx.Response, pieces: AsyncIterator[bytes]) -> None:
@@ -206,19 +233,41 @@ class _Resume:
         self.timeout = timeout
 
 
-def _broken(exc: httpx.HTTPError) -> tuple[Failure, str]:
-    """How a body broke off, from what httpx raised while reading it."""
+def _broken(url: str, exc: httpx.HTTPError, request: httpx.Request) -> RemoteError:
+    """How the body of ``request`` broke off, from what httpx raised while reading it."""
     if isinstance(exc, httpx.ReadTimeout):
-        return "silent", "sent nothing for longer than the silence timeout"
-    return "broken", f"the connection broke off mid-body ({exc or type(exc).__name__})"
+        return RemoteError(url, "silent", _silence(request, "nothing arrived"))
+    reason = f"the connection closed before the body's end ({exc or type(exc).__name__})"
+    return RemoteError(url, "broken", f"broke off mid-body: {reason}")
+
+
+def _seconds(request: httpx.Request, timeout: str) -> str:
+    """One of the request's timeouts (``"read"``, ``"connect"``…), as ``"0.5 s"``."""
+    seconds = request.extensions.get("timeout", {}).get(timeout)
+    return "ever" if seconds is None else f"{seconds:g} s"
+
+
+def _silence(request: httpx.Request, what: str) -> str:
+    return f"went silent: {what} for {_seconds(request, 'read')} (silence_timeout)"
 
 
 async def _send(client: httpx.AsyncClient, request: httpx.Request, url: str) -> httpx.Response:
     """Send ``request``, returning a 2xx response whose body is still to be read."""
     try:
         response = await client.send(request, stream=True)
+    except httpx.ReadTimeout as exc:
+        raise RemoteError(url, "silent", _silence(request, "no answer")) from exc
+    except httpx.PoolTimeout as exc:
+        reason = "cannot be reached: no connection of the client's pool came free in time"
+        raise RemoteError(url, "unreachable", reason) from exc
+    except httpx.ConnectTimeout as exc:
+        waited = _seconds(request, "connect")
+        reason = f"cannot be reached: no connection within {waited} (connect_timeout)"
+        raise RemoteError(url, "unreachable", reason) from exc
     except httpx.TimeoutException as exc:
-        raise RemoteError(url, "unreachable", f"did not answer in time ({exc})") from exc
+        waited = _seconds(request, "write")
+        reason = f"cannot be reached: the request was not taken within {waited}"
+        raise RemoteError(url, "unreachable", reason) from exc
     except httpx.TransportError as exc:
         raise RemoteError(url, "unreachable", f"cannot be reached ({exc})") from exc
     if response.is_success:
@@ -255,15 +304,16 @@ class stream:
     ``httpx.AsyncClient`` of the caller's (its pool, its settings; the block
     never closes it); by default a client is made for the block.
 
-    ``format`` names the format to read (``"data-stream"``, ``"ag-ui"``…)
-    when the response does not tell. ``silence_timeout`` is how many seconds
-    may pass without a byte before the stream counts as dead (none by
-    default: the SSE formats send keep-alives, and a slow tool may keep a
-    run quiet for long). ``resume_url``, with ``{stream_id}`` in it, is where
-    a resumable stream can be read again from an ``offset`` (the resumable
-    streams' resume route); a body that breaks off is then resumed up to
-    ``resume_attempts`` times, waiting ``resume_backoff`` seconds, doubled at
-    each attempt, before each.
+    ``format`` names the format to read (``"data-stream"``,
+    ``"openai-stream"``…: a name in ``trio_stream.formats.FORMATS``) when
+    the response does not tell. ``silence_timeout`` is how many seconds may
+    pass without a byte before the stream counts as dead (none by default:
+    the SSE formats send keep-alives, and a slow tool may keep a run quiet
+    for long). ``resume_url``, with ``{stream_id}`` in it, is where a
+    resumable stream can be read again from an ``offset`` (the resumable
+    streams' resume route); a body that breaks off is then resumed, with up
+    to ``resume_attempts`` attempts in a row that bring no byte, each after
+    ``resume_backoff`` seconds, doubled at each attempt.
     """
 
     def __init__(
@@ -287,6 +337,10 @@ class stream:
             raise ValueError(f"silence_timeout must be positive seconds, not {silence_timeout!r}")
         if resume_url is not None and "{stream_id}" not in resume_url:
             raise ValueError(f"resume_url needs a {{stream_id}} placeholder: {resume_url!r}")
+        if resume_attempts < 0:
+            raise ValueError(f"resume_attempts must be 0 or more, not {resume_attempts!r}")
+        if format is not None:
+            format_named(format)  # an unknown name is the caller's mistake: say so now
         self.url = url
         self._json = json
         self._method = method
@@ -314,16 +368,24 @@ class stream:
                 timeout=self._timeout,
             )
             response = await _send(client, request, self.url)
+            stack.push_async_callback(response.aclose)
             remote = RemoteStream(
-                self.url,
-                client,
-                response,
-                decoder_for(response.headers, format=self._format),
-                self._resume(),
+                self.url, client, response, self._decoder(response), self._resume()
             )
             stack.push_async_callback(remote.aclose)
             self._stack = stack.pop_all()
         return remote
+
+    def _decoder(self, response: httpx.Response) -> StreamDecoder:
+        try:
+            return decoder_for(response.headers, format=self._format)
+        except ValueError:
+            kind = response.headers.get("content-type", "untyped")
+            reason = (
+                f"answered a body of no known format ({kind!r}); if it is one of "
+                f"{', '.join(FORMATS)}, pass format="
+            )
+            raise RemoteError(self.url, "undecodable", reason) from None
 
     def _resume(self) -> _Resume | None:
         if self._resume_url is None:
