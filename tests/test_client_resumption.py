@@ -25,11 +25,12 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from trio_stream import RunController, create_run
-from trio_stream.chunks import Chunk, TextDeltaChunk
+from trio_stream.chunks import Chunk, TextDeltaChunk, ToolResultChunk
 from trio_stream.client import RemoteError, stream
 from trio_stream.formats import FORMATS
 from trio_stream.resumable import MemoryStore, ResumableStreams
 
+from .conftest import collect
 from .serving import free_port, running
 
 pytestmark = pytest.mark.anyio
@@ -225,3 +226,22 @@ async def test_an_unreachable_resume_url_is_tried_the_attempts_given(
         f"{target}: broke off mid-body at byte 40, and 2 attempts to resume it failed "
     )
     assert "cannot be reached" in str(raised.value)
+
+
+async def test_a_remote_tool_call_reads_a_resumable_agent_through_a_cut(
+    server: tuple[str, Server],
+) -> None:
+    url, _ = server
+
+    async def run(controller: RunController) -> None:
+        controller.spawn_remote_tool_call(
+            "ask",
+            f"{url}/start/data-stream?cut=60",
+            tool_call_id="ask",
+            resume_url=f"{url}/streams/{{stream_id}}",
+        )
+
+    chunks = await collect(run)
+    text = [c.text_delta for c in chunks if isinstance(c, TextDeltaChunk)]
+    assert "".join(text) == "Let me see. " + "".join(f"wave {n}, " for n in range(12)) + "done."
+    assert chunks[-1] == ToolResultChunk("ask", "".join(text))

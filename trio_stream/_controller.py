@@ -260,6 +260,7 @@ class RunController:
         tool_call_id: str | None = None,
         silence_timeout: float | None = None,
         format: str | None = None,
+        resume_url: str | None = None,
     ) -> ToolCallController:
         """Open a tool call whose work is another agent's run, served at ``url``.
 
@@ -271,8 +272,10 @@ class RunController:
         that fails (an error chunk, a refused request, a broken or
         undecodable body, silence past ``silence_timeout`` seconds) raises
         ``RemoteAgentError`` naming the URL; with ``errors_as_result`` it
-        becomes the call's error result instead. ``headers``, ``http_client``
-        and ``format`` are as for ``trio_stream.client.stream``.
+        becomes the call's error result instead. ``headers``, ``http_client``,
+        ``format`` and ``resume_url`` (where a resumable remote's stream is
+        read again if the connection breaks) are as for
+        ``trio_stream.client.stream``.
         """
         body = args if json is None else json
 
@@ -286,6 +289,7 @@ class RunController:
                 result=result,
                 silence_timeout=silence_timeout,
                 format=format,
+                resume_url=resume_url,
             )
 
         return self.spawn_tool_call(

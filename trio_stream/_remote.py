@@ -163,6 +163,7 @@ async def relay_remote_run(
     result: ResultOf | None,
     silence_timeout: float | None,
     format: str | None,
+    resume_url: str | None,
 ) -> Any:
     """Send the request, relay the remote run under ``call``, and return the call's result."""
     from . import client
@@ -178,6 +179,7 @@ async def relay_remote_run(
             http_client=http_client,
             silence_timeout=silence_timeout,
             format=format,
+            resume_url=resume_url,
         ) as chunks:
             async for chunk in chunks:
                 if isinstance(chunk, ErrorChunk):

@@ -26,7 +26,9 @@ says where: the caller sees no gap and no duplicate.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
+import ssl
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
@@ -50,6 +52,17 @@ _CLOSE_TIMEOUT = 5.0
 
 _DETAIL_BYTES = 64 * 1024
 """The most of an error answer's body read for its ``detail``."""
+
+
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """The TLS settings of the clients this module makes, made once per process.
+
+    Making them means reading the certificate authorities' bundle: some
+    10 to 150 ms of blocking work that a client made per request (a remote
+    tool call without an ``http_client``) would otherwise repeat every time.
+    """
+    return httpx.create_ssl_context()
 
 
 class RemoteError(TrioStreamError, RuntimeError):
@@ -359,7 +372,7 @@ class stream:
         async with contextlib.AsyncExitStack() as stack:
             client = self._http_client
             if client is None:
-                client = await stack.enter_async_context(httpx.AsyncClient())
+                client = await stack.enter_async_context(httpx.AsyncClient(verify=_tls()))
             request = client.build_request(
                 self._method,
                 self.url,
