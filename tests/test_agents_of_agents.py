@@ -14,11 +14,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 import anyio
+import anyio.to_thread
 import pytest
 
 from trio_stream import client
@@ -31,6 +31,7 @@ from trio_stream.chunks import (
     ToolResultChunk,
 )
 
+from .process_log import logged, wait_for
 from .reliability.figures import FIGURES
 from .serving import ROOT, serving_process, still_running
 
@@ -38,31 +39,10 @@ pytestmark = pytest.mark.anyio
 
 EXAMPLE = ROOT / "examples" / "agents_of_agents.py"
 
-LOG_LINE = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) (\w+)\[(\d+)\]: (.*)")
-
 NOTES = [
     "A nursery waits for every task started in it.",
     "Cancelling a scope cancels everything inside it.",
 ]
-
-
-@dataclass
-class Logged:
-    """One line of the processes' shared log."""
-
-    at: float
-    role: str
-    pid: int
-    message: str
-
-
-def logged(text: str) -> list[Logged]:
-    lines = (LOG_LINE.fullmatch(line) for line in text.splitlines())
-    return [
-        Logged(datetime.strptime(m[1], "%Y-%m-%d %H:%M:%S,%f").timestamp(), m[2], int(m[3]), m[4])
-        for m in lines
-        if m is not None
-    ]
 
 
 @pytest.fixture(scope="module")
@@ -199,22 +179,16 @@ async def test_a_client_that_leaves_cancels_every_run_in_every_process(
         ("calculator", "tool calculate cancelled"),
         ("calculator", "client disconnected from /chat: run cancelled"),
     }
-    with anyio.fail_after(5):
-        while True:
-            lines = logged(log_path.read_text())[before:]
-            found = {(line.role, line.message.split(", all its tasks")[0]): line for line in lines}
-            if expected <= found.keys():
-                break
-            await anyio.sleep(0.01)  # another process writes the log
-    # Each process cleaned up after the client left, within the bound above.
-    assert all(found[what].at >= left - 0.001 for what in expected)
-    last = max(found[what].at for what in expected) - left
+    found = await anyio.to_thread.run_sync(partial(wait_for, log_path, expected, since=before))
+    # Each process cleaned up after the client left (the log's times are to the millisecond).
+    assert min(line.at for line in found.values()) >= left - 0.001
+    last = max(line.at for line in found.values()) - left
     FIGURES.record(
         "agents of agents",
         f"client leaves -> last clean-up in the 4 processes ({anyio_backend} client)",
         f"{last * 1000:.0f} ms",
     )
-    assert len({found[what].pid for what in expected}) == 4
+    assert len({line.pid for line in found.values()}) == 4
 
 
 def test_the_command_at_its_top_prints_the_tree_and_leaves_no_process_behind() -> None:
