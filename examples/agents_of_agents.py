@@ -70,6 +70,7 @@ NOTES = [
 
 
 def notes_server() -> MCPServer:
+    # The SDK sets the root logger to this level; INFO would log every request.
     notes = MCPServer("notes", log_level="WARNING")
 
     @notes.tool()

@@ -17,7 +17,6 @@ children (``_processes``).
 
 from __future__ import annotations
 
-import logging
 import re
 
 import trio
@@ -30,8 +29,6 @@ from ._pace import Pace, tokens
 from ._processes import start_child
 
 __all__ = ["Orchestrator", "serve_with_specialists"]
-
-logger = logging.getLogger("trio_stream.demo")
 
 _SUM = re.compile(r"\d+(?:\.\d+)?(?:\s*(?:\*\*|[-+*/])\s*\d+(?:\.\d+)?)+")
 
