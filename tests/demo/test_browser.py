@@ -409,7 +409,7 @@ def test_agents_of_agents_in_the_browser(
     assert '"value": 391' in cards["calculate"]["result"]
     expect(progress).to_have_attribute("data-progress", "4")
     expect(progress).to_have_attribute("data-total", "4")
-    expect(progress).to_have_text("done")
+    expect(progress).to_have_text("summing up")
     assert summary["rootText"][-1].endswith("The calculator: 17 * 23 = 391.")
     assert summary["data"] == []  # progress went to its card, not the message
     assert summary["errors"] == 0

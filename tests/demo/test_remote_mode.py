@@ -2,8 +2,8 @@
 
 Each test runs the demo as a real process, which starts the researcher and
 the calculator, each a process of its own, and the researcher the MCP
-server over stdio. The scripted agents run without pauses (``--pace 0``)
-except where a test must act mid-run.
+server over stdio. The scripted agents run at a fifth of their pace, or
+without pauses (``--pace 0``) where only the processes matter.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ async def test_a_turn_holds_both_specialists_runs_and_the_mcp_tools_progress(
     progress = [c for c in chunks if isinstance(c, DataChunk) and c.name == "tool-progress"]
     assert {c.parent_id for c in progress} == {search.tool_call_id}
     assert [c.data["progress"] for c in progress] == [0, 1, 2, 3, 4]
-    assert progress[-1].data["message"] == "done"
+    assert progress[-1].data["message"] == "summing up"
 
     done = results(chunks)
     assert done[calculate.tool_call_id].result == {"expression": "17 * 23", "value": 391}

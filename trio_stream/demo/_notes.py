@@ -59,10 +59,13 @@ def notes_server(pace: Pace) -> MCPServer:
                     number - 1, len(NOTES), f"reading “{note['title']}” ({number} of {len(NOTES)})"
                 )
                 await pace.sleep(0.5)
+            # Not the last thing before the result: a notification the client
+            # handles after the result is dropped (the call is over by then).
+            await ctx.report_progress(len(NOTES), len(NOTES), "summing up")
+            await pace.sleep(0.3)
         except trio.Cancelled:
             logger.info("tool search_notes cancelled")
             raise
-        await ctx.report_progress(len(NOTES), len(NOTES), "done")
         return {"query": query, "notes": NOTES[:3]}
 
     return server
