@@ -26,7 +26,17 @@ from trio_stream import serve
 ROOT = Path(__file__).parent.parent
 """The repository, where ``module:app`` paths such as ``tests.resumable.app:app`` resolve."""
 
-__all__ = ["ROOT", "free_port", "running", "running_cli", "running_demo", "server_process"]
+__all__ = [
+    "ROOT",
+    "descendants",
+    "free_port",
+    "running",
+    "running_cli",
+    "running_demo",
+    "server_process",
+    "serving_process",
+    "still_running",
+]
 
 
 @contextlib.contextmanager
@@ -93,8 +103,19 @@ def server_process(
     process's environment. On exit the process gets SIGTERM, unless it has
     stopped already.
     """
+    with serving_process(
+        log_path, [sys.executable, "-m", "trio_stream", *arguments], env=env
+    ) as served:
+        yield served
+
+
+@contextlib.contextmanager
+def serving_process(
+    log_path: Path, command: list[str], env: dict[str, str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``command --port <free port>`` as a real process, as ``server_process`` runs it."""
     port = free_port()
-    command = [sys.executable, "-m", "trio_stream", *arguments, "--port", str(port)]
+    command = [*command, "--port", str(port)]
     environment = {**os.environ, **(env or {})}
     with log_path.open("wb") as log:
         server = subprocess.Popen(
@@ -109,7 +130,7 @@ def server_process(
             except OSError:
                 if server.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(
-                        f"{' '.join(arguments)} did not start:\n{log_path.read_text()}"
+                        f"{' '.join(command)} did not start:\n{log_path.read_text()}"
                     ) from None
                 time.sleep(0.1)
         yield f"http://127.0.0.1:{port}", server
@@ -121,6 +142,38 @@ def server_process(
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+def descendants(pid: int) -> set[int]:
+    """The processes that ``pid`` started, and theirs, down the tree (Linux's /proc)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # "pid (command) state ppid ...": the command may hold spaces and brackets.
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # it ended while being read
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found: set[int] = set()
+    parents = [pid]
+    while parents:
+        below = children.get(parents.pop(), [])
+        found.update(below)
+        parents.extend(below)
+    return found
+
+
+def still_running(pids: set[int]) -> set[int]:
+    """Those of ``pids`` still running: neither gone nor a zombie waiting to be reaped."""
+    running = set()
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            running.add(pid)
+    return running
 
 
 @contextlib.contextmanager

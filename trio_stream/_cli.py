@@ -6,9 +6,11 @@ import argparse
 import contextlib
 import gc
 import importlib
+import importlib.util
 import logging
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 
 import trio
@@ -54,18 +56,18 @@ def _load(target: str) -> ASGIApp:
     return app
 
 
-def _run(app: ASGIApp, host: str, port: int, graceful_timeout: float) -> None:
+def _run(serving: Callable[..., Awaitable[None]], graceful_timeout: float) -> None:
+    """``serving(config=...)`` on Trio, with the command line's configuration."""
     config = default_config()
     config.accesslog = "-"
     config.graceful_timeout = graceful_timeout
     gc.set_threshold(*GC_THRESHOLDS)
     # SIGINT and SIGTERM start a graceful shutdown; a second SIGINT stops at once.
     with contextlib.suppress(KeyboardInterrupt):
-        trio.run(partial(serve, app, host=host, port=port, config=config))
+        trio.run(partial(serving, config=config))
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of the ``trio-stream`` console script."""
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="trio-stream",
         description="Streaming assistant responses with structured concurrency, on Trio.",
@@ -91,20 +93,74 @@ def main(argv: Sequence[str] | None = None) -> None:
         default="data-stream",
         help="the wire format the page starts with (default data-stream)",
     )
+    demo.add_argument(
+        "--remote",
+        action="store_true",
+        help="agents of agents: the page's agent asks two specialist agents that the demo "
+        "runs in processes of its own (one of them uses an MCP server's tools), and Stop "
+        "cancels the runs in every process; needs the mcp extra (uv run --extra mcp)",
+    )
+    demo.add_argument(
+        "--pace",
+        type=float,
+        default=1.0,
+        metavar="FACTOR",
+        help="scales the scripted agents' pauses: 1 is a pace a person can follow, "
+        "0.1 ten times faster (default 1)",
+    )
+    return parser
+
+
+def _demo(args: argparse.Namespace) -> Callable[..., Awaitable[None]]:
+    """What ``trio-stream demo`` serves, as a function of the configuration."""
+    if args.remote:
+        if importlib.util.find_spec("mcp") is None:
+            raise SystemExit(
+                "trio-stream demo --remote needs the mcp SDK: run it with "
+                "`uv run --extra mcp trio-stream demo --remote`, or pip install 'trio-stream[mcp]'"
+            )
+        from .demo._orchestrator import serve_with_specialists
+
+        if os.environ.get("OPENAI_BASE_URL"):
+            logger.warning(
+                "demo --remote: the orchestrator is scripted; OPENAI_BASE_URL is unused"
+            )
+        logger.info(
+            "demo on http://%s:%d/ (hypercorn, trio; model: orchestrator, starting its "
+            "specialists)",
+            args.host,
+            args.port,
+        )
+        return partial(
+            serve_with_specialists,
+            host=args.host,
+            port=args.port,
+            format=args.format,
+            pace=args.pace,
+        )
+    from .demo import create_app
+    from .demo._model import agent_from_environment
+
+    agent = agent_from_environment(pace=args.pace)
+    logger.info(
+        "demo on http://%s:%d/ (hypercorn, trio; model: %s)", args.host, args.port, agent.name
+    )
+    app = create_app(format=args.format, agent=agent)
+    return partial(serve, app, host=args.host, port=args.port)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``trio-stream`` console script."""
+    parser = _parser()
     args = parser.parse_args(argv)
     if not args.graceful_timeout >= 0:
         parser.error(f"--graceful-timeout must not be negative, not {args.graceful_timeout}")
+    if args.command == "demo" and not args.pace >= 0:
+        parser.error(f"--pace must not be negative, not {args.pace}")
     logger.setLevel(logging.INFO)
     logger.addHandler(logging.StreamHandler())
     if args.command == "demo":
-        from .demo import create_app
-        from .demo._model import agent_from_environment
-
-        agent = agent_from_environment()
-        logger.info(
-            "demo on http://%s:%d/ (hypercorn, trio; model: %s)", args.host, args.port, agent.name
-        )
-        app: ASGIApp = create_app(format=args.format, agent=agent)
+        serving = _demo(args)
     else:
-        app = _load(args.app)
-    _run(app, args.host, args.port, args.graceful_timeout)
+        serving = partial(serve, _load(args.app), host=args.host, port=args.port)
+    _run(serving, args.graceful_timeout)

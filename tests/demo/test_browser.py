@@ -6,6 +6,11 @@ stream itself, so what it shows is what the format carried. A full turn
 (parallel tool calls, nested sub-streams, a failing tool, sources, a file,
 data, state, the closing text), then a turn stopped mid-run, whose
 cancellation the server's log must confirm.
+
+The same with ``demo --remote``: the tree of an orchestrator and two
+specialist agents in other processes, one of them calling an MCP server's
+tool, rendered live; then Stop, whose cancellation every process's log must
+confirm.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
+from ..process_log import logged, wait_for
+from ..reliability.figures import FIGURES
 from ..serving import running_demo
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -313,4 +320,129 @@ def test_a_conversation_in_the_browser(
     # What record_property stores, without its refusal to run under
     # --junitxml's default family (a warning, which this suite makes an error);
     # tests/demo/conftest.py lists these paths at the end of the run.
+    request.node.user_properties.append(("screenshot", str(path)))
+
+
+# -- agents of agents: demo --remote ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def remote_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """``demo --remote`` at half its pace: its URL, and the log all its processes share."""
+    log_path = tmp_path_factory.mktemp("demo-remote-browser") / "processes.log"
+    with running_demo(log_path, "--remote", "--pace", "0.5") as url:
+        yield url, log_path
+
+
+REMOTE_QUESTION = "How do nurseries cancel tasks, and what is 17 * 23?"
+
+# When Stop aborts the request, in the page's own clock (the machine's, as the logs').
+TIME_ABORTS = """
+(() => {
+  const abort = AbortController.prototype.abort;
+  AbortController.prototype.abort = function (...reason) {
+    window.__abortedAt = Date.now() / 1000;
+    return abort.apply(this, reason);
+  };
+})();
+"""
+
+CANCELLED_EVERYWHERE = {
+    ("researcher", "run cancelled"),
+    ("researcher", "client disconnected from /chat: run cancelled"),
+    ("notes", "tool search_notes cancelled"),
+    ("calculator", "tool calculate cancelled"),
+    ("calculator", "run cancelled"),
+    ("calculator", "client disconnected from /chat: run cancelled"),
+}
+"""What each helper process logs when a Stop on the page reaches it."""
+
+
+@pytest.mark.parametrize("format_name", ["data-stream", "ui-message-stream"])
+def test_agents_of_agents_in_the_browser(
+    format_name: str,
+    remote_demo: tuple[str, Path],
+    page: Page | None,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> None:
+    assert page is not None, f"Chromium is missing at {CHROMIUM}"
+    url, log_path = remote_demo
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.add_init_script(TIME_ABORTS)
+    page.goto(f"{url}/")
+    expect(page.get_by_test_id("model")).to_have_text("orchestrator")
+    page.get_by_test_id("format").select_option(format_name)
+    # The welcome is the orchestrator's own; its first suggestion starts a turn.
+    expect(page.locator("#welcome p")).to_contain_text("four processes")
+    page.evaluate(WATCH)
+    page.get_by_role("button", name=REMOTE_QUESTION).click()
+    message = page.locator("[data-testid=message][data-role=assistant]").last
+
+    # -- a whole turn, rendered as it streams ---------------------------------------------
+    search = message.locator("[data-testid=tool-card][data-tool-name=search_notes]")
+    progress = search.get_by_test_id("tool-progress")
+    expect(progress).to_be_visible()
+    # The MCP server's progress shows on its card while the call runs, four
+    # processes away; both specialists' cards run side by side.
+    expect(search).to_have_attribute("data-status", "running")
+    expect(message).to_have_attribute("data-status", "streaming")
+    expect(message).to_have_attribute("data-status", "done")
+    assert page.evaluate("window.__watch")["maxRunning"] == 2
+    summary = page.evaluate(SUMMARY, message.element_handle())
+    cards = {card["name"]: card for card in summary["cards"]}
+    assert cards.keys() == {"ask_researcher", "ask_calculator", "search_notes", "calculate"}
+    researcher, calculator = cards["ask_researcher"], cards["ask_calculator"]
+    assert (researcher["parent"], calculator["parent"]) == (None, None)
+    # Ids renamed across the wire (call_a.call_b) nest each card in its caller's.
+    assert cards["search_notes"]["parent"] == researcher["id"]
+    assert cards["search_notes"]["id"].startswith(researcher["id"] + ".")
+    assert cards["calculate"]["parent"] == calculator["id"]
+    assert [card["status"] for card in summary["cards"]] == ["done"] * 4
+    # Each level's reasoning and text in its own card, three levels down.
+    assert researcher["reasoning"].startswith("Reasoning")
+    assert "The notes server has a search tool" in researcher["reasoning"]
+    assert researcher["text"].startswith("3 notes match. A nursery waits")
+    assert calculator["text"] == "17 * 23 = 391"
+    assert cards["calculate"]["text"] == "Evaluating 17 * 23, then checking it. "
+    assert '"value": 391' in cards["calculate"]["result"]
+    expect(progress).to_have_attribute("data-progress", "4")
+    expect(progress).to_have_attribute("data-total", "4")
+    expect(progress).to_have_text("summing up")
+    assert summary["rootText"][-1].endswith("The calculator: 17 * 23 = 391.")
+    assert summary["data"] == []  # progress went to its card, not the message
+    assert summary["errors"] == 0
+
+    # -- Stop, while both specialists work ------------------------------------------------
+    cancelled_before = disconnects(log_path, format_name)
+    since = len(logged(log_path.read_text()))
+    stopped = send(page, REMOTE_QUESTION)
+    expect(stopped.get_by_test_id("tool-progress")).to_be_visible()
+    calculate = stopped.locator("[data-testid=tool-card][data-tool-name=calculate]")
+    expect(calculate).to_have_attribute("data-status", "running")
+    pressed = time.time()
+    page.get_by_test_id("stop").click()
+    expect(stopped).to_have_attribute("data-status", "stopped")
+    expect(stopped.locator("[data-testid=tool-card][data-status=running]")).to_have_count(0)
+    expect(stopped.locator("[data-testid=tool-card][data-status=stopped]")).to_have_count(4)
+    found = wait_for(log_path, CANCELLED_EVERYWHERE, since=since)
+    deadline = time.monotonic() + 5
+    while disconnects(log_path, format_name) == cancelled_before:  # the demo's own run
+        assert time.monotonic() < deadline, log_path.read_text()[-3000:]
+        time.sleep(0.05)
+    aborted = page.evaluate("window.__abortedAt")
+    assert pressed <= aborted
+    assert min(line.at for line in found.values()) >= aborted - 0.001
+    last = max(line.at for line in found.values())
+    from_click, from_abort = (last - pressed) * 1000, (last - aborted) * 1000
+    FIGURES.record(
+        "agents of agents",
+        f"Stop clicked -> last clean-up, {format_name}",
+        f"{from_click:.0f} ms (from the page's abort: {from_abort:.0f} ms)",
+    )
+    assert problems == []
+
+    path = tmp_path / f"demo-remote-{format_name}.png"
+    screenshot(page, path)
     request.node.user_properties.append(("screenshot", str(path)))

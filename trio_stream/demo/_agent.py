@@ -12,15 +12,14 @@ ids and the timing differ.
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import anyio
 
 from .._controller import RunController, ToolCallController
+from ._pace import Pace, tokens
 
 __all__ = ["Agent", "ScriptedAgent"]
 
@@ -32,7 +31,9 @@ class Agent(Protocol):
 
     It answers the conversation (OpenAI-style ``{"role", "content"}``
     messages, the last one the user's) through the controller, and returns
-    the text of its answer, which the conversation's history keeps.
+    the text of its answer, which the conversation's history keeps. It may
+    also describe itself for the page's welcome, with ``about`` (a
+    paragraph) and ``suggestions`` (messages to start with).
     """
 
     name: str
@@ -42,12 +43,7 @@ class Agent(Protocol):
         ...
 
 
-_TOKEN = re.compile(r"\S+\s*|\s+")
 _CITIES = {"Lisbon": (24, "sunny"), "Kyoto": (17, "light rain")}
-
-
-def _pieces(text: str, size: int) -> list[str]:
-    return [text[i : i + size] for i in range(0, len(text), size)]
 
 
 def _bar_chart(values: dict[str, int]) -> bytes:
@@ -76,25 +72,9 @@ class ScriptedAgent:
     """
 
     def __init__(self, pace: float = 1.0) -> None:
-        if pace < 0:
-            raise ValueError(f"pace must not be negative, not {pace}")
+        self._pace = Pace(pace)
         self.pace = pace
         self.name = "scripted"
-
-    async def _sleep(self, seconds: float) -> None:
-        await anyio.sleep(seconds * self.pace)
-
-    async def _words(self, write: Callable[[str], None], text: str, delay: float = 0.03) -> None:
-        for token in _TOKEN.findall(text):
-            write(token)
-            await self._sleep(delay)
-
-    async def _stream_args(self, call: ToolCallController, args: dict[str, Any]) -> None:
-        """Send the arguments in pieces, as a model generates them."""
-        for piece in _pieces(json.dumps(args), 7):
-            call.append_args_text(piece)
-            await self._sleep(0.04)
-        call.args = args
 
     def _tool(
         self,
@@ -105,7 +85,7 @@ class ScriptedAgent:
     ) -> ToolCallController:
         async def tool(call: ToolCallController) -> Any:
             try:
-                await self._stream_args(call, args)
+                await self._pace.stream_args(call, args)
                 return await work(call)
             except anyio.get_cancelled_exc_class():
                 logger.info("demo: tool %s (%s) cancelled", name, call.tool_call_id)
@@ -116,24 +96,24 @@ class ScriptedAgent:
     async def _weather(self, call: ToolCallController) -> dict[str, Any]:
         city = call.args["city"]
         celsius, sky = _CITIES[city]
-        await self._sleep(0.8 if city == "Lisbon" else 1.4)
+        await self._pace.sleep(0.8 if city == "Lisbon" else 1.4)
         return {"city": city, "celsius": celsius, "sky": sky}
 
     async def _stock_quote(self, call: ToolCallController) -> Any:
-        await self._sleep(1.0)
+        await self._pace.sleep(1.0)
         raise ConnectionError(f"quote service unavailable (HTTP 503) for {call.args['symbol']}")
 
     async def _calculate(self, call: ToolCallController) -> Any:
-        await self._sleep(0.5)
+        await self._pace.sleep(0.5)
         return {"expression": call.args["expression"], "value": 6 * 7}
 
     async def _fetch_page(self, call: ToolCallController) -> Any:
-        await self._sleep(0.7)
+        await self._pace.sleep(0.7)
         return {"url": call.args["url"], "status": 200, "words": 1834}
 
     async def _fetch_and_skim(self, call: ToolCallController) -> Any:
         async with call.open_substream() as skim:
-            await self._words(
+            await self._pace.words(
                 skim.append_text,
                 "Skimming the section on cancel scopes: a scope cancels everything "
                 "inside it, and a nursery waits for all its children.",
@@ -143,10 +123,10 @@ class ScriptedAgent:
 
     async def _search_docs(self, call: ToolCallController) -> Any:
         async with call.open_substream() as search:
-            await self._words(
+            await self._pace.words(
                 search.append_reasoning, "Two pages match; fetch both at once.", 0.03
             )
-            await self._words(
+            await self._pace.words(
                 search.append_text,
                 f"Searching the docs for “{call.args['query']}”. Reading two pages in parallel. ",
             )
@@ -170,7 +150,7 @@ class ScriptedAgent:
         question = messages[-1]["content"].strip() or "(an empty message)"
         shown = question if len(question) <= 80 else question[:77] + "…"
         controller.state["progress"] = {"done": 0, "total": 5}
-        await self._words(
+        await self._pace.words(
             controller.append_reasoning,
             f"The user wrote “{shown}”. I will check the weather in two cities, search "
             "the docs, look up a quote and do a sum, all at the same time.",
@@ -178,7 +158,7 @@ class ScriptedAgent:
         )
         controller.add_step_start()
         intro = "Let me look into that. I am running five tools in parallel. "
-        await self._words(controller.append_text, intro)
+        await self._pace.words(controller.append_text, intro)
 
         calls: list[ToolCallController] = []
         async with controller.open_substream() as turn:
@@ -226,7 +206,7 @@ class ScriptedAgent:
             "the docs say cancellation is scoped; 6 times 7 is 42. "
             + (f"One tool failed ({', '.join(failed)}), so no quote today." if failed else "")
         )
-        await self._words(controller.append_text, closing)
-        words = len(_TOKEN.findall(intro + closing))
+        await self._pace.words(controller.append_text, closing)
+        words = len(tokens(intro + closing))
         controller.add_step_finish("stop", input_tokens=len(question.split()), output_tokens=words)
         return intro + closing

@@ -167,7 +167,13 @@ def create_app(*, format: Format = "data-stream", agent: Agent | None = None) ->
         return answer(_ui_messages(body), UIMessageStreamResponse, None)
 
     async def info(request: Request) -> Response:
-        return JSONResponse({"model": model.name, "format": format, "formats": list(FORMATS)})
+        described: dict[str, Any] = {"model": model.name, "format": format, "formats": FORMATS}
+        # An agent may describe itself for the page's welcome: a paragraph, and
+        # messages to start with.
+        for key in ("about", "suggestions"):
+            if getattr(model, key, None):
+                described[key] = getattr(model, key)
+        return JSONResponse(described)
 
     async def page(request: Request) -> Response:
         return FileResponse(STATIC / "index.html", headers=PAGE_HEADERS)

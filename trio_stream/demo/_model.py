@@ -168,11 +168,11 @@ class OpenAIAgent:
         return "".join(answer)
 
 
-def agent_from_environment(environ: Mapping[str, str] = os.environ) -> Agent:
-    """The scripted agent, or an OpenAI-compatible model if ``OPENAI_BASE_URL`` is set."""
+def agent_from_environment(environ: Mapping[str, str] = os.environ, *, pace: float = 1.0) -> Agent:
+    """The scripted agent at ``pace``, or the model at ``OPENAI_BASE_URL`` if it is set."""
     base_url = environ.get("OPENAI_BASE_URL")
     if not base_url:
-        return ScriptedAgent()
+        return ScriptedAgent(pace)
     try:
         from openai import AsyncOpenAI
     except ImportError:

@@ -706,6 +706,7 @@ class MessageView {
   }
 
   data(name, value, parentId) {
+    if (name === "tool-progress" && this.toolProgress(value, parentId)) return;
     this.record(parentId, { type: "data", name, value });
     this.place(
       parentId,
@@ -716,6 +717,48 @@ class MessageView {
         h("pre", {}, pretty(value)),
       ),
     );
+  }
+
+  /** A tool's progress (MCP's, piped by the MCP adapter) as a line on its card.
+   * Returns false if no card is found: the part then shows as plain data. */
+  toolProgress(value, parentId) {
+    if (value === null || typeof value !== "object") return false;
+    const tool = this.progressCard(parentId, value.toolCallId);
+    if (!tool) return false;
+    if (!tool.progress) {
+      const bar = h("progress", { "aria-label": `Progress of ${tool.record.toolName}` });
+      const label = h("span", { class: "tool-progress-text" });
+      const el = h("div", { class: "tool-section tool-progress", "data-testid": "tool-progress" }, bar, label);
+      tool.nested.before(el);
+      tool.progress = { el, bar, label };
+    }
+    const { progress, total, message } = value;
+    const { el, bar, label } = tool.progress;
+    if (typeof total === "number" && total > 0) {
+      bar.max = total;
+      bar.value = Math.min(progress, total);
+    } else {
+      bar.removeAttribute("value"); // no total: an indeterminate bar
+    }
+    label.textContent = message ?? (typeof total === "number" ? `${progress} of ${total}` : String(progress));
+    el.dataset.progress = String(progress);
+    el.dataset.total = total == null ? "" : String(total);
+    keepScrolledDown();
+    return true;
+  }
+
+  /** The card of the call a progress value belongs to: its parent id, where the
+   * format keeps it, else the id in the value. A call relayed from another
+   * server has an id prefixed with the local call's (`call_a.call_b`), while
+   * the value holds the id its own server gave it (`call_b`). */
+  progressCard(parentId, toolCallId) {
+    if (parentId != null && this.tools.has(parentId)) return this.tools.get(parentId);
+    if (typeof toolCallId !== "string") return undefined;
+    if (this.tools.has(toolCallId)) return this.tools.get(toolCallId);
+    for (const [id, tool] of this.tools) {
+      if (id.endsWith(`.${toolCallId}`)) return tool;
+    }
+    return undefined;
   }
 
   annotations() {
@@ -1020,11 +1063,25 @@ document.addEventListener("keydown", (event) => {
   if (event.key === "Escape" && session.abort) session.abort.abort();
 });
 
-for (const button of document.querySelectorAll(".suggestion")) {
+function suggest(button) {
   button.addEventListener("click", () => {
     elements.composer.value = button.textContent;
     elements.form.requestSubmit();
   });
+}
+
+document.querySelectorAll(".suggestion").forEach(suggest);
+
+/** The agent's own welcome, when it describes itself: what a turn shows, and where to start. */
+function showWelcome(about, suggestions) {
+  const welcome = elements.welcome;
+  if (!welcome?.isConnected) return;
+  if (about) welcome.querySelector("p").textContent = about;
+  if (suggestions?.length) {
+    const buttons = suggestions.map((text) => h("button", { type: "button", class: "suggestion" }, text));
+    buttons.forEach(suggest);
+    welcome.querySelector(".suggestions").replaceChildren(...buttons);
+  }
 }
 
 async function loadInfo() {
@@ -1032,6 +1089,7 @@ async function loadInfo() {
     const response = await fetch("/api/info");
     const info = await response.json();
     elements.model.textContent = info.model;
+    if (info.about || info.suggestions) showWelcome(info.about, info.suggestions);
     if (info.format in FORMATS) elements.format.value = info.format;
     for (const option of elements.format.options) {
       option.disabled = !info.formats.includes(option.value);
