@@ -7,4 +7,6 @@ as an extra; importing this package needs none of them:
   read with the official ``openai`` client (``pip install 'trio-stream[openai]'``).
 - ``mcp``: the tools of an MCP server, run as tool calls over a session of
   the official ``mcp`` SDK (``pip install 'trio-stream[mcp]'``).
+- ``langgraph``: a LangGraph graph's stream merged into a run's state, on
+  asyncio (``pip install 'trio-stream[langgraph]'``).
 """
