@@ -41,6 +41,7 @@ __all__ = [
     "server_tool_use",
     "text",
     "thinking",
+    "tool_results",
     "tool_use",
 ]
 
@@ -156,6 +157,17 @@ def message(
     )
     events.append({"type": "message_stop"})
     return events
+
+
+def tool_results(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The ``tool_result`` blocks a request sends back, by call id."""
+    return {
+        item["tool_use_id"]: item
+        for message in body["messages"]
+        if message["role"] == "user" and isinstance(message["content"], list)
+        for item in message["content"]
+        if item["type"] == "tool_result"
+    }
 
 
 Model = Callable[[dict[str, Any]], Script]

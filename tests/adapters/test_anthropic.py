@@ -76,6 +76,7 @@ from .messages_server import (
     server_tool_use,
     text,
     thinking,
+    tool_results,
     tool_use,
 )
 
@@ -130,20 +131,9 @@ EVERYTHING = message(
 EVERYTHING.insert(8, PING)  # pings come between any two events
 
 
-def results_of(body: dict[str, Any]) -> dict[str, Any]:
-    """The tool results the request sends back, by call id."""
-    return {
-        item["tool_use_id"]: item
-        for m in body["messages"]
-        if m["role"] == "user" and isinstance(m["content"], list)
-        for item in m["content"]
-        if item["type"] == "tool_result"
-    }
-
-
 def trip(body: dict[str, Any]) -> Script:
     """Two weather lookups in parallel, then a sum of their results, then the answer."""
-    results = results_of(body)
+    results = tool_results(body)
     if not results:
         return message(
             thinking(0, "Both cities at once.", signature="SIG-T"),
@@ -168,7 +158,7 @@ def one_call(name: str, pieces: tuple[str, ...] = ('{"city": "Lisbon"}',)) -> Mo
     """A model that calls ``name`` once, then repeats the result it got."""
 
     def model(body: dict[str, Any]) -> Script:
-        results = results_of(body)
+        results = tool_results(body)
         if not results:
             return message(tool_use(0, "toolu_1", name, *pieces), stop_reason="tool_use")
         [result] = results.values()
