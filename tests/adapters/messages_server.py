@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -23,8 +23,8 @@ import anyio
 import anyio.lowlevel
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import StreamingResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 __all__ = [
     "DROP",
@@ -176,23 +176,36 @@ Model = Callable[[dict[str, Any]], Script]
 def messages_app(model: Model, requests: list[dict[str, Any]]) -> Starlette:
     """The fake server: ``model(body)`` scripts each answer; bodies go to ``requests``."""
 
-    async def create_message(request: Request) -> StreamingResponse:
+    async def create_message(request: Request) -> ScriptedResponse:
         body = await request.json()
         requests.append(body)
-        return StreamingResponse(_stream(model(body)), media_type="text/event-stream")
+        return ScriptedResponse(model(body))
 
     return Starlette(routes=[Route("/v1/messages", create_message, methods=["POST"])])
 
 
-async def _stream(script: Script) -> AsyncIterator[bytes]:
-    for event in script:
-        if isinstance(event, Hang):
-            try:
-                await anyio.sleep_forever()
-            finally:
+class ScriptedResponse:
+    """Streams a script, each event written on its own.
+
+    A ``Hang`` waits for the ASGI server to report the client gone: that the
+    server saw the connection close is what a cancellation test proves.
+    """
+
+    def __init__(self, script: Script) -> None:
+        self.script = script
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"content-type", b"text/event-stream; charset=utf-8")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        for event in self.script:
+            if isinstance(event, Hang):
+                while (await receive())["type"] != "http.disconnect":
+                    pass
                 event.cancelled.set()
-        if event == DROP:
-            raise ConnectionAbortedError("the fake model server drops the connection")
-        assert not isinstance(event, str | Hang)
-        yield sse(event)
-        await anyio.lowlevel.checkpoint()
+                return
+            if event == DROP:
+                raise ConnectionAbortedError("the fake model server drops the connection")
+            assert not isinstance(event, str)
+            await send({"type": "http.response.body", "body": sse(event), "more_body": True})
+            await anyio.lowlevel.checkpoint()
+        await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -16,6 +16,7 @@ import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from functools import partial
+from types import SimpleNamespace
 from typing import Any
 
 import anthropic
@@ -544,6 +545,16 @@ async def test_any_async_iterable_of_events_is_piped_and_closed_on_failure() -> 
         async with create_run(partial(stream_message, stream=events())) as chunks:
             received.extend([chunk async for chunk in chunks])
     assert closed == [True]
+
+
+async def test_an_error_event_among_the_events_fails_the_run_with_its_message() -> None:
+    # The client raises the API's error event itself; other sources yield it.
+    async def events() -> AsyncIterator[Any]:
+        yield RawMessageStartEvent.model_validate(message_start())
+        yield SimpleNamespace(type="error", error=SimpleNamespace(message="Overloaded"))
+
+    with pytest.raises(MessageStreamError, match="the stream sent an error: Overloaded"):
+        await collect(partial(stream_message, stream=events()))
 
 
 # -- a loop of rounds ----------------------------------------------------------------

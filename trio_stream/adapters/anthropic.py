@@ -95,6 +95,11 @@ STOP_REASONS: Mapping[str, FinishReason] = {
 }
 """The API's stop reasons, as a step's; any other one is ``other``."""
 
+_MESSAGE_EVENTS: Final = frozenset(
+    {"content_block_start", "content_block_delta", "content_block_stop"}
+    | {"message_delta", "message_stop"}
+)
+"""The events that make a message, between ``message_start`` and ``message_stop``."""
 _TOOL_BLOCKS: Final = frozenset({"tool_use", "server_tool_use"})
 _DELTA_BLOCKS: Final[Mapping[str, str]] = {
     "text_delta": "text",
@@ -409,14 +414,16 @@ class _MessageReader:
             raise MessageStreamError(f"a {_field(event, 'type')} event has no index")
         return index
 
-    def _open_block(self, index: int, state: str) -> _Block:
+    def _open_block(self, index: int, event_name: str) -> _Block:
         block = self._blocks.get(index)
         if block is None:
             raise MessageStreamError(
-                f"the stream sent {state} for block {index}, which never started"
+                f"the stream sent {event_name} for block {index}, which never started"
             )
         if block.stopped:
-            raise MessageStreamError(f"the stream sent {state} for {block}, which had stopped")
+            raise MessageStreamError(
+                f"the stream sent {event_name} for {block}, which had stopped"
+            )
         return block
 
     async def _start_block(self, event: Any) -> None:
@@ -583,12 +590,6 @@ class _MessageReader:
             content=tuple(block.content() for block in blocks),
             usage=self._usage,
         )
-
-
-_MESSAGE_EVENTS: Final = frozenset(
-    {"content_block_start", "content_block_delta", "content_block_stop", "message_delta"}
-    | {"message_stop"}
-)
 
 
 def _token_counts(usage: Any) -> tuple[int, int]:
