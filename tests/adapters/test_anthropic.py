@@ -185,9 +185,78 @@ def paused(body: dict[str, Any]) -> Script:
     )
 
 
-def server_error(body: dict[str, Any]) -> Script:
-    error = {"type": "web_search_tool_result_error", "error_code": "max_uses_exceeded"}
-    return message(web_search(0, "srvtoolu_e", "Lisbon", error), text(2, "No search left."))
+SERVER_RESULTS: dict[str, tuple[str, dict[str, Any], bool]] = {
+    # server tool: (its result block's type, the block's content, an error?)
+    "web_search": (
+        "web_search_tool_result",
+        {"type": "web_search_tool_result_error", "error_code": "max_uses_exceeded"},
+        True,
+    ),
+    "web_fetch": (
+        "web_fetch_tool_result",
+        {
+            "type": "web_fetch_result",
+            "url": "https://docs.example/trio",
+            "content": {
+                "type": "document",
+                "source": {"type": "text", "media_type": "text/plain", "data": "Trio."},
+            },
+        },
+        False,
+    ),
+    "code_execution": (
+        "code_execution_tool_result",
+        {
+            "type": "code_execution_result",
+            "stdout": "4\n",
+            "stderr": "",
+            "return_code": 0,
+            "content": [],
+        },
+        False,
+    ),
+    "bash_code_execution": (
+        "bash_code_execution_tool_result",
+        {"type": "bash_code_execution_tool_result_error", "error_code": "unavailable"},
+        True,
+    ),
+}
+
+
+def server_result(tool: str) -> Script:
+    """A server tool's call and result, a file it made, and text."""
+    result_type, content, _ = SERVER_RESULTS[tool]
+    return message(
+        server_tool_use(0, "srvtoolu_1", tool, '{"input": "x"}'),
+        block(1, {"type": result_type, "tool_use_id": "srvtoolu_1", "content": content}),
+        block(2, {"type": "container_upload", "file_id": "file_1"}),
+        text(3, "Done."),
+    )
+
+
+FUTURE_BLOCK = {"type": "memory_recall", "memories": [{"id": 1, "note": "likes trio"}]}
+FUTURE_RESULT = {"type": "code_execution_result", "stdout": "4\n", "duration_ms": 12}
+"""A result of a shape the client's models do not know (no ``stderr``, a new field)."""
+
+
+def future(body: dict[str, Any]) -> Script:
+    """Event, block and delta types, and a result shape, the client does not know yet."""
+    events = message(
+        block(0, FUTURE_BLOCK),
+        server_tool_use(1, "srvtoolu_f", "code_execution", '{"code": "2+2"}'),
+        block(
+            2,
+            {
+                "type": "code_execution_tool_result",
+                "tool_use_id": "srvtoolu_f",
+                "content": FUTURE_RESULT,
+            },
+        ),
+        text(3, "Hello"),
+    )
+    events.insert(2, {"type": "rate_limit_notice", "remaining": 9})
+    events.insert(-4, delta(3, type="emphasis_delta", spans=[[0, 5]]))
+    return events
 
 
 def whole_input(body: dict[str, Any]) -> Script:
@@ -273,6 +342,8 @@ def model(body: dict[str, Any]) -> Script:
         return hang(scenario.removeprefix("hang:"))
     if scenario.startswith("stop:"):
         return message(text(0, "x"), stop_reason=scenario.removeprefix("stop:"))
+    if scenario.startswith("server:"):
+        return server_result(scenario.removeprefix("server:"))
     if scenario in MALFORMED:
         return MALFORMED[scenario][0]
     scripted: dict[str, Model] = {
@@ -283,8 +354,8 @@ def model(body: dict[str, Any]) -> Script:
         "not-an-object": one_call("get_weather", ('["Lisbon"]',)),
         "front-end": front_end,
         "paused": paused,
-        "server-error": server_error,
         "whole-input": whole_input,
+        "future": future,
         "error-event": error_event,
         "drop": lambda body: [*message(text(0, "Part"))[:4], DROP],
     }
@@ -470,15 +541,38 @@ async def test_the_outcome_keeps_every_block_for_the_next_request(server: str) -
     }
 
 
-async def test_a_server_tool_error_is_an_error_result(server: str) -> None:
-    chunks, outcome = await pipe(server, "server-error")
-    [result] = [c for c in chunks if isinstance(c, ToolResultChunk)]
-    assert result == ToolResultChunk(
-        "srvtoolu_e",
-        {"type": "web_search_tool_result_error", "error_code": "max_uses_exceeded"},
-        is_error=True,
-    )
-    assert (outcome.text, outcome.tool_calls) == ("No search left.", ())
+@pytest.mark.parametrize("tool", list(SERVER_RESULTS))
+async def test_a_server_tool_result_closes_its_call(server: str, tool: str) -> None:
+    chunks, outcome = await pipe(server, f"server:{tool}")
+    result_type, content, is_error = SERVER_RESULTS[tool]
+    assert chunks[1:-1] == [
+        ToolCallBeginChunk("srvtoolu_1", tool),
+        ToolCallDeltaChunk("srvtoolu_1", '{"input": "x"}'),
+        ToolResultChunk("srvtoolu_1", content, is_error=is_error),
+        TextDeltaChunk("Done."),
+    ]
+    assert outcome.tool_calls == ()  # nothing for the application to run
+    # The file upload is not shown, but goes back with the rest.
+    assert [block["type"] for block in outcome.content] == [
+        "server_tool_use",
+        result_type,
+        "container_upload",
+        "text",
+    ]
+
+
+async def test_types_to_come_are_passed_over_and_kept(server: str) -> None:
+    chunks, outcome = await pipe(server, "future")
+    assert chunks == [
+        StepStartChunk("msg_fake"),
+        ToolCallBeginChunk("srvtoolu_f", "code_execution"),
+        ToolCallDeltaChunk("srvtoolu_f", '{"code": "2+2"}'),
+        ToolResultChunk("srvtoolu_f", FUTURE_RESULT),
+        TextDeltaChunk("Hello"),
+        StepFinishChunk("stop"),
+    ]
+    assert outcome.content[0] == FUTURE_BLOCK
+    assert outcome.content[2]["content"] == FUTURE_RESULT
 
 
 async def test_input_sent_whole_or_not_at_all_still_reaches_the_front_end(server: str) -> None:

@@ -276,16 +276,23 @@ def _text(value: object, what: str) -> str:
 
 
 def _as_json(value: object, what: str) -> dict[str, Any]:
-    """A block or citation as the API's JSON, without the fields it left empty."""
+    """A block or citation as the API's JSON, without the fields it left empty.
+
+    The client builds a block it cannot match to one of its models (a new
+    type, a new shape of result) into the nearest one all the same; its
+    serializer would warn about it, but the JSON is the API's, unchanged.
+    """
     if isinstance(value, Mapping):
         return {key: item for key, item in value.items() if item is not None}
     to_dict = getattr(value, "to_dict", None)
     if to_dict is not None:
-        result: dict[str, Any] = to_dict(mode="json", exclude_none=True)
+        result: dict[str, Any] = to_dict(mode="json", exclude_none=True, warnings=False)
         return result
     model_dump = getattr(value, "model_dump", None)
     if model_dump is not None:
-        dumped: dict[str, Any] = model_dump(mode="json", by_alias=True, exclude_none=True)
+        dumped: dict[str, Any] = model_dump(
+            mode="json", by_alias=True, exclude_none=True, warnings=False
+        )
         return dumped
     raise MessageStreamError(f"{what} should be an object, not {type(value).__name__}")
 
