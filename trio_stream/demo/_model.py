@@ -1,10 +1,12 @@
-"""The demo's real model: any OpenAI-compatible server, chosen by the environment.
+"""The demo's real model: an OpenAI-compatible or Anthropic server, chosen by the environment.
 
 With ``OPENAI_BASE_URL`` set (and ``OPENAI_API_KEY``, ``OPENAI_MODEL`` if
-needed), the demo asks that server instead of the scripted agent. The model
-is offered two small tools; when it calls them, they run in parallel in the
-run's nursery and the model is asked again with their results, until it
-answers without calling any (or after a few rounds).
+needed), the demo asks that server instead of the scripted agent; with
+``ANTHROPIC_BASE_URL`` (and ``ANTHROPIC_API_KEY``, ``ANTHROPIC_MODEL``), it
+asks a server of Anthropic's Messages API. The model is offered two small
+tools; when it calls them, they run in parallel in the run's nursery and the
+model is asked again with their results, until it answers without calling
+any (or after a few rounds).
 """
 
 from __future__ import annotations
@@ -16,17 +18,26 @@ import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .._controller import RunController
+from .._controller import RunController, ToolCallController
 from ._agent import Agent, ScriptedAgent
 
 if TYPE_CHECKING:
+    from anthropic import AsyncAnthropic
+    from anthropic.types import MessageParam, ToolParam
     from openai import AsyncOpenAI
 
     from ..adapters.openai import ToolCall
 
-__all__ = ["DEFAULT_MODEL", "OpenAIAgent", "agent_from_environment"]
+__all__ = [
+    "DEFAULT_ANTHROPIC_MODEL",
+    "DEFAULT_MODEL",
+    "AnthropicAgent",
+    "OpenAIAgent",
+    "agent_from_environment",
+]
 
 DEFAULT_MODEL = "gpt-4o-mini"
+DEFAULT_ANTHROPIC_MODEL = "claude-haiku-4-5"
 
 TOOLS: list[dict[str, Any]] = [
     {
@@ -124,6 +135,29 @@ async def _run_tool(call: ToolCall) -> None:
         call.controller.set_response(result)
 
 
+ANTHROPIC_TOOLS: list[ToolParam] = [
+    {
+        "name": tool["function"]["name"],
+        "description": tool["function"]["description"],
+        "input_schema": tool["function"]["parameters"],
+    }
+    for tool in TOOLS
+]
+"""The same two tools, as the Messages API takes them."""
+
+
+async def _spawned_tool(call: ToolCallController) -> Any:
+    """A demo tool run as a spawned tool call: what it returns is the result.
+
+    A bad call raises, and the Anthropic loop makes the message an error
+    result the model can read; it names the error, as ``_run_tool`` does.
+    """
+    try:
+        return _tool_result(call.tool_name, call.args)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{type(exc).__name__}: {exc}") from exc
+
+
 class OpenAIAgent:
     """Answers through an OpenAI-compatible chat-completions server, tools included."""
 
@@ -168,10 +202,58 @@ class OpenAIAgent:
         return "".join(answer)
 
 
+class AnthropicAgent:
+    """Answers through a server of Anthropic's Messages API, tools included."""
+
+    def __init__(
+        self, client: AsyncAnthropic, model: str, *, max_rounds: int = 4, max_tokens: int = 4096
+    ) -> None:
+        self.client = client
+        self.model = model
+        self.name = model
+        self.max_rounds = max_rounds
+        self.max_tokens = max_tokens
+
+    async def aclose(self) -> None:
+        """Close the client's connections; the demo app does it at shutdown."""
+        await self.client.close()
+
+    async def __call__(self, controller: RunController, messages: list[dict[str, str]]) -> str:
+        from ..adapters.anthropic import run_tool_loop
+
+        # The API takes the system prompt apart, and refuses empty messages.
+        system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
+        history: list[MessageParam] = []
+        for message in messages:
+            if message["role"] == "user" and message["content"]:
+                history.append({"role": "user", "content": message["content"]})
+            elif message["role"] == "assistant" and message["content"]:
+                history.append({"role": "assistant", "content": message["content"]})
+        params: dict[str, Any] = {"system": system} if system else {}
+        outcome = await run_tool_loop(
+            controller,
+            self.client,
+            model=self.model,
+            messages=history,
+            max_tokens=self.max_tokens,
+            tool_functions={tool["name"]: _spawned_tool for tool in ANTHROPIC_TOOLS},
+            max_rounds=self.max_rounds,
+            tools=ANTHROPIC_TOOLS,
+            **params,
+        )
+        return outcome.text
+
+
 def agent_from_environment(environ: Mapping[str, str] = os.environ, *, pace: float = 1.0) -> Agent:
-    """The scripted agent at ``pace``, or the model at ``OPENAI_BASE_URL`` if it is set."""
+    """The scripted agent at ``pace``, or the model the environment names.
+
+    ``OPENAI_BASE_URL`` names an OpenAI-compatible server, else
+    ``ANTHROPIC_BASE_URL`` a server of Anthropic's Messages API.
+    """
     base_url = environ.get("OPENAI_BASE_URL")
     if not base_url:
+        if environ.get("ANTHROPIC_BASE_URL"):
+            return _anthropic_agent(environ)
         return ScriptedAgent(pace)
     try:
         from openai import AsyncOpenAI
@@ -183,3 +265,19 @@ def agent_from_environment(environ: Mapping[str, str] = os.environ, *, pace: flo
     # Local servers (vLLM, llama.cpp, Ollama) accept any key; the client needs one.
     client = AsyncOpenAI(base_url=base_url, api_key=environ.get("OPENAI_API_KEY") or "unused")
     return OpenAIAgent(client, environ.get("OPENAI_MODEL") or DEFAULT_MODEL)
+
+
+def _anthropic_agent(environ: Mapping[str, str]) -> AnthropicAgent:
+    try:
+        from anthropic import AsyncAnthropic
+    except ImportError:
+        raise SystemExit(
+            "ANTHROPIC_BASE_URL is set, but the anthropic package is not installed: "
+            "pip install 'trio-stream[anthropic]'"
+        ) from None
+    # Servers that speak the Messages API locally accept any key; the client needs one.
+    client = AsyncAnthropic(
+        base_url=environ["ANTHROPIC_BASE_URL"],
+        api_key=environ.get("ANTHROPIC_API_KEY") or "unused",
+    )
+    return AnthropicAgent(client, environ.get("ANTHROPIC_MODEL") or DEFAULT_ANTHROPIC_MODEL)
