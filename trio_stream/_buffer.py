@@ -36,6 +36,7 @@ from .chunks import (
     ReasoningDeltaChunk,
     StateOperation,
     TextDeltaChunk,
+    ToolCallArgsTextFinishChunk,
     ToolCallDeltaChunk,
     UpdateStateChunk,
 )
@@ -46,6 +47,7 @@ _SIZED: dict[type, str] = {
     TextDeltaChunk: "text_delta",
     ReasoningDeltaChunk: "reasoning_delta",
     ToolCallDeltaChunk: "args_text_delta",
+    ToolCallArgsTextFinishChunk: "args_text_delta",
     FileChunk: "data",
     ErrorChunk: "error",
 }
