@@ -132,9 +132,7 @@ def _relayed(chunk: Chunk, names: _Renamer, outcome: RemoteOutcome) -> Chunk | N
         case ToolCallDeltaChunk():
             return ToolCallDeltaChunk(names.id(chunk.tool_call_id), chunk.args_text_delta)
         case ToolCallArgsTextFinishChunk():
-            return ToolCallArgsTextFinishChunk(
-                names.id(chunk.tool_call_id), chunk.args_text_delta
-            )
+            return ToolCallArgsTextFinishChunk(names.id(chunk.tool_call_id), chunk.args_text_delta)
         case ToolResultChunk():
             return ToolResultChunk(
                 names.id(chunk.tool_call_id), chunk.result, chunk.artifact, chunk.is_error

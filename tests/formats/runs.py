@@ -22,7 +22,6 @@ from typing import Any
 from hypothesis import strategies as st
 
 from trio_stream._checks import ToolCallLedger, check_chunk
-from trio_stream.formats._message import ToolArguments
 from trio_stream.chunks import (
     AnnotationsChunk,
     Chunk,
@@ -41,6 +40,7 @@ from trio_stream.chunks import (
     ToolResultChunk,
     UpdateStateChunk,
 )
+from trio_stream.formats._message import ToolArguments
 
 from ..reliability.payloads import json_values, non_empty_texts, texts
 

@@ -169,9 +169,9 @@ def test_the_last_piece_on_the_end_is_sent_before_it() -> None:
 
 
 def test_an_end_of_no_arguments_sends_their_braces() -> None:
-    assert whole_body(
-        [ToolCallBeginChunk("t1", "ask_human"), ToolCallArgsTextFinishChunk("t1")]
-    )[1:] == [
+    assert whole_body([ToolCallBeginChunk("t1", "ask_human"), ToolCallArgsTextFinishChunk("t1")])[
+        1:
+    ] == [
         {"type": "text-delta", "textDelta": "{}", "path": [0]},
         {"type": "tool-call-args-text-finish", "path": [0]},
         {"type": "part-finish", "path": [0]},
@@ -179,9 +179,9 @@ def test_an_end_of_no_arguments_sends_their_braces() -> None:
 
 
 def test_a_call_without_result_ends_its_arguments_and_part_at_the_end_of_the_body() -> None:
-    assert whole_body(
-        [ToolCallBeginChunk("t1", "ask_human"), ToolCallDeltaChunk("t1", '{"q": ')]
-    )[2:] == [
+    assert whole_body([ToolCallBeginChunk("t1", "ask_human"), ToolCallDeltaChunk("t1", '{"q": ')])[
+        2:
+    ] == [
         {"type": "tool-call-args-text-finish", "path": [0]},
         {"type": "part-finish", "path": [0]},
     ]

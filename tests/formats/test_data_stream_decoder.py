@@ -51,7 +51,6 @@ from ..clients import decode as npm_decode
 from ..scenarios import SCENARIOS
 from .runs import ArgumentEnds, pieces, read_back, runs
 
-
 DATA_STREAM_ENDS = ArgumentEnds(text_rides=True, braces=True, at_boundaries=True)
 """The ``isFinal`` line carries the last text, ``{}`` for none; steps' ends and errors end
 arguments, and the text after them is dropped."""

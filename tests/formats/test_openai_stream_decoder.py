@@ -75,9 +75,9 @@ def carried(chunks: list[Chunk], *, include_usage: bool) -> list[Chunk]:
     In order: the main message's text and reasoning deltas that are not
     empty, its tool calls' starts and non-empty argument text (a finish's
     last piece as a delta: the format has no end of a call's arguments), and
-    every error; reasoning summaries are not sent. Chunks of sub-streams (a parent id, or a delta of a call started
-    in one), tool results, state, sources, files, data, annotations and
-    step starts are not sent.
+    every error. Chunks of sub-streams (a parent id, or a delta of a call
+    started in one), tool results, state, sources, files, data, annotations,
+    reasoning summaries and step starts are not sent.
 
     The steps are not sent one by one either: unless an error was sent, the
     message ends with one ``StepFinishChunk`` for the whole run. Its reason

@@ -76,7 +76,9 @@ class _ToolPart:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.arguments = ToolArguments()
-        self.ended = False  # the run ended its arguments: the part is finished, the result may come
+        self.ended = (
+            False  # the run ended its arguments: the part is finished, the result may come
+        )
 
 
 class AssistantTransportEncoder(StreamEncoder):

@@ -164,6 +164,7 @@ class DataStreamEncoder(StreamEncoder):
     media_type: ClassVar[str] = "text/plain; charset=utf-8"
     headers: ClassVar[Mapping[str, str]] = {"x-vercel-ai-data-stream": "v1"}
     keepalive: ClassVar[bytes] = b"\n"
+    default_heartbeat: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self._tool_calls: dict[str, _Call] = {}

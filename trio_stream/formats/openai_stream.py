@@ -14,8 +14,9 @@ The format describes one assistant message, as a model produces it. What a
 run adds beyond that has no place in it and is not sent: tool results, the
 chunks of sub-streams (anything with a parent id), state, sources, files,
 data, annotations, reasoning summaries and the end of a call's arguments
-(only the text a ``tool-call-args-text-finish`` carries is sent). An error becomes an event with an ``error`` object, as
-OpenAI sends it, on which the ``openai`` client raises ``APIError``.
+(only the text a ``tool-call-args-text-finish`` carries is sent). An error
+becomes an event with an ``error`` object, as OpenAI sends it, on which the
+``openai`` client raises ``APIError``.
 
 ``OpenAIStreamDecoder`` reads such a body back into chunks: ours, and those
 of OpenAI and of the servers that imitate it (vLLM, DeepSeek, OpenRouter,

@@ -201,7 +201,9 @@ class UIMessageStreamEncoder(StreamEncoder):
             block_id = self._open_block(kind, parent_id, events)["id"]
         events.append({"type": f"{kind}-delta", "id": block_id, "delta": delta})
 
-    def _reasoning_part(self, chunk: ReasoningPartStartChunk, events: list[dict[str, Any]]) -> None:
+    def _reasoning_part(
+        self, chunk: ReasoningPartStartChunk, events: list[dict[str, Any]]
+    ) -> None:
         start = self._open_block("reasoning", chunk.parent_id, events)
         metadata = start.setdefault("providerMetadata", {_METADATA_KEY: {}})
         metadata[_METADATA_KEY]["summary"] = chunk.unstable_summary
