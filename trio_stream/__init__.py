@@ -15,6 +15,7 @@ from ._errors import (
     TrioStreamError,
     UsageError,
 )
+from ._flusher import Flusher
 from ._run import (
     DEFAULT_HIGH_WATER_MARK,
     DEFAULT_HIGH_WATER_SIZE,
@@ -33,6 +34,7 @@ __all__ = [
     "CancellationSignal",
     "ChunkStream",
     "DecodeError",
+    "Flusher",
     "LifespanGuard",
     "Run",
     "RunCallback",

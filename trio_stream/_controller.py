@@ -31,6 +31,7 @@ from ._checks import (
     require_str,
 )
 from ._errors import HIDDEN_TOOL_ERROR, StreamClosedError, wire_message
+from ._flusher import Flusher
 from ._json import encode_checked, normalized
 from ._remote import RemoteOutcome, relay_remote_run
 from ._scope import CancellationSignal, Scope
@@ -415,6 +416,17 @@ class RunController:
     def flush(self) -> None:
         """Emit pending state operations now instead of with the next chunk."""
         self._buffer.flush()
+
+    # -- worker threads ----------------------------------------------------------
+
+    def open_flusher(self) -> Flusher:
+        """A ``Flusher``: this controller's writes, for worker threads.
+
+        ``with controller.open_flusher() as flusher:`` on the event loop, then
+        hand ``flusher`` to threads, which append text, reasoning and state
+        through it without waiting for the loop. See ``trio_stream._flusher``.
+        """
+        return Flusher(self)
 
     # -- cancellation ----------------------------------------------------
 
