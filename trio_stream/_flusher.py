@@ -28,6 +28,7 @@ end on the event loop, and by the thread's next call.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from types import TracebackType
@@ -46,6 +47,8 @@ if TYPE_CHECKING:
     from ._state import Key
 
 __all__ = ["Flusher"]
+
+logger = logging.getLogger("trio_stream")
 
 Write = Callable[["RunController"], None]
 
@@ -112,11 +115,16 @@ class Flusher:
             self._controller._buffer.detach(self._take_in)
             self._controller._state.detach(self._take_in)
         failure, self._failure = self._failure, None
-        if failure is not None and exc is None:
-            try:
-                raise failure
-            finally:
-                del failure
+        if failure is None:
+            return
+        if exc is not None:
+            # The block's own exception wins; the refusal must not vanish silently.
+            logger.error("a write from a thread was refused", exc_info=failure)
+            return
+        try:
+            raise failure
+        finally:
+            del failure
 
     # -- writes, from any thread ---------------------------------------------------
 
