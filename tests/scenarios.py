@@ -6,6 +6,8 @@ decode them with the official clients, the encoder tests check their bytes.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import anyio
 import anyio.lowlevel
 
@@ -17,6 +19,7 @@ from trio_stream.asgi import (
     RunResponse,
     UIMessageStreamResponse,
 )
+from trio_stream.chunks import ToolCallArgsTextFinishChunk
 
 __all__ = ["RESPONSES", "SCENARIOS"]
 
@@ -125,7 +128,39 @@ async def parallel_text(controller: RunController) -> None:
         await anyio.sleep(0.004)
 
 
+async def _last_piece(tool_call_id: str, text: str) -> AsyncIterator[ToolCallArgsTextFinishChunk]:
+    yield ToolCallArgsTextFinishChunk(tool_call_id, text)
+
+
+async def planned(controller: RunController) -> None:
+    """A summarized reasoning part, and tool calls whose arguments end before their result.
+
+    One call's last piece of arguments rides on their end (from a copied
+    stream), one call ends arguments it never had, and one is still without
+    arguments when the step ends. The results come after some text, as a
+    user's answers would.
+    """
+    controller.add_step_start("step-1")
+    controller.add_reasoning_part("Planning the lookup")
+    controller.append_reasoning("First the station, ")
+    controller.append_reasoning("then the time.")
+    confirm = await controller.add_tool_call("confirm", "call_c")
+    confirm.append_args_text('{"station": "Lis')
+    async with controller.open_substream() as copied:
+        copied.add_stream(_last_piece("call_c", 'bon"}'))
+    now = await controller.add_tool_call("now", "call_n")
+    now.close()
+    await controller.add_tool_call("later", "call_l")
+    controller.append_text("Waiting for your answers.")
+    controller.add_step_finish("tool-calls", input_tokens=3, output_tokens=4)
+    await anyio.sleep(0.01)
+    controller.add_tool_result("call_c", "confirmed")
+    controller.add_tool_result("call_n", "12:00")
+    controller.add_tool_result("call_l", "later done")
+
+
 SCENARIOS = {
+    "planned": planned,
     "parallel": parallel_text,
     "text": text,
     "everything": everything,

@@ -18,6 +18,7 @@ from trio_stream.chunks import (
     ErrorChunk,
     FileChunk,
     ReasoningDeltaChunk,
+    ReasoningPartStartChunk,
     SourceChunk,
     StepFinishChunk,
     StepStartChunk,
@@ -61,8 +62,36 @@ async def test_parent_id_is_set_on_the_chunks_that_carry_one() -> None:
         tagged.add_file("eA==", "text/plain")
         await tagged.add_tool_call("tool", "call_1")
         tagged.add_data([1], name="chart")
+        tagged.add_reasoning_part("Planning")
 
-    assert [getattr(chunk, "parent_id", None) for chunk in await collect(run)] == ["p"] * 6
+    assert [getattr(chunk, "parent_id", None) for chunk in await collect(run)] == ["p"] * 7
+
+
+async def test_add_reasoning_part_opens_a_part_with_its_summary() -> None:
+    async def run(controller: RunController) -> None:
+        controller.add_reasoning_part("Planning")
+        controller.append_reasoning("thinking")
+        controller.add_reasoning_part("")  # an empty summary is a summary
+
+    assert await collect(run) == [
+        ReasoningPartStartChunk("Planning"),
+        ReasoningDeltaChunk("thinking"),
+        ReasoningPartStartChunk(""),
+    ]
+
+
+async def test_copied_streams_may_open_reasoning_parts_with_or_without_a_summary() -> None:
+    async def source() -> AsyncIterator[ReasoningPartStartChunk]:
+        yield ReasoningPartStartChunk("Planning", "p1")
+        yield ReasoningPartStartChunk()
+        yield ReasoningPartStartChunk(3)  # type: ignore[arg-type]
+
+    async def run(controller: RunController) -> None:
+        controller.add_stream(source())
+        await anyio.sleep_forever()
+
+    with pytest.raises(TypeError, match="unstable_summary must be a str, not int"):
+        await collect(run)
 
 
 async def test_add_data_may_name_the_value() -> None:
@@ -113,6 +142,7 @@ def append_bad_state_text(controller: RunController) -> None:
         (lambda c: c.add_file(1.5, "a/b"), "add_file's data must be a str"),
         (lambda c: c.add_annotations("abc"), "expects a list, not str"),
         (lambda c: c.add_data(1, name=""), "add_data's name must not be empty"),
+        (lambda c: c.add_reasoning_part(None), "unstable_summary must be a str, not NoneType"),
         (lambda c: c.add_data(1, name=5), "add_data's name must be a str, not int"),
         (lambda c: c.add_data({}, name="update-state"), "'update-state' is reserved"),
         (lambda c: c.add_annotations([object()]), "cannot be encoded as JSON"),

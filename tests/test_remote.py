@@ -25,13 +25,17 @@ from trio_stream.chunks import (
     Chunk,
     DataChunk,
     ErrorChunk,
+    ReasoningDeltaChunk,
+    ReasoningPartStartChunk,
     TextDeltaChunk,
+    ToolCallArgsTextFinishChunk,
     ToolCallBeginChunk,
     ToolCallDeltaChunk,
     ToolResultChunk,
 )
 
 from .conftest import collect
+from .scenarios import RESPONSES
 from .serving import running
 
 pytestmark = pytest.mark.anyio
@@ -47,6 +51,7 @@ class Remote:
         self.app = Starlette(
             routes=[
                 Route("/answer", self.answer, methods=["POST"]),
+                Route("/planned", self.planned, methods=["POST"]),
                 Route("/slow", self.slow, methods=["POST"]),
                 Route("/failing", self.failing, methods=["POST"]),
                 Route("/chain", self.chain, methods=["POST"]),
@@ -80,6 +85,21 @@ class Remote:
             controller.append_text(" is 42.")
 
         return UIMessageStreamResponse(create_run(run))
+
+    async def planned(self, request: Request) -> RunResponse:
+        """A summarized reasoning part, and a call whose arguments end before its result."""
+        fmt = (await request.json())["format"]
+
+        async def run(controller: RunController) -> None:
+            controller.add_reasoning_part("Planning")
+            controller.append_reasoning("first the lookup")
+            call = await controller.add_tool_call("confirm", "call_b")
+            call.append_args_text('{"ok": ')
+            call.close()
+            controller.add_tool_result("call_b", "confirmed")
+            controller.append_text("done")
+
+        return RESPONSES[fmt](create_run(run))
 
     async def slow(self, request: Request) -> RunResponse:
         async def tool(call: Any) -> None:
@@ -183,6 +203,30 @@ async def test_a_remote_run_nests_under_its_tool_call(
         DataChunk([{"type": "set", "path": [], "value": {"step": 1}}], "remote-state", "call_1")
         in nested
     )
+
+
+@pytest.mark.parametrize("fmt", ["data-stream", "assistant-transport", "ui-message-stream"])
+async def test_reasoning_parts_and_argument_ends_are_relayed_renamed(
+    chain: tuple[list[str], list[Remote]], fmt: str
+) -> None:
+    url = chain[0][0]
+
+    async def run(controller: RunController) -> None:
+        controller.spawn_remote_tool_call(
+            "plan", f"{url}/planned", json={"format": fmt}, tool_call_id="call_1"
+        )
+
+    chunks = await collect(run)
+    assert chunks[1:-1] == [
+        ReasoningPartStartChunk("Planning", "call_1"),
+        ReasoningDeltaChunk("first the lookup", "call_1"),
+        ToolCallBeginChunk("call_1.call_b", "confirm", "call_1"),
+        ToolCallDeltaChunk("call_1.call_b", '{"ok": '),
+        ToolCallArgsTextFinishChunk("call_1.call_b"),
+        ToolResultChunk("call_1.call_b", "confirmed"),
+        TextDeltaChunk("done", "call_1"),
+    ]
+    assert chunks[-1] == ToolResultChunk("call_1", "done")
 
 
 async def test_the_result_is_what_the_app_makes_of_the_outcome(

@@ -245,6 +245,16 @@ async def test_assigning_a_string_that_extends_the_current_one_streams_the_delta
     ]
 
 
+async def test_assigning_the_same_string_or_a_non_string_sets_it() -> None:
+    async def callback(controller: RunController) -> None:
+        controller.state["text"] = "hello"  # unchanged: no delta to stream
+        controller.state["text"] = 42
+
+    assert await collect(callback, state={"text": "hello"}) == [
+        update(set_op(["text"], "hello"), set_op(["text"], 42)),
+    ]
+
+
 async def test_iadd_on_a_string_inside_a_list() -> None:
     async def callback(controller: RunController) -> None:
         controller.state["log"][-1] += "!"

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import anyio
+import anyio.to_thread
 import pytest
 
 from tests.conftest import collect
-from trio_stream import RunController, ToolCallController
+from trio_stream import RunController, ToolCallController, ToolCallError
 from trio_stream.chunks import (
     ReasoningDeltaChunk,
     TextDeltaChunk,
@@ -54,6 +55,33 @@ async def test_with_parent_id_tags_chunks_and_shares_the_nursery() -> None:
     assert chunks[0] == TextDeltaChunk("a", parent_id="group-1")
     assert getattr(chunks[1], "parent_id", None) == "group-1"
     assert chunks[2] == TextDeltaChunk("b")
+
+
+async def test_with_parent_id_shares_everything_but_the_parent_id() -> None:
+    async def run(controller: RunController) -> None:
+        controller.state = {"n": 0}
+        tagged = controller.with_parent_id("p1")
+        tagged.state["n"] = 1  # the same state
+        assert controller.state["n"] == 1
+        assert tagged.cancelled_event is controller.cancelled_event
+        await tagged.add_tool_call("t", "call_1")
+        with pytest.raises(ToolCallError, match="used already"):  # the same tool calls
+            await controller.add_tool_call("t", "call_1")
+        tagged.start_soon(anyio.sleep, 0)  # the same nursery
+        tagged.append_text("nested")
+
+    chunks = await collect(run)
+    assert chunks[-1] == TextDeltaChunk("nested", parent_id="p1")
+
+
+async def test_with_parent_id_needs_no_event_loop() -> None:
+    # Deriving a controller is plain bookkeeping: a worker thread may do it.
+    async def run(controller: RunController) -> None:
+        tagged = await anyio.to_thread.run_sync(controller.with_parent_id, "p2")
+        assert tagged.parent_id == "p2"
+        tagged.append_text("from a derived controller")
+
+    assert await collect(run) == [TextDeltaChunk("from a derived controller", "p2")]
 
 
 async def test_a_substream_without_a_parent_id_inherits_its_parents() -> None:

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import AsyncIterator
 from functools import partial
 
 import anyio
 import pytest
 
 from tests.conftest import collect
-from trio_stream import RunController, StreamClosedError, ToolCallController
+from trio_stream import RunController, StreamClosedError, ToolCallController, ToolCallError
 from trio_stream.chunks import (
     Chunk,
+    StepFinishChunk,
     TextDeltaChunk,
+    ToolCallArgsTextFinishChunk,
     ToolCallBeginChunk,
     ToolCallDeltaChunk,
     ToolResultChunk,
@@ -229,3 +232,165 @@ async def test_errors_as_result_describes_every_failure_of_a_tool() -> None:
     assert isinstance(result, ToolResultChunk)
     assert result.is_error
     assert sorted(result.result.split("; ")) == ["first", "second"]
+
+
+# -- the end of a call's arguments ---------------------------------------------------
+
+
+async def test_close_ends_the_arguments_once_and_the_result_may_come_later() -> None:
+    async def run(controller: RunController) -> None:
+        tool = await controller.add_tool_call("ask_human", "call_1")
+        tool.append_args_text('{"q": "ok?"')
+        tool.close()
+        tool.close()  # a repeat changes nothing
+        assert tool.closed
+        controller.append_text("waiting for the answer")
+        controller.add_tool_result("call_1", "yes")
+
+    assert await collect(run) == [
+        ToolCallBeginChunk("call_1", "ask_human"),
+        ToolCallDeltaChunk("call_1", '{"q": "ok?"'),
+        ToolCallArgsTextFinishChunk("call_1"),
+        TextDeltaChunk("waiting for the answer"),
+        ToolResultChunk("call_1", "yes"),
+    ]
+
+
+async def test_arguments_after_their_end_are_refused_at_the_call() -> None:
+    async def run(controller: RunController) -> None:
+        tool = await controller.add_tool_call("t", "call_1")
+        tool.close()
+        with pytest.raises(StreamClosedError, match=r"'t' \(call_1\) is already closed"):
+            tool.append_args_text("{}")
+
+        async def late() -> AsyncIterator[Chunk]:
+            yield ToolCallDeltaChunk("call_1", "{}")
+
+        controller.add_stream(late())
+
+    with pytest.raises(StreamClosedError, match="arguments of tool call 'call_1' are finished"):
+        await collect(run)
+
+
+async def test_a_response_or_a_close_after_the_response_sends_no_end_of_its_own() -> None:
+    # The result settles the arguments; a call closed after it (as a tool's
+    # clean-up may close it) sends nothing more.
+    async def run(controller: RunController) -> None:
+        tool = await controller.add_tool_call("t", "call_1")
+        tool.append_args_text("{}")
+        tool.set_response("done")
+        tool.close()
+        other = await controller.add_tool_call("t", "call_2")
+        controller.add_tool_result("call_2", "done")
+        other.close()
+
+    assert [chunk.type for chunk in await collect(run)] == [
+        "tool-call-begin",
+        "tool-call-delta",
+        "tool-result",
+        "tool-call-begin",
+        "tool-result",
+    ]
+
+
+async def test_a_closed_call_takes_no_response_from_its_controller() -> None:
+    async def run(controller: RunController) -> None:
+        tool = await controller.add_tool_call("t", "call_1")
+        tool.close()
+        with pytest.raises(StreamClosedError, match="already closed"):
+            tool.set_response("late")
+
+    await collect(run)
+
+
+async def test_a_spawned_tool_that_closes_its_call_leaves_the_result_to_the_app() -> None:
+    async def approve(call: ToolCallController) -> None:
+        call.close()  # the arguments are final: the user decides now
+
+    async def run(controller: RunController) -> None:
+        call = controller.spawn_tool_call("delete", approve, args={"path": "/tmp/x"})
+        await anyio.sleep(0.01)
+        assert call.response is None
+        controller.add_tool_result(call.tool_call_id, "approved")
+
+    chunks = await collect(run)
+    assert [chunk.type for chunk in chunks] == [
+        "tool-call-begin",
+        "tool-call-delta",
+        "tool-call-args-text-finish",
+        "tool-result",
+    ]
+
+
+async def test_closing_after_the_run_ended_is_harmless() -> None:
+    kept: list[ToolCallController] = []
+
+    async def run(controller: RunController) -> None:
+        kept.append(await controller.add_tool_call("t", "call_1"))
+
+    await collect(run)
+    kept[0].close()
+    assert kept[0].closed
+
+
+async def test_copied_streams_end_arguments_as_the_calls_do() -> None:
+    async def stream() -> AsyncIterator[Chunk]:
+        yield ToolCallBeginChunk("c1", "search")
+        yield ToolCallDeltaChunk("c1", '{"q": ')
+        yield ToolCallArgsTextFinishChunk("c1", "1}")  # the last piece rides on the end
+        yield ToolCallArgsTextFinishChunk("c1")  # a repeat: dropped
+        yield ToolResultChunk("c1", "found")
+        yield ToolCallArgsTextFinishChunk("c1")  # what assistant-stream sends after a result
+        yield ToolCallBeginChunk("c2", "ping")
+        yield ToolResultChunk("c2", "pong")
+        yield ToolCallArgsTextFinishChunk("c2")
+
+    async def run(controller: RunController) -> None:
+        controller.add_stream(stream())
+
+    assert await collect(run) == [
+        ToolCallBeginChunk("c1", "search"),
+        ToolCallDeltaChunk("c1", '{"q": '),
+        ToolCallArgsTextFinishChunk("c1", "1}"),
+        ToolResultChunk("c1", "found"),
+        ToolCallBeginChunk("c2", "ping"),
+        ToolResultChunk("c2", "pong"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("late", "error", "message"),
+    [
+        (ToolCallArgsTextFinishChunk("c1", "more"), StreamClosedError, "are finished already"),
+        (ToolCallDeltaChunk("c1", "more"), StreamClosedError, "are finished already"),
+        (ToolCallArgsTextFinishChunk("c9"), ToolCallError, "started no tool call 'c9'"),
+    ],
+)
+async def test_copied_streams_may_not_add_arguments_after_their_end(
+    late: Chunk, error: type[Exception], message: str
+) -> None:
+    async def stream() -> AsyncIterator[Chunk]:
+        yield ToolCallBeginChunk("c1", "search")
+        yield ToolCallArgsTextFinishChunk("c1", "{}")
+        yield late
+
+    async def run(controller: RunController) -> None:
+        controller.add_stream(stream())
+
+    with pytest.raises(error, match=message) as raised:
+        await collect(run)
+    assert "the stream given to add_stream yielded" in str(raised.value.__notes__)
+
+
+async def test_a_steps_end_leaves_the_arguments_to_the_run() -> None:
+    # The wire may settle arguments still streaming at a step's end (the data
+    # stream does); the run does not refuse their text: parallel producers
+    # have steps of their own.
+    async def run(controller: RunController) -> None:
+        tool = await controller.add_tool_call("t", "call_1")
+        tool.append_args_text('{"a": ')
+        controller.add_step_finish("tool-calls")
+        tool.append_args_text("1}")
+
+    chunks = await collect(run)
+    assert chunks[-2:] == [StepFinishChunk("tool-calls"), ToolCallDeltaChunk("call_1", "1}")]

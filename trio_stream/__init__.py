@@ -15,6 +15,7 @@ from ._errors import (
     TrioStreamError,
     UsageError,
 )
+from ._flusher import Flusher
 from ._remote import RemoteAgentError, RemoteOutcome
 from ._run import (
     DEFAULT_HIGH_WATER_MARK,
@@ -34,6 +35,7 @@ __all__ = [
     "CancellationSignal",
     "ChunkStream",
     "DecodeError",
+    "Flusher",
     "LifespanGuard",
     "RemoteAgentError",
     "RemoteOutcome",

@@ -16,6 +16,13 @@ State operations are not queued one by one. They collect in a pending batch
 that becomes a single ``update-state`` chunk the moment another chunk is put
 (so order is kept) or the consumer finds the queue empty, so a burst of state
 writes made in one step reaches the client as one chunk.
+
+Worker threads write through a ``Flusher`` (``trio_stream._flusher``), whose
+writes wait in a batch of its own until the event loop takes them in. While
+one is attached, the buffer is a ``ThreadsChunkBuffer``: every put first
+takes in what the threads wrote, so that it comes before the chunk. Changing
+the class rather than testing for flushers in ``put`` keeps that test off the
+path of every chunk of every run that has no worker threads.
 """
 
 from __future__ import annotations
@@ -36,16 +43,18 @@ from .chunks import (
     ReasoningDeltaChunk,
     StateOperation,
     TextDeltaChunk,
+    ToolCallArgsTextFinishChunk,
     ToolCallDeltaChunk,
     UpdateStateChunk,
 )
 
-__all__ = ["ChunkBuffer", "chunk_size"]
+__all__ = ["ChunkBuffer", "ThreadsChunkBuffer", "chunk_size"]
 
 _SIZED: dict[type, str] = {
     TextDeltaChunk: "text_delta",
     ReasoningDeltaChunk: "reasoning_delta",
     ToolCallDeltaChunk: "args_text_delta",
+    ToolCallArgsTextFinishChunk: "args_text_delta",
     FileChunk: "data",
     ErrorChunk: "error",
 }
@@ -87,6 +96,7 @@ class ChunkBuffer:
         "_checkpoint_if_cancelled",
         "_chunks",
         "_closed",
+        "_flushers",
         "_high_water",
         "_high_water_size",
         "_new_event",
@@ -111,6 +121,18 @@ class ChunkBuffer:
         self._reader: Wakeup | None = None
         self._writers: Wakeup | None = None
         self._checkpoint_if_cancelled, self._new_event = _primitives()
+        self._flushers: list[Callable[[], None]] = []
+
+    def attach(self, take_in: Callable[[], None]) -> None:
+        """Call ``take_in`` before every chunk from now on (see ``ThreadsChunkBuffer``)."""
+        self._flushers.append(take_in)
+        self.__class__ = ThreadsChunkBuffer
+
+    def detach(self, take_in: Callable[[], None]) -> None:
+        """Stop calling ``take_in``; the last one detached makes this a plain buffer again."""
+        self._flushers.remove(take_in)
+        if not self._flushers:
+            self.__class__ = ChunkBuffer
 
     def __len__(self) -> int:
         return len(self._chunks)
@@ -250,3 +272,32 @@ class ChunkBuffer:
         if self._writers is not None:
             self._writers.set()
             self._writers = None
+
+
+class ThreadsChunkBuffer(ChunkBuffer):
+    """A run's buffer while flushers are attached: what threads wrote goes in first.
+
+    Before a chunk, an explicit flush or the end, every attached flusher
+    hands over the writes its threads made, in order, so that they come
+    before what the event loop writes after them. (Before a state write, the
+    run's ``StateTree`` has them handed over too.)
+    """
+
+    __slots__ = ()
+
+    def _take_in(self) -> None:
+        for take_in in self._flushers:
+            take_in()
+
+    def put(self, chunk: Chunk, size: int = 0) -> None:
+        self._take_in()
+        super().put(chunk, size)
+
+    def flush(self) -> None:
+        self._take_in()
+        super().flush()
+
+    def close(self) -> None:
+        if not self._closed:
+            self._take_in()
+        super().close()

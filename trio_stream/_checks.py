@@ -28,11 +28,13 @@ from .chunks import (
     FileChunk,
     FinishReason,
     ReasoningDeltaChunk,
+    ReasoningPartStartChunk,
     SourceChunk,
     StateOperation,
     StepFinishChunk,
     StepStartChunk,
     TextDeltaChunk,
+    ToolCallArgsTextFinishChunk,
     ToolCallBeginChunk,
     ToolCallDeltaChunk,
     ToolResultChunk,
@@ -92,18 +94,25 @@ def check_step_finish(finish_reason: object, input_tokens: object, output_tokens
             raise ValueError(f"{name} must be a non-negative int, not {count!r}")
 
 
+_ANSWERED, _ARGUMENTS_FINISHED, _STREAMING = 0, 1, 2
+"""The states of a tool call in a ``ToolCallLedger``, in the order a call goes through them."""
+
+
 class ToolCallLedger:
-    """The tool call ids of one run: open until their result, then done.
+    """The tool call ids of one run, and how far each call has come.
 
     Every format addresses a call's arguments and result by its id, so a
-    run may start each id once, and stream arguments and send a result only
-    for a call it started and has not finished.
+    run may start each id once. A call streams its arguments until they are
+    finished (``finish_arguments``) or its result comes; its result comes
+    once. What would break that order is refused: argument text after the
+    arguments' end or after the result, a second result, anything for a call
+    the run never started.
     """
 
     __slots__ = ("_calls",)
 
     def __init__(self) -> None:
-        self._calls: dict[str, bool] = {}  # id: whether its result is still to come
+        self._calls: dict[str, int] = {}  # id: _STREAMING, _ARGUMENTS_FINISHED or _ANSWERED
 
     def begin(self, tool_call_id: str) -> None:
         """Record a new call; ``ToolCallError`` if the run has used the id already."""
@@ -112,30 +121,63 @@ class ToolCallLedger:
                 f"tool call id {tool_call_id!r} is used already in this run; "
                 f"every tool call needs an id of its own"
             )
-        self._calls[tool_call_id] = True
+        self._calls[tool_call_id] = _STREAMING
 
     def is_open(self, tool_call_id: str) -> bool:
         """Whether the run started the call and its result is still to come."""
-        return self._calls.get(tool_call_id, False)
+        return self._calls.get(tool_call_id, _ANSWERED) != _ANSWERED
+
+    def arguments_finished(self, tool_call_id: str) -> bool:
+        """Whether the call's arguments ended, by their finish or by its result."""
+        return self._calls.get(tool_call_id) in (_ARGUMENTS_FINISHED, _ANSWERED)
+
+    def require_streaming(self, tool_call_id: str, what: str) -> None:
+        """Refuse argument text unless the call is started and still takes it.
+
+        ``ToolCallError`` for an id never started; ``StreamClosedError`` for
+        a call whose arguments are finished or that has its result.
+        """
+        state = self._calls.get(tool_call_id)
+        if state == _STREAMING:
+            return
+        if state == _ARGUMENTS_FINISHED:
+            raise StreamClosedError(
+                f"{what}: the arguments of tool call {tool_call_id!r} are finished already; "
+                f"no argument text may follow their end"
+            )
+        self.require_open(tool_call_id, what)
 
     def require_open(self, tool_call_id: str, what: str) -> None:
         """``ToolCallError`` for an id never started, ``StreamClosedError`` for a finished one."""
-        is_open = self._calls.get(tool_call_id)
-        if is_open:
-            return
-        if is_open is None:
+        state = self._calls.get(tool_call_id)
+        if state is None:
             raise ToolCallError(f"{what}: this run started no tool call {tool_call_id!r}")
-        raise StreamClosedError(f"{what}: tool call {tool_call_id!r} has its result already")
+        if state == _ANSWERED:
+            raise StreamClosedError(f"{what}: tool call {tool_call_id!r} has its result already")
+
+    def finish_arguments(self, tool_call_id: str, what: str) -> bool:
+        """Record the end of the call's arguments; whether they were still streaming.
+
+        Ending them again, or after the result, changes nothing (false), as
+        closing a file twice does; ``ToolCallError`` for an id never started.
+        """
+        state = self._calls.get(tool_call_id)
+        if state is None:
+            raise ToolCallError(f"{what}: this run started no tool call {tool_call_id!r}")
+        if state != _STREAMING:
+            return False
+        self._calls[tool_call_id] = _ARGUMENTS_FINISHED
+        return True
 
     def finish(self, tool_call_id: str, what: str) -> None:
         """Record the call's result; the same errors as ``require_open``."""
         self.require_open(tool_call_id, what)
-        self._calls[tool_call_id] = False
+        self._calls[tool_call_id] = _ANSWERED
 
 
 # -- chunks copied in whole (add_stream) ---------------------------------------------
 
-Check = Callable[[Any, ToolCallLedger], Chunk]
+Check = Callable[[Any, ToolCallLedger], Chunk | None]
 
 
 def _text(chunk: TextDeltaChunk, _: ToolCallLedger) -> Chunk:
@@ -150,6 +192,12 @@ def _reasoning(chunk: ReasoningDeltaChunk, _: ToolCallLedger) -> Chunk:
     return chunk
 
 
+def _reasoning_start(chunk: ReasoningPartStartChunk, _: ToolCallLedger) -> Chunk:
+    require_optional_str(chunk.unstable_summary, "a reasoning-part-start chunk's unstable_summary")
+    require_optional_str(chunk.parent_id, "a reasoning-part-start chunk's parent_id")
+    return chunk
+
+
 def _begin(chunk: ToolCallBeginChunk, calls: ToolCallLedger) -> Chunk:
     require_str(chunk.tool_call_id, "a tool-call-begin chunk's tool_call_id")
     require_str(chunk.tool_name, "a tool-call-begin chunk's tool_name")
@@ -161,8 +209,21 @@ def _begin(chunk: ToolCallBeginChunk, calls: ToolCallLedger) -> Chunk:
 def _delta(chunk: ToolCallDeltaChunk, calls: ToolCallLedger) -> Chunk:
     require_str(chunk.tool_call_id, "a tool-call-delta chunk's tool_call_id")
     require_str(chunk.args_text_delta, "a tool-call-delta chunk's args_text_delta")
-    calls.require_open(chunk.tool_call_id, "a tool-call-delta chunk")
+    calls.require_streaming(chunk.tool_call_id, "a tool-call-delta chunk")
     return chunk
+
+
+def _arguments_finish(chunk: ToolCallArgsTextFinishChunk, calls: ToolCallLedger) -> Chunk | None:
+    what = "a tool-call-args-text-finish chunk"
+    require_str(chunk.tool_call_id, f"{what}'s tool_call_id")
+    require_str(chunk.args_text_delta, f"{what}'s args_text_delta")
+    if calls.finish_arguments(chunk.tool_call_id, what):
+        return chunk
+    if chunk.args_text_delta:
+        calls.require_streaming(chunk.tool_call_id, what)  # raises: text after the end
+    # The arguments ended already: a repeat, or the one assistant-stream's
+    # controllers send after every result. It changes nothing.
+    return None
 
 
 def _result(chunk: ToolResultChunk, calls: ToolCallLedger) -> Chunk:
@@ -242,8 +303,10 @@ def _step_finish(chunk: StepFinishChunk, _: ToolCallLedger) -> Chunk:
 _CHECKS: dict[type[Any], Check] = {
     TextDeltaChunk: _text,
     ReasoningDeltaChunk: _reasoning,
+    ReasoningPartStartChunk: _reasoning_start,
     ToolCallBeginChunk: _begin,
     ToolCallDeltaChunk: _delta,
+    ToolCallArgsTextFinishChunk: _arguments_finish,
     ToolResultChunk: _result,
     DataChunk: _data,
     ErrorChunk: _error,
@@ -256,10 +319,12 @@ _CHECKS: dict[type[Any], Check] = {
 }
 
 
-def check_chunk(chunk: object, calls: ToolCallLedger) -> Chunk:
+def check_chunk(chunk: object, calls: ToolCallLedger) -> Chunk | None:
     """``chunk``, checked as its controller call would check it, values in JSON form.
 
     Raises what that call raises, and ``TypeError`` for what is not a chunk.
+    ``None`` for a chunk that changes nothing, as its call would send
+    nothing: the end of arguments that have ended already.
     """
     check = _CHECKS.get(type(chunk))
     if check is None:

@@ -31,6 +31,7 @@ from ._checks import (
     require_str,
 )
 from ._errors import HIDDEN_TOOL_ERROR, StreamClosedError, wire_message
+from ._flusher import Flusher
 from ._json import encode_checked, normalized
 from ._remote import RemoteOutcome, relay_remote_run
 from ._scope import CancellationSignal, Scope
@@ -45,10 +46,12 @@ from .chunks import (
     FileChunk,
     FinishReason,
     ReasoningDeltaChunk,
+    ReasoningPartStartChunk,
     SourceChunk,
     StepFinishChunk,
     StepStartChunk,
     TextDeltaChunk,
+    ToolCallArgsTextFinishChunk,
     ToolCallBeginChunk,
     ToolCallDeltaChunk,
     ToolResultChunk,
@@ -131,6 +134,17 @@ class RunController:
         self._buffer.put(
             ReasoningDeltaChunk(reasoning_delta, self._parent_id), len(reasoning_delta)
         )
+
+    def add_reasoning_part(self, unstable_summary: str) -> None:
+        """Open a reasoning part carrying ``unstable_summary``, a summary the app wrote.
+
+        The summary is shown in place of the part's reasoning (a title such
+        as "Planning the search"); the reasoning this controller appends next
+        goes into the part. It opens a part even if one is open, and even if
+        no reasoning follows.
+        """
+        require_str(unstable_summary, "add_reasoning_part's unstable_summary")
+        self._buffer.put(ReasoningPartStartChunk(unstable_summary, self._parent_id))
 
     def add_data(self, data: Any, *, name: str | None = None) -> None:
         """Send a JSON value to the front-end as a data chunk.
@@ -359,6 +373,8 @@ class RunController:
     async def _forward(self, chunk: Chunk) -> None:
         """Put a chunk made elsewhere (a stream, a remote run), checked as a call's would be."""
         checked = check_chunk(chunk, self._tool_calls)
+        if checked is None:
+            return
         await self._buffer.wait_writable()
         self._buffer.put(checked, chunk_size(checked))
 
@@ -405,6 +421,17 @@ class RunController:
         """Emit pending state operations now instead of with the next chunk."""
         self._buffer.flush()
 
+    # -- worker threads ----------------------------------------------------------
+
+    def open_flusher(self) -> Flusher:
+        """A ``Flusher``: this controller's writes, for worker threads.
+
+        ``with controller.open_flusher() as flusher:`` on the event loop, then
+        hand ``flusher`` to threads, which append text, reasoning and state
+        through it without waiting for the loop. See ``trio_stream._flusher``.
+        """
+        return Flusher(self)
+
     # -- cancellation ----------------------------------------------------
 
     @property
@@ -427,7 +454,12 @@ class RunController:
 
 
 class ToolCallController:
-    """One tool call: stream its arguments, then set its response."""
+    """One tool call: stream its arguments, then set its response.
+
+    ``close()`` ends the arguments without a response, when the response
+    comes later or from elsewhere (``add_tool_result``, after a user's
+    approval): the front-end then shows the call with its final arguments.
+    """
 
     __slots__ = (
         "__weakref__",
@@ -473,16 +505,16 @@ class ToolCallController:
         """The result set with ``set_response``, holding the objects given to it."""
         return self._response
 
-    def _check_open(self, what: str) -> None:
+    def _check_not_closed(self, what: str) -> None:
         if self._closed:
             raise StreamClosedError(
                 f"{what}: tool call {self.tool_name!r} ({self.tool_call_id}) is already closed"
             )
-        self._owner._tool_calls.require_open(self.tool_call_id, what)
 
     def append_args_text(self, args_text_delta: str) -> None:
         """Append a piece of the call's JSON arguments text."""
-        self._check_open("append_args_text")
+        self._check_not_closed("append_args_text")
+        self._owner._tool_calls.require_streaming(self.tool_call_id, "append_args_text")
         require_str(args_text_delta, "append_args_text's args_text_delta")
         self._owner._buffer.put(
             ToolCallDeltaChunk(self.tool_call_id, args_text_delta), len(args_text_delta)
@@ -494,7 +526,8 @@ class ToolCallController:
         The result is sent as it is at this call: the chunk queued holds its
         JSON form. ``response`` keeps the objects given here, for the app.
         """
-        self._check_open("set_response")
+        self._check_not_closed("set_response")
+        self._owner._tool_calls.require_open(self.tool_call_id, "set_response")
         what = f"tool-result of {self.tool_name!r} ({self.tool_call_id})"
         sent = ToolResultChunk(
             self.tool_call_id,
@@ -515,8 +548,22 @@ class ToolCallController:
         self.set_response(result)
 
     def close(self) -> None:
-        """Close the call without a result. Closing twice is harmless."""
+        """End the call's arguments and close this controller, without a result.
+
+        A ``tool-call-args-text-finish`` chunk says the arguments are
+        complete, unless they ended already (with a response, or an earlier
+        ``close``). The result can still come later, from the run's
+        ``add_tool_result``. Closing twice is harmless, and so is closing
+        after the run ended.
+        """
+        if self._closed:
+            return
         self._closed = True
+        owner = self._owner
+        if owner._buffer.closed:
+            return
+        if owner._tool_calls.finish_arguments(self.tool_call_id, "close"):
+            owner._buffer.put(ToolCallArgsTextFinishChunk(self.tool_call_id))
 
     async def _relay(self, chunk: Chunk) -> None:
         """Put a chunk a remote run made, in this call's run (see ``trio_stream._remote``)."""

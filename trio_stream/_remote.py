@@ -41,10 +41,12 @@ from .chunks import (
     ErrorChunk,
     FileChunk,
     ReasoningDeltaChunk,
+    ReasoningPartStartChunk,
     SourceChunk,
     StepFinishChunk,
     StepStartChunk,
     TextDeltaChunk,
+    ToolCallArgsTextFinishChunk,
     ToolCallBeginChunk,
     ToolCallDeltaChunk,
     ToolResultChunk,
@@ -120,12 +122,16 @@ def _relayed(chunk: Chunk, names: _Renamer, outcome: RemoteOutcome) -> Chunk | N
             return TextDeltaChunk(text, names.parent(parent))
         case ReasoningDeltaChunk(reasoning_delta=text, parent_id=parent):
             return ReasoningDeltaChunk(text, names.parent(parent))
+        case ReasoningPartStartChunk(unstable_summary=summary, parent_id=parent):
+            return ReasoningPartStartChunk(summary, names.parent(parent))
         case ToolCallBeginChunk():
             return ToolCallBeginChunk(
                 names.id(chunk.tool_call_id), chunk.tool_name, names.parent(chunk.parent_id)
             )
         case ToolCallDeltaChunk():
             return ToolCallDeltaChunk(names.id(chunk.tool_call_id), chunk.args_text_delta)
+        case ToolCallArgsTextFinishChunk():
+            return ToolCallArgsTextFinishChunk(names.id(chunk.tool_call_id), chunk.args_text_delta)
         case ToolResultChunk():
             return ToolResultChunk(
                 names.id(chunk.tool_call_id), chunk.result, chunk.artifact, chunk.is_error

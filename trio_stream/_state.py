@@ -95,11 +95,23 @@ class StateTree:
     ``emit`` receives every batch of operations applied here.
     """
 
-    __slots__ = ("_emit", "_value")
+    __slots__ = ("_emit", "_takers", "_value")
 
     def __init__(self, value: Any, emit: Callable[[list[StateOperation]], None]) -> None:
         self._value = value
         self._emit = emit
+        self._takers: list[Callable[[], None]] = []
+
+    def attach(self, take_in: Callable[[], None]) -> None:
+        """Call ``take_in`` before every write from now on.
+
+        A flusher (``trio_stream._flusher``) takes in what worker threads
+        wrote there, so that their writes apply before the one being made.
+        """
+        self._takers.append(take_in)
+
+    def detach(self, take_in: Callable[[], None]) -> None:
+        self._takers.remove(take_in)
 
     @property
     def value(self) -> Any:
@@ -130,6 +142,8 @@ class StateTree:
         ``normalized``), so the server's copy holds
         exactly what the client receives and shares nothing with the caller.
         """
+        for take_in in self._takers:
+            take_in()
         value = self._value
         applied: list[StateOperation] = []
         for op in operations:

@@ -25,12 +25,14 @@ __all__ = [
     "FileChunk",
     "FinishReason",
     "ReasoningDeltaChunk",
+    "ReasoningPartStartChunk",
     "SetOperation",
     "SourceChunk",
     "StateOperation",
     "StepFinishChunk",
     "StepStartChunk",
     "TextDeltaChunk",
+    "ToolCallArgsTextFinishChunk",
     "ToolCallBeginChunk",
     "ToolCallDeltaChunk",
     "ToolResultChunk",
@@ -78,6 +80,22 @@ class ReasoningDeltaChunk(msgspec.Struct, frozen=True):
     parent_id: str | None = None
 
 
+class ReasoningPartStartChunk(msgspec.Struct, frozen=True):
+    """A reasoning part opens, carrying a summary the app wrote for it.
+
+    The reasoning deltas its producer adds next go into this part. Reasoning
+    parts otherwise open with their first delta; the summary (a title shown
+    in place of the reasoning, such as "Planning the search") is the only
+    reason to open one explicitly, so a start without one changes nothing on
+    the wire. ``unstable_`` as in assistant-ui, where the field is
+    experimental.
+    """
+
+    type: ClassVar[Literal["reasoning-part-start"]] = "reasoning-part-start"
+    unstable_summary: str | None = None
+    parent_id: str | None = None
+
+
 class ToolCallBeginChunk(msgspec.Struct, frozen=True):
     """A tool call starts; its arguments and result follow under ``tool_call_id``."""
 
@@ -93,6 +111,21 @@ class ToolCallDeltaChunk(msgspec.Struct, frozen=True):
     type: ClassVar[Literal["tool-call-delta"]] = "tool-call-delta"
     tool_call_id: str
     args_text_delta: str
+
+
+class ToolCallArgsTextFinishChunk(msgspec.Struct, frozen=True):
+    """A tool call's arguments are complete; ``args_text_delta`` is their last piece, if any.
+
+    The call's result may still be a long way off (a user's approval, a
+    slow tool): the front-end shows the call as running with its final
+    arguments. No argument text may follow. Arguments that form complete
+    JSON are known complete without it; this says so for any arguments, and
+    at once.
+    """
+
+    type: ClassVar[Literal["tool-call-args-text-finish"]] = "tool-call-args-text-finish"
+    tool_call_id: str
+    args_text_delta: str = ""
 
 
 class ToolResultChunk(msgspec.Struct, frozen=True):
@@ -180,8 +213,10 @@ class StepFinishChunk(msgspec.Struct, frozen=True):
 Chunk: TypeAlias = (
     TextDeltaChunk
     | ReasoningDeltaChunk
+    | ReasoningPartStartChunk
     | ToolCallBeginChunk
     | ToolCallDeltaChunk
+    | ToolCallArgsTextFinishChunk
     | ToolResultChunk
     | DataChunk
     | ErrorChunk
@@ -197,8 +232,10 @@ Chunk: TypeAlias = (
 CHUNK_TYPES: tuple[type[Chunk], ...] = (
     TextDeltaChunk,
     ReasoningDeltaChunk,
+    ReasoningPartStartChunk,
     ToolCallBeginChunk,
     ToolCallDeltaChunk,
+    ToolCallArgsTextFinishChunk,
     ToolResultChunk,
     DataChunk,
     ErrorChunk,

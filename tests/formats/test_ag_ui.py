@@ -25,11 +25,13 @@ from trio_stream.chunks import (
     ErrorChunk,
     FileChunk,
     ReasoningDeltaChunk,
+    ReasoningPartStartChunk,
     SourceChunk,
     StateOperation,
     StepFinishChunk,
     StepStartChunk,
     TextDeltaChunk,
+    ToolCallArgsTextFinishChunk,
     ToolCallBeginChunk,
     ToolCallDeltaChunk,
     ToolResultChunk,
@@ -38,7 +40,7 @@ from trio_stream.chunks import (
 from trio_stream.formats.ag_ui import AGUIDecoder, AGUIEncoder
 
 from ..clients import sse_events
-from .runs import pieces, runs
+from .runs import ArgumentEnds, pieces, read_back, runs
 
 
 def encoded(chunks: list[Chunk], **options: Any) -> bytes:
@@ -449,6 +451,54 @@ def test_an_error_is_a_custom_event_and_the_run_ends_with_run_error() -> None:
     ]
 
 
+# -- reasoning parts and the end of a call's arguments ------------------------------
+
+
+def test_a_reasoning_summary_starts_a_reasoning_message_that_carries_it() -> None:
+    found = without_ids(
+        events(
+            [
+                ReasoningPartStartChunk("Planning"),
+                ReasoningDeltaChunk("thinking"),
+                ReasoningPartStartChunk(None),  # without a summary: nothing
+            ]
+        )
+    )
+    assert found[1:-1] == [
+        {
+            "type": "REASONING_START",
+            "messageId": "m1",
+            "metadata": {"trioStream": {"summary": "Planning"}},
+        },
+        {"type": "REASONING_MESSAGE_START", "messageId": "m1", "role": "reasoning"},
+        {"type": "REASONING_MESSAGE_CONTENT", "messageId": "m1", "delta": "thinking"},
+        {"type": "REASONING_MESSAGE_END", "messageId": "m1"},
+        {"type": "REASONING_END", "messageId": "m1"},
+    ]
+
+
+def test_the_runs_end_of_the_arguments_ends_the_call_where_it_is() -> None:
+    found = events(
+        [
+            ToolCallBeginChunk("c1", "confirm"),
+            ToolCallDeltaChunk("c1", '{"ok": '),
+            ToolCallArgsTextFinishChunk("c1", "true"),
+            TextDeltaChunk("waiting"),
+            ToolResultChunk("c1", "yes"),
+        ]
+    )
+    assert [(e["type"], e.get("delta")) for e in found[1:-1]] == [
+        ("TOOL_CALL_START", None),
+        ("TOOL_CALL_ARGS", '{"ok": '),
+        ("TOOL_CALL_ARGS", "true"),
+        ("TOOL_CALL_END", None),
+        ("TEXT_MESSAGE_START", None),
+        ("TEXT_MESSAGE_CONTENT", "waiting"),
+        ("TOOL_CALL_RESULT", None),
+        ("TEXT_MESSAGE_END", None),
+    ]
+
+
 # -- decoding --------------------------------------------------------------------
 
 
@@ -456,7 +506,8 @@ def test_an_error_is_a_custom_event_and_the_run_ends_with_run_error() -> None:
 def test_every_run_round_trips_however_the_body_is_cut(data: st.DataObject) -> None:
     chunks = data.draw(runs())
     body = encoded(chunks)
-    assert decoded(body, data.draw(pieces(body))) == carried(chunks)
+    back = read_back(chunks, ArgumentEnds(at_results=True, at_end=True))
+    assert decoded(body, data.draw(pieces(body))) == carried(back)
 
 
 def test_the_decoder_reads_the_state_the_run_started_from() -> None:

@@ -36,6 +36,7 @@ from trio_stream.chunks import (
     Chunk,
     ReasoningDeltaChunk,
     TextDeltaChunk,
+    ToolCallArgsTextFinishChunk,
     ToolCallBeginChunk,
     ToolCallDeltaChunk,
     ToolResultChunk,
@@ -355,7 +356,7 @@ def expected_calls(chunks: list[Chunk]) -> dict[str, tuple[str, str, str | None]
     for chunk in chunks:
         if isinstance(chunk, ToolCallBeginChunk):
             calls[chunk.tool_call_id] = (chunk.tool_name, "", chunk.parent_id)
-        elif isinstance(chunk, ToolCallDeltaChunk):
+        elif isinstance(chunk, ToolCallDeltaChunk | ToolCallArgsTextFinishChunk):
             name, arguments, parent = calls[chunk.tool_call_id]
             calls[chunk.tool_call_id] = (name, arguments + chunk.args_text_delta, parent)
     return calls

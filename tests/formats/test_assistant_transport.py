@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from trio_stream.chunks import (
+    Chunk,
     ErrorChunk,
+    ReasoningDeltaChunk,
+    ReasoningPartStartChunk,
     SourceChunk,
     TextDeltaChunk,
+    ToolCallArgsTextFinishChunk,
     ToolCallBeginChunk,
     ToolCallDeltaChunk,
     ToolResultChunk,
@@ -90,3 +96,126 @@ def test_an_error_closes_open_text_and_ends_the_message_without_a_finish() -> No
     sent = events(encoder.encode([TextDeltaChunk("partial"), ErrorChunk("boom")]))
     assert [e["type"] for e in sent][-2:] == ["part-finish", "error"]
     assert encoder.finish() == b"data: [DONE]\n\n"
+
+
+def whole_body(chunks: list[Chunk]) -> list[dict[str, Any]]:
+    """The events of the body of ``chunks``, without the message's finish."""
+    encoder = AssistantTransportEncoder()
+    sent = events(encoder.encode(chunks) + encoder.finish())
+    return [e for e in sent if isinstance(e, dict) and e["type"] != "message-finish"]
+
+
+TOOL_PART = {
+    "type": "part-start",
+    "part": {"type": "tool-call", "toolCallId": "t1", "toolName": "ask_human"},
+    "path": [],
+}
+
+
+# -- the end of a call's arguments ----------------------------------------------------
+
+
+def test_the_runs_end_of_the_arguments_finishes_the_part_where_it_is() -> None:
+    # Later content is framed after a finished call; a repeated end is nothing.
+    assert whole_body(
+        [
+            ToolCallBeginChunk("t1", "ask_human"),
+            ToolCallDeltaChunk("t1", '{"q": "ok?"'),
+            ToolCallArgsTextFinishChunk("t1"),
+            ToolCallArgsTextFinishChunk("t1"),
+            TextDeltaChunk("after"),
+        ]
+    ) == [
+        TOOL_PART,
+        {"type": "text-delta", "textDelta": '{"q": "ok?"', "path": [0]},
+        {"type": "tool-call-args-text-finish", "path": [0]},
+        {"type": "part-finish", "path": [0]},
+        {"type": "part-start", "part": {"type": "text"}, "path": []},
+        {"type": "text-delta", "textDelta": "after", "path": [1]},
+        {"type": "part-finish", "path": [1]},
+    ]
+
+
+def test_a_result_after_the_end_still_addresses_the_part() -> None:
+    # The human-in-the-loop shape: the arguments settle, the answer comes
+    # later. A result at the message's root would be dropped by the client.
+    sent = whole_body(
+        [
+            ToolCallBeginChunk("t1", "ask_human"),
+            ToolCallDeltaChunk("t1", '{"q": "ok?"}'),
+            ToolCallArgsTextFinishChunk("t1"),
+            TextDeltaChunk("waiting"),
+            ToolResultChunk("t1", "yes"),
+        ]
+    )
+    assert [e for e in sent if e["type"] == "result"] == [
+        {"type": "result", "path": [0], "result": "yes", "isError": False}
+    ]
+    assert [e["path"] for e in sent if e["type"] == "part-finish"] == [[0], [1]]
+    assert [e for e in sent if e["type"] == "tool-call-args-text-finish"] == [
+        {"type": "tool-call-args-text-finish", "path": [0]}
+    ]
+
+
+def test_the_last_piece_on_the_end_is_sent_before_it() -> None:
+    assert whole_body(
+        [ToolCallBeginChunk("t1", "ask_human"), ToolCallArgsTextFinishChunk("t1", '{"q": 1}')]
+    ) == [
+        TOOL_PART,
+        {"type": "text-delta", "textDelta": '{"q": 1}', "path": [0]},
+        {"type": "tool-call-args-text-finish", "path": [0]},
+        {"type": "part-finish", "path": [0]},
+    ]
+
+
+def test_an_end_of_no_arguments_sends_their_braces() -> None:
+    assert whole_body([ToolCallBeginChunk("t1", "ask_human"), ToolCallArgsTextFinishChunk("t1")])[
+        1:
+    ] == [
+        {"type": "text-delta", "textDelta": "{}", "path": [0]},
+        {"type": "tool-call-args-text-finish", "path": [0]},
+        {"type": "part-finish", "path": [0]},
+    ]
+
+
+def test_a_call_without_result_ends_its_arguments_and_part_at_the_end_of_the_body() -> None:
+    assert whole_body([ToolCallBeginChunk("t1", "ask_human"), ToolCallDeltaChunk("t1", '{"q": ')])[
+        2:
+    ] == [
+        {"type": "tool-call-args-text-finish", "path": [0]},
+        {"type": "part-finish", "path": [0]},
+    ]
+
+
+# -- reasoning parts ------------------------------------------------------------------
+
+
+def test_a_summary_opens_one_reasoning_part_that_the_deltas_extend() -> None:
+    assert whole_body(
+        [
+            ReasoningDeltaChunk("before"),
+            ReasoningPartStartChunk("Planning"),
+            ReasoningDeltaChunk("thinking"),
+            ReasoningPartStartChunk("Searching", "p1"),
+            ReasoningPartStartChunk(None),  # without a summary: nothing
+            ReasoningDeltaChunk("more"),
+        ]
+    ) == [
+        {"type": "part-start", "part": {"type": "reasoning"}, "path": []},
+        {"type": "text-delta", "textDelta": "before", "path": [0]},
+        {"type": "part-finish", "path": [0]},
+        {
+            "type": "part-start",
+            "part": {"type": "reasoning", "unstable_summary": "Planning"},
+            "path": [],
+        },
+        {"type": "text-delta", "textDelta": "thinking", "path": [1]},
+        {
+            "type": "part-start",
+            "part": {"type": "reasoning", "unstable_summary": "Searching", "parentId": "p1"},
+            "path": [],
+        },
+        {"type": "text-delta", "textDelta": "more", "path": [1]},
+        {"type": "part-finish", "path": [1]},
+        {"type": "part-finish", "path": [2]},
+    ]

@@ -60,7 +60,7 @@ from trio_stream.serialization.assistant_transport import (
 
 from ..clients import JS
 from ..scenarios import SCENARIOS
-from .runs import pieces, runs
+from .runs import ArgumentEnds, pieces, read_back, runs
 
 DONE = b"data: [DONE]\n\n"
 
@@ -87,25 +87,16 @@ def body_of(*events: Any) -> bytes:
 def what_comes_back(chunks: list[Chunk]) -> list[Chunk]:
     """``chunks`` as a decoder reads them from their body, as the docs page says.
 
-    A tool call whose argument text is empty gains the ``{}`` sent for it,
-    before its result, or at the end of the body if it has none; data
+    A tool call's arguments end before its result, or at the end of the body
+    if it has none, unless the run ended them: ``{}`` is sent for empty ones,
+    and an end of arguments that are not JSON comes back as a finish. Data
     without a name loses its parent id.
     """
     back: list[Chunk] = []
-    arguments: dict[str, str] = {}  # by call id, for calls without a result yet
-    for chunk in chunks:
-        match chunk:
-            case ToolCallBeginChunk():
-                arguments[chunk.tool_call_id] = ""
-            case ToolCallDeltaChunk():
-                arguments[chunk.tool_call_id] += chunk.args_text_delta
-            case ToolResultChunk():
-                if not arguments.pop(chunk.tool_call_id):
-                    back.append(ToolCallDeltaChunk(chunk.tool_call_id, "{}"))
-            case DataChunk(name=None, parent_id=str()):
-                chunk = DataChunk(chunk.data)
+    for chunk in read_back(chunks, ArgumentEnds(braces=True, at_results=True, at_end=True)):
+        if isinstance(chunk, DataChunk) and chunk.name is None and chunk.parent_id is not None:
+            chunk = DataChunk(chunk.data)
         back.append(chunk)
-    back += [ToolCallDeltaChunk(call, "{}") for call, text in arguments.items() if not text]
     return back
 
 

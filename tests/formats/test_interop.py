@@ -147,6 +147,82 @@ def test_parallel_sub_streams_keep_their_text_apart(scenarios_url: str, decoder:
         }
 
 
+def part_events(chunks: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """Where each tool call's part got its arguments' end and its result, in ``chunks``.
+
+    A part's path is ``[n]`` for the n-th ``part-start``; the text-delta that
+    says "Waiting" is recorded under ``"text"``.
+    """
+    calls: dict[int, str] = {}
+    found: dict[str, dict[str, int]] = {"text": {}}
+    starts = 0
+    for index, chunk in enumerate(chunks):
+        if chunk["type"] == "part-start":
+            if chunk["part"]["type"] == "tool-call":
+                calls[starts] = chunk["part"]["toolCallId"]
+                found[calls[starts]] = {}
+            starts += 1
+        elif chunk["type"] == "text-delta" and chunk["textDelta"].startswith("Waiting"):
+            found["text"]["delta"] = index
+        elif chunk["type"] in ("tool-call-args-text-finish", "result"):
+            found[calls[chunk["path"][0]]].setdefault(chunk["type"], index)
+        elif chunk["type"] == "step-finish":
+            found["text"]["step-finish"] = index
+    return found
+
+
+@pytest.mark.parametrize("decoder", ASSISTANT_STREAM_FORMATS)
+def test_assistant_ui_reads_summaries_and_arguments_that_end_before_their_results(
+    scenarios_url: str, decoder: str
+) -> None:
+    output = decode(decoder, url=f"{scenarios_url}/{decoder}/planned", split=1)
+    assert output["warnings"] == []
+    message = output["message"]
+    assert message["status"] == {"type": "requires-action", "reason": "tool-calls"}
+    reasoning, *rest = message["parts"]
+    if decoder == "ui-message-stream":  # its reasoning parts take provider metadata
+        assert reasoning["providerMetadata"] == {"trioStream": {"summary": "Planning the lookup"}}
+    else:
+        assert reasoning["unstable_summary"] == "Planning the lookup"
+    assert reasoning["text"] == "First the station, then the time."
+    calls = {part["toolName"]: part for part in rest if part["type"] == "tool-call"}
+    assert {name: (part["args"], part["result"]) for name, part in calls.items()} == {
+        "confirm": ({"station": "Lisbon"}, "confirmed"),
+        "now": ({}, "12:00"),
+        "later": ({}, "later done"),
+    }
+    # The ends the run sent are the client's: the calls show their final
+    # arguments while the text that follows them streams, before any result.
+    seen = part_events(output["chunks"])
+    for call in ("call_c", "call_n"):
+        ended = seen[call]["tool-call-args-text-finish"]
+        assert ended < seen["text"]["delta"] < seen[call]["result"]
+    if decoder == "data-stream":  # ended by the step's end, as assistant-stream does
+        assert seen["call_l"]["tool-call-args-text-finish"] < seen["text"]["step-finish"]
+
+
+def test_the_ai_sdk_reads_summaries_and_arguments_that_end_before_their_results(
+    scenarios_url: str,
+) -> None:
+    output = decode("ai-ui-message-stream", url=f"{scenarios_url}/ui-message-stream/planned")
+    assert output["warnings"] == []
+    parts = [part for part in output["message"]["parts"] if part["type"] != "step-start"]
+    assert parts[0] == {
+        "type": "reasoning",
+        "id": "reasoning-1",
+        "text": "First the station, then the time.",
+        "providerMetadata": {"trioStream": {"summary": "Planning the lookup"}},
+        "state": "done",
+    }
+    assert [(p["type"], p["input"], p["output"]) for p in parts[1:4]] == [
+        ("tool-confirm", {"station": "Lisbon"}, "confirmed"),
+        ("tool-now", {}, "12:00"),
+        ("tool-later", {}, "later done"),
+    ]
+    kinds = [chunk["type"] for chunk in output["chunks"]]
+    assert kinds.index("tool-input-available") < kinds.index("text-start")
+
+
 # -- the AI SDK ------------------------------------------------------------------
 
 

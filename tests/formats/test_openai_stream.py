@@ -19,8 +19,10 @@ from trio_stream import RunController, ToolCallController, create_run
 from trio_stream.asgi import OpenAIStreamResponse
 from trio_stream.chunks import (
     ReasoningDeltaChunk,
+    ReasoningPartStartChunk,
     StepFinishChunk,
     TextDeltaChunk,
+    ToolCallArgsTextFinishChunk,
     ToolCallBeginChunk,
     ToolCallDeltaChunk,
     ToolResultChunk,
@@ -188,8 +190,11 @@ def test_encoder_chunks_and_finish_reasons() -> None:
                 ReasoningDeltaChunk("r"),
                 TextDeltaChunk("t"),
                 TextDeltaChunk("nested", parent_id="call_x"),
+                ReasoningPartStartChunk("a summary has no place"),
                 ToolCallBeginChunk("call_x", "f"),
-                ToolCallDeltaChunk("call_x", "{}"),
+                ToolCallDeltaChunk("call_x", "{"),
+                ToolCallArgsTextFinishChunk("call_x", "}"),  # only the text is sent
+                ToolCallArgsTextFinishChunk("call_x"),
                 ToolResultChunk("call_x", 1),
                 ToolCallBeginChunk("call_y", "g", parent_id="call_x"),
                 ToolCallDeltaChunk("call_y", "{}"),
@@ -214,7 +219,8 @@ def test_encoder_chunks_and_finish_reasons() -> None:
                 }
             ]
         },
-        {"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]},
+        {"tool_calls": [{"index": 0, "function": {"arguments": "{"}}]},
+        {"tool_calls": [{"index": 0, "function": {"arguments": "}"}}]},
         {},
     ]
     assert json.loads(events[-2])["choices"][0]["finish_reason"] == "tool_calls"

@@ -38,6 +38,7 @@ from trio_stream.chunks import (
     ReasoningDeltaChunk,
     StepFinishChunk,
     TextDeltaChunk,
+    ToolCallArgsTextFinishChunk,
     ToolCallBeginChunk,
     ToolCallDeltaChunk,
     ToolResultChunk,
@@ -72,10 +73,11 @@ def carried(chunks: list[Chunk], *, include_usage: bool) -> list[Chunk]:
     """What an OpenAI stream carries of a run's ``chunks``, as decoding gives it back.
 
     In order: the main message's text and reasoning deltas that are not
-    empty, its tool calls' starts and non-empty argument deltas, and every
-    error. Chunks of sub-streams (a parent id, or a delta of a call started
-    in one), tool results, state, sources, files, data, annotations and
-    step starts are not sent.
+    empty, its tool calls' starts and non-empty argument text (a finish's
+    last piece as a delta: the format has no end of a call's arguments), and
+    every error. Chunks of sub-streams (a parent id, or a delta of a call
+    started in one), tool results, state, sources, files, data, annotations,
+    reasoning summaries and step starts are not sent.
 
     The steps are not sent one by one either: unless an error was sent, the
     message ends with one ``StepFinishChunk`` for the whole run. Its reason
@@ -99,6 +101,10 @@ def carried(chunks: list[Chunk], *, include_usage: bool) -> list[Chunk]:
                 call_id in calls and text
             ):
                 kept.append(chunk)
+            case ToolCallArgsTextFinishChunk(tool_call_id=call_id, args_text_delta=text) if (
+                call_id in calls and text
+            ):
+                kept.append(ToolCallDeltaChunk(call_id, text))  # the end has no place
             case ErrorChunk():
                 kept.append(chunk)
     if any(isinstance(chunk, ErrorChunk) for chunk in kept):

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from trio_stream.chunks import (
     ErrorChunk,
+    ReasoningDeltaChunk,
+    ReasoningPartStartChunk,
     StepFinishChunk,
     StepStartChunk,
     TextDeltaChunk,
+    ToolCallArgsTextFinishChunk,
     ToolCallBeginChunk,
     ToolCallDeltaChunk,
     ToolResultChunk,
@@ -106,3 +109,64 @@ def test_a_continued_step_says_so_and_others_are_sent_as_before() -> None:
         "isContinued": True,
     }
     assert "isContinued" not in last
+
+
+def test_the_runs_end_of_the_arguments_makes_the_input_available_there() -> None:
+    encoder = UIMessageStreamEncoder()
+    sent = events(
+        encoder.encode(
+            [
+                ToolCallBeginChunk("c1", "search"),
+                ToolCallDeltaChunk("c1", '{"q":'),
+                ToolCallArgsTextFinishChunk("c1", '"trio"}'),
+                ToolCallBeginChunk("c2", "confirm"),
+                ToolCallArgsTextFinishChunk("c2"),
+                ToolCallBeginChunk("c3", "f"),
+                ToolCallArgsTextFinishChunk("c3", "not json"),
+                TextDeltaChunk("waiting"),
+            ]
+        )
+    )
+    assert [(e["type"], e.get("input"), e.get("inputTextDelta")) for e in sent] == [
+        ("tool-input-start", None, None),
+        ("tool-input-delta", None, '{"q":'),
+        ("tool-input-delta", None, '"trio"}'),
+        ("tool-input-available", {"q": "trio"}, None),
+        ("tool-input-start", None, None),
+        ("tool-input-available", {}, None),
+        ("tool-input-start", None, None),
+        ("tool-input-delta", None, "not json"),
+        ("tool-input-error", "not json", None),
+        ("text-start", None, None),
+        ("text-delta", None, None),
+    ]
+    assert encoder.encode([ToolResultChunk("c2", "yes")]) == (
+        b'data: {"type":"tool-output-available","toolCallId":"c2","output":"yes"}\n\n'
+    )
+
+
+def test_a_reasoning_summary_starts_a_block_that_the_deltas_extend() -> None:
+    encoder = UIMessageStreamEncoder()
+    sent = events(
+        encoder.encode(
+            [
+                ReasoningPartStartChunk("Planning"),
+                ReasoningDeltaChunk("thinking"),
+                ReasoningPartStartChunk("Searching", "p1"),
+                ReasoningPartStartChunk(None),  # without a summary: nothing
+            ]
+        )
+    )
+    assert sent == [
+        {
+            "type": "reasoning-start",
+            "id": "reasoning-1",
+            "providerMetadata": {"trioStream": {"summary": "Planning"}},
+        },
+        {"type": "reasoning-delta", "id": "reasoning-1", "delta": "thinking"},
+        {
+            "type": "reasoning-start",
+            "id": "reasoning-2",
+            "providerMetadata": {"trioStream": {"parentId": "p1", "summary": "Searching"}},
+        },
+    ]

@@ -24,6 +24,7 @@ from trio_stream.chunks import (
     StepFinishChunk,
     StepStartChunk,
     TextDeltaChunk,
+    ToolCallArgsTextFinishChunk,
     ToolCallBeginChunk,
     ToolCallDeltaChunk,
     ToolResultChunk,
@@ -35,7 +36,7 @@ from trio_stream.serialization.ui_message_stream import (
 )
 
 from .. import clients
-from .runs import pieces, runs
+from .runs import ArgumentEnds, pieces, read_back, runs
 
 DONE = b"data: [DONE]\n\n"
 
@@ -78,7 +79,8 @@ def test_a_run_decodes_to_its_chunks_from_any_split(
 ) -> None:
     body = encode(chunks, message_id="msg_x")
     decoded, decoder = decode_pieces(data.draw(pieces(body)))
-    assert decoded == [carried(chunk) for chunk in chunks]
+    back = read_back(chunks, ArgumentEnds(at_results=True, at_end=True))
+    assert decoded == [carried(chunk) for chunk in back]
     finish = clients.sse_events(body)[-2]
     assert (decoder.message_id, decoder.finish_reason) == ("msg_x", finish["finishReason"])
 
@@ -138,7 +140,7 @@ def test_a_tool_call_whose_input_came_whole_gets_its_arguments_as_one_delta() ->
     ]
 
 
-def test_streamed_input_is_not_repeated_by_tool_input_available_or_error() -> None:
+def test_streamed_input_is_not_repeated_by_tool_input_available_or_error_which_end_it() -> None:
     body = sse(
         {"type": "tool-input-start", "toolCallId": "c1", "toolName": "f"},
         {"type": "tool-input-delta", "toolCallId": "c1", "inputTextDelta": "{}"},
@@ -165,6 +167,7 @@ def test_streamed_input_is_not_repeated_by_tool_input_available_or_error() -> No
         ToolCallDeltaChunk("c1", "{}"),
         ToolCallBeginChunk("c2", "f"),
         ToolCallDeltaChunk("c2", "{oops"),
+        ToolCallArgsTextFinishChunk("c2"),  # JSON would say it ended; this text does not
         ToolCallBeginChunk("c3", "f"),
         ToolCallDeltaChunk("c3", "{raw"),  # the text that did not parse, as it was
     ]

@@ -19,6 +19,7 @@ read by the official clients: assistant-ui's decoders and the AI SDK's
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import sys
 import time
@@ -363,6 +364,9 @@ def test_what_cannot_be_sent_is_refused_at_the_call_by_name(
         else:
             assert isinstance(outcome.failure, SerializationError)
             refused = str(outcome.failure)
+            if trace and wire_format == "data-stream":
+                # The error ends the arguments of the call it left open: {} for none.
+                trace = (dataclasses.replace(call_op, pieces=("{}",)),)
             sent = expected((*before.ops, *trace, Error(on_the_wire(refused))), wire_format)
         assert read(wire_format, outcome.body) == sent
         for words in refusal.says:

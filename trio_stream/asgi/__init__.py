@@ -11,7 +11,8 @@ owns the I/O: writes, disconnects, the shutdown cut-off and keep-alives.
 
 ``RunResponse`` streams a run in any encoder's format, and
 ``ListeningResponse`` is the sequence every streamed response shares, for a
-body of one's own (the resumable streams' reader is one).
+body of one's own (the resumable streams' reader is one). ``add_keepalive``
+and ``add_sse_heartbeat`` add keep-alives to any stream of bytes.
 """
 
 from ._delivery import (
@@ -26,6 +27,7 @@ from ._delivery import (
     until_interrupted,
     write_chunks,
 )
+from ._keepalive import KeepAlivePieces, add_keepalive, add_sse_heartbeat
 from ._response import (
     AGUIResponse,
     AssistantTransportResponse,
@@ -46,10 +48,13 @@ __all__ = [
     "DataStreamResponse",
     "HeartbeatOption",
     "Interruption",
+    "KeepAlivePieces",
     "ListeningResponse",
     "OpenAIStreamResponse",
     "RunResponse",
     "UIMessageStreamResponse",
+    "add_keepalive",
+    "add_sse_heartbeat",
     "body_sender",
     "heartbeat_interval",
     "until_interrupted",

@@ -51,21 +51,22 @@ COALESCE_WINDOW = 0.001
 _BATCH_LIMIT = 1024
 
 HeartbeatOption = float | bool | None
-"""Seconds of silence before a keep-alive; ``True``: 15, ``False``: never, ``None``: default."""
+"""Seconds of silence before a keep-alive; ``True``: 15, ``False``, 0: never, ``None``: default."""
 
 
 def heartbeat_interval(encoder: StreamEncoder, heartbeat: HeartbeatOption) -> float | None:
     """Seconds of silence after which ``encoder``'s keep-alive goes out, or ``None``.
 
-    ``None`` keeps the format's default (``encoder.default_heartbeat``). A
-    format without keep-alive bytes has no heartbeat, whatever is asked:
-    there is nothing its clients would ignore.
+    ``None`` keeps the format's default (``encoder.default_heartbeat``); 0
+    turns heartbeats off, as ``False`` does. A format without keep-alive
+    bytes has no heartbeat, whatever is asked: there is nothing its clients
+    would ignore.
     """
     if heartbeat is None:
         heartbeat = encoder.default_heartbeat
     if heartbeat is True:
         interval = DEFAULT_HEARTBEAT_INTERVAL
-    elif heartbeat is False:
+    elif heartbeat is False or heartbeat == 0:
         return None
     else:
         interval = float(heartbeat)

@@ -54,23 +54,39 @@ class StreamEncoder(abc.ABC):
     sent keep-alives, whatever ``heartbeat`` asks.
     """
 
+    _derived: ClassVar[frozenset[str]] = frozenset()
+    """The keep-alive settings the class has from its media type, not from its own say."""
+
     default_heartbeat: ClassVar[bool] = False
     """Whether ``keepalive`` goes out after silence unless the caller says otherwise.
 
-    On for the SSE formats, whose proxies and clients may drop a quiet
-    connection; off for formats whose clients may not expect the bytes.
+    A format that does not set it has heartbeats on whenever it has
+    keep-alive bytes (its own, or the SSE comment line it gets from its media
+    type): proxies and clients may drop a quiet connection. The data stream
+    sets it off, as its clients may not expect the blank lines.
     """
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        inherited = all(
-            "keepalive" not in vars(base)
+        # What a format declares itself wins; what follows from its media type
+        # is worked out again for each subclass, whose media type may differ.
+        declared = {
+            name
             for base in cls.__mro__
             if issubclass(base, StreamEncoder) and base is not StreamEncoder
-        )
-        media_type = getattr(cls, "media_type", "")
-        if inherited and isinstance(media_type, str) and is_event_stream(media_type):
-            cls.keepalive = KEEPALIVE
+            for name in ("keepalive", "default_heartbeat")
+            if name in vars(base) and name not in vars(base).get("_derived", ())
+        }
+        derived = []
+        if "keepalive" not in declared:
+            media_type = getattr(cls, "media_type", "")
+            sse = isinstance(media_type, str) and is_event_stream(media_type)
+            cls.keepalive = KEEPALIVE if sse else b""
+            derived.append("keepalive")
+        if "default_heartbeat" not in declared:
+            cls.default_heartbeat = bool(cls.keepalive)
+            derived.append("default_heartbeat")
+        cls._derived = frozenset(derived)
 
     def start(self) -> bytes:
         """Bytes that open the body, before any chunk."""

@@ -15,10 +15,14 @@ How a run's chunks map onto events (the docs page has the whole table):
   ``CONTENT``/``END``, ``REASONING_END``, one event per delta. Each producer
   (the run, each sub-stream) keeps its own open message, as the other formats
   keep an open text part; the client takes several open messages at once.
+- A reasoning part opened with a summary (``add_reasoning_part``) is a new
+  reasoning message whose ``REASONING_START`` carries the summary in
+  ``metadata.trioStream.summary``.
 - A tool call is ``TOOL_CALL_START`` (its ``parentMessageId`` is the
   producer's latest text message, so the client files the call under it),
   ``TOOL_CALL_ARGS`` per argument piece, ``TOOL_CALL_END`` once the arguments
-  are complete JSON (else before the result), and ``TOOL_CALL_RESULT``, whose
+  are complete JSON or the run ends them (else before the result), and
+  ``TOOL_CALL_RESULT``, whose
   ``content`` is the result if it is a string and its JSON text otherwise;
   ``metadata.trioStream`` says which, and carries ``isError`` and the
   artifact.
@@ -61,10 +65,12 @@ from ..chunks import (
     FileChunk,
     FinishReason,
     ReasoningDeltaChunk,
+    ReasoningPartStartChunk,
     SourceChunk,
     StepFinishChunk,
     StepStartChunk,
     TextDeltaChunk,
+    ToolCallArgsTextFinishChunk,
     ToolCallBeginChunk,
     ToolCallDeltaChunk,
     ToolResultChunk,
@@ -113,7 +119,7 @@ def _step_summary(chunk: StepFinishChunk) -> dict[str, Any]:
 class _Call:
     """An encoded tool call: who made it, its message, its arguments."""
 
-    __slots__ = ("arguments", "message_id", "name", "open", "parent_id")
+    __slots__ = ("arguments", "ended", "message_id", "name", "open", "parent_id")
 
     def __init__(self, name: str, parent_id: str | None, message_id: str) -> None:
         self.name = name
@@ -121,6 +127,7 @@ class _Call:
         self.message_id = message_id
         self.arguments = ToolArguments()
         self.open = True  # no TOOL_CALL_END since its last TOOL_CALL_START
+        self.ended = False  # the run ended its arguments
 
 
 class AGUIEncoder(StreamEncoder):
@@ -232,29 +239,34 @@ class AGUIEncoder(StreamEncoder):
     ) -> None:
         message_id = self._text.find(parent_id, kind)
         if message_id is None:
-            self._close_text(parent_id, events)
-            self._enter(parent_id, events)
-            message_id = new_message_id()
-            self._text.open(parent_id, kind, message_id)
-            if kind == "text":
-                self._assistant[parent_id] = message_id
-                start = {
-                    "type": "TEXT_MESSAGE_START",
-                    "messageId": message_id,
-                    "role": "assistant",
-                }
-                events.append(_tagged(start, parent_id))
-            else:
-                span = {"type": "REASONING_START", "messageId": message_id}
-                events.append(_tagged(span, parent_id))
-                start = {
-                    "type": "REASONING_MESSAGE_START",
-                    "messageId": message_id,
-                    "role": "reasoning",
-                }
-                events.append(_tagged(start, parent_id))
+            message_id = self._open_message(kind, parent_id, events)
         content = "TEXT_MESSAGE_CONTENT" if kind == "text" else "REASONING_MESSAGE_CONTENT"
         events.append({"type": content, "messageId": message_id, "delta": delta})
+
+    def _open_message(
+        self,
+        kind: str,
+        parent_id: str | None,
+        events: list[dict[str, Any]],
+        summary: str | None = None,
+    ) -> str:
+        """Start a new message for the producer (ending its open one); returns its id."""
+        self._close_text(parent_id, events)
+        self._enter(parent_id, events)
+        message_id = new_message_id()
+        self._text.open(parent_id, kind, message_id)
+        if kind == "text":
+            self._assistant[parent_id] = message_id
+            start = {"type": "TEXT_MESSAGE_START", "messageId": message_id, "role": "assistant"}
+            events.append(_tagged(start, parent_id))
+            return message_id
+        span: dict[str, Any] = {"type": "REASONING_START", "messageId": message_id}
+        if summary is not None:
+            span["metadata"] = {METADATA_KEY: {"summary": summary}}
+        events.append(_tagged(span, parent_id))
+        start = {"type": "REASONING_MESSAGE_START", "messageId": message_id, "role": "reasoning"}
+        events.append(_tagged(start, parent_id))
+        return message_id
 
     def _enter(self, parent_id: str | None, events: list[dict[str, Any]]) -> None:
         """Start the subagent of sub-stream ``parent_id`` if it has not started."""
@@ -303,16 +315,28 @@ class AGUIEncoder(StreamEncoder):
         }
         return _tagged(start, call.parent_id)
 
-    def _arguments(self, chunk: ToolCallDeltaChunk, events: list[dict[str, Any]]) -> None:
-        call = open_tool_call(self._calls, chunk.tool_call_id)
+    def _arguments(self, tool_call_id: str, delta: str, events: list[dict[str, Any]]) -> None:
+        call = open_tool_call(self._calls, tool_call_id)
         if not call.open:
             # More text after arguments that were complete JSON: the client
             # reopens a call that starts again, and appends to its arguments.
             call.open = True
-            events.append(self._call_start(chunk.tool_call_id, call))
-        delta = chunk.args_text_delta
-        events.append({"type": "TOOL_CALL_ARGS", "toolCallId": chunk.tool_call_id, "delta": delta})
+            events.append(self._call_start(tool_call_id, call))
+        events.append({"type": "TOOL_CALL_ARGS", "toolCallId": tool_call_id, "delta": delta})
         if call.arguments.add(delta):
+            call.open = False
+            events.append({"type": "TOOL_CALL_END", "toolCallId": tool_call_id})
+
+    def _end_arguments(
+        self, chunk: ToolCallArgsTextFinishChunk, events: list[dict[str, Any]]
+    ) -> None:
+        call = open_tool_call(self._calls, chunk.tool_call_id)
+        if call.ended:
+            return
+        call.ended = True
+        if chunk.args_text_delta:
+            self._arguments(chunk.tool_call_id, chunk.args_text_delta, events)
+        if call.open:
             call.open = False
             events.append({"type": "TOOL_CALL_END", "toolCallId": chunk.tool_call_id})
 
@@ -393,10 +417,16 @@ class AGUIEncoder(StreamEncoder):
                 self._delta("text", chunk.text_delta, chunk.parent_id, events)
             case ReasoningDeltaChunk():
                 self._delta("reasoning", chunk.reasoning_delta, chunk.parent_id, events)
+            case ReasoningPartStartChunk(unstable_summary=None):
+                pass  # without a summary, the deltas open the message
+            case ReasoningPartStartChunk():
+                self._open_message("reasoning", chunk.parent_id, events, chunk.unstable_summary)
             case ToolCallBeginChunk():
                 self._begin(chunk, events)
             case ToolCallDeltaChunk():
-                self._arguments(chunk, events)
+                self._arguments(chunk.tool_call_id, chunk.args_text_delta, events)
+            case ToolCallArgsTextFinishChunk():
+                self._end_arguments(chunk, events)
             case ToolResultChunk():
                 self._result(chunk, events)
             case UpdateStateChunk():
@@ -545,6 +575,8 @@ class AGUIDecoder(StreamDecoder):
         self._open_spans: set[str] = set()
         self._calls: set[str] = set()  # begun
         self._open_calls: set[str] = set()
+        self._arguments: dict[str, ToolArguments] = {}  # of calls awaiting their result
+        self._ended: set[str] = set()  # calls whose arguments ended before they were JSON
         self._subagents: dict[str, str] = {}  # subagentRunId: the parent id it stands for
         self._running: set[str] = set()
         self._steps: set[tuple[str | None, str]] = set()
@@ -658,7 +690,10 @@ class AGUIDecoder(StreamDecoder):
         self._open_text.discard(self._continued(event, self._open_text))
 
     def _reasoning_span(self, event: _Event, chunks: list[Chunk]) -> None:
-        self._start(event, self._open_spans, "reasoning")
+        message_id = self._start(event, self._open_spans, "reasoning")
+        summary = event.own().get("summary")
+        if isinstance(summary, str):
+            chunks.append(ReasoningPartStartChunk(summary, self._owners[message_id]))
 
     def _reasoning_span_end(self, event: _Event, chunks: list[Chunk]) -> None:
         self._open_spans.discard(self._continued(event, self._open_spans))
@@ -693,6 +728,7 @@ class AGUIDecoder(StreamDecoder):
         self._open_calls.add(tool_call_id)
         if tool_call_id not in self._calls:  # else it reopens the call for more arguments
             self._calls.add(tool_call_id)
+            self._arguments[tool_call_id] = ToolArguments()
             chunks.append(ToolCallBeginChunk(tool_call_id, name, self._call_parent(event)))
 
     def _open_call(self, event: _Event) -> str:
@@ -702,10 +738,24 @@ class AGUIDecoder(StreamDecoder):
         return tool_call_id
 
     def _call_args(self, event: _Event, chunks: list[Chunk]) -> None:
-        chunks.append(ToolCallDeltaChunk(self._open_call(event), event.text("delta")))
+        tool_call_id = self._open_call(event)
+        delta = event.text("delta")
+        if tool_call_id in self._ended:
+            return  # text after the arguments' end has no place in a run
+        arguments = self._arguments.get(tool_call_id)
+        if arguments is not None:
+            arguments.add(delta)
+        chunks.append(ToolCallDeltaChunk(tool_call_id, delta))
 
     def _call_end(self, event: _Event, chunks: list[Chunk]) -> None:
-        self._open_calls.discard(self._open_call(event))
+        tool_call_id = self._open_call(event)
+        self._open_calls.discard(tool_call_id)
+        arguments = self._arguments.get(tool_call_id)
+        if arguments is None or arguments.complete or arguments.empty:
+            return  # complete JSON says it is complete
+        if tool_call_id not in self._ended:
+            self._ended.add(tool_call_id)
+            chunks.append(ToolCallArgsTextFinishChunk(tool_call_id))
 
     def _call_result(self, event: _Event, chunks: list[Chunk]) -> None:
         tool_call_id = event.text("toolCallId")
@@ -715,6 +765,8 @@ class AGUIDecoder(StreamDecoder):
             raise event.fail("expected content as a string or a list of parts")
         own = event.own()
         result = content
+        self._arguments.pop(tool_call_id, None)
+        self._ended.discard(tool_call_id)
         if own.get("json") is True and isinstance(content, str):
             result = json_value(content, event.offset, "a tool result's JSON text")
         chunks.append(

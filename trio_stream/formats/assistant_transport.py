@@ -40,11 +40,13 @@ from ..chunks import (
     FileChunk,
     FinishReason,
     ReasoningDeltaChunk,
+    ReasoningPartStartChunk,
     SourceChunk,
     StateOperation,
     StepFinishChunk,
     StepStartChunk,
     TextDeltaChunk,
+    ToolCallArgsTextFinishChunk,
     ToolCallBeginChunk,
     ToolCallDeltaChunk,
     ToolResultChunk,
@@ -69,15 +71,25 @@ Path = list[int]
 
 
 class _ToolPart:
-    __slots__ = ("arguments", "path")
+    __slots__ = ("arguments", "ended", "path")
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.arguments = ToolArguments()
+        self.ended = (
+            False  # the run ended its arguments: the part is finished, the result may come
+        )
 
 
 class AssistantTransportEncoder(StreamEncoder):
-    """Encodes chunks as assistant transport events."""
+    """Encodes chunks as assistant transport events.
+
+    A tool call's arguments end (``tool-call-args-text-finish``) as soon as
+    they are complete JSON, else before its result. When the run ends them
+    (a ``tool-call-args-text-finish`` chunk) the part finishes there, with
+    its last piece of text, and the result, when it comes, still addresses
+    the part.
+    """
 
     media_type: ClassVar[str] = _sse.MEDIA_TYPE
     headers: ClassVar[Mapping[str, str]] = {**_sse.HEADERS, FORMAT_HEADER: "assistant-transport"}
@@ -139,11 +151,34 @@ class AssistantTransportEncoder(StreamEncoder):
         # The arguments end before the result: a client reads a call's
         # arguments as final once it has its result.
         tool = self._tool_parts.pop(tool_call_id)
-        if not tool.arguments.complete:
+        if not (tool.ended or tool.arguments.complete):
             self._finish_arguments(tool, events)
         if result is not None:
             events.append(result)
+        if not tool.ended:
+            events.append({"type": "part-finish", "path": tool.path})
+
+    def _end_arguments(self, chunk: ToolCallArgsTextFinishChunk, events: list[Any]) -> None:
+        """Finish the part where the run ends the arguments; its result may follow."""
+        tool = open_tool_call(self._tool_parts, chunk.tool_call_id)
+        if tool.ended:
+            return
+        tool.ended = True
+        complete = tool.arguments.complete
+        if chunk.args_text_delta:
+            text = chunk.args_text_delta
+            events.append({"type": "text-delta", "textDelta": text, "path": tool.path})
+            tool.arguments.add(text)
+        if not complete:
+            self._finish_arguments(tool, events)
         events.append({"type": "part-finish", "path": tool.path})
+
+    def _reasoning_part(self, chunk: ReasoningPartStartChunk, events: list[Any]) -> None:
+        """A reasoning part with its summary, which the producer's reasoning goes into next."""
+        parent_id = chunk.parent_id
+        self._close_text(parent_id, events)
+        part = {"type": "reasoning", "unstable_summary": chunk.unstable_summary}
+        self._text.open(parent_id, "reasoning", self._start_part(part, parent_id, events))
 
     def _text_delta(self, kind: str, text: str, parent_id: str | None, events: list[Any]) -> None:
         path = self._text.find(parent_id, kind)
@@ -166,6 +201,10 @@ class AssistantTransportEncoder(StreamEncoder):
                 self._text_delta("text", chunk.text_delta, chunk.parent_id, events)
             case ReasoningDeltaChunk():
                 self._text_delta("reasoning", chunk.reasoning_delta, chunk.parent_id, events)
+            case ReasoningPartStartChunk(unstable_summary=None):
+                pass  # without a summary, the deltas open the part
+            case ReasoningPartStartChunk():
+                self._reasoning_part(chunk, events)
             case ToolCallBeginChunk():
                 self._close_text(chunk.parent_id, events)
                 part = {
@@ -182,6 +221,8 @@ class AssistantTransportEncoder(StreamEncoder):
                 )
                 if tool.arguments.add(chunk.args_text_delta):
                     self._finish_arguments(tool, events)
+            case ToolCallArgsTextFinishChunk():
+                self._end_arguments(chunk, events)
             case ToolResultChunk():
                 tool = open_tool_call(self._tool_parts, chunk.tool_call_id)
                 result: dict[str, Any] = {
@@ -350,13 +391,15 @@ class _Fields:
 class _Part:
     """What the decoder remembers of a part it has seen started."""
 
-    __slots__ = ("answered", "kind", "parent_id", "tool_call_id")
+    __slots__ = ("answered", "arguments", "ended", "kind", "parent_id", "tool_call_id")
 
     def __init__(self, kind: str, parent_id: str | None = None, tool_call_id: str = "") -> None:
         self.kind = kind  # its type: text, reasoning, tool-call, source, file, data
         self.parent_id = parent_id
         self.tool_call_id = tool_call_id
+        self.arguments = ToolArguments()  # a tool call's argument text
         self.answered = False  # a tool call whose final result has come
+        self.ended = False  # a tool call whose arguments ended before they were JSON
 
 
 _Reader = Callable[["AssistantTransportDecoder", _Fields, "list[int] | None", "list[Chunk]"], None]
@@ -429,8 +472,12 @@ class AssistantTransportDecoder(StreamDecoder):
         kind = part.string("type")
         parent_id = part.optional_string("parentId")
         match kind:
-            case "text" | "reasoning":
+            case "text":
                 pass
+            case "reasoning":
+                summary = part.optional_string("unstable_summary")
+                if summary is not None:
+                    chunks.append(ReasoningPartStartChunk(summary, parent_id))
             case "tool-call":
                 begin = ToolCallBeginChunk(
                     part.string("toolCallId"), part.string("toolName"), parent_id
@@ -488,9 +535,11 @@ class AssistantTransportDecoder(StreamDecoder):
             case "reasoning":
                 chunks.append(ReasoningDeltaChunk(text, part.parent_id))
             case "tool-call":
-                # Argument text after the result has no place in a run; both
-                # assistant-stream packages send a call's "{}" there.
-                if not part.answered:
+                # Argument text after the result or the arguments' end has no
+                # place in a run; both assistant-stream packages send a call's
+                # "{}" after its result.
+                if not (part.answered or part.ended):
+                    part.arguments.add(text)
                     chunks.append(ToolCallDeltaChunk(part.tool_call_id, text))
             case _:
                 raise event.error(
@@ -506,8 +555,18 @@ class AssistantTransportDecoder(StreamDecoder):
         result, artifact = event.values.get("result"), event.values.get("artifact")
         chunks.append(ToolResultChunk(part.tool_call_id, result, artifact, is_error))
 
-    def _arguments_finish(self, event: _Fields, path: list[int] | None, _: list[Chunk]) -> None:
-        self._tool_part(event, path)
+    def _arguments_finish(
+        self, event: _Fields, path: list[int] | None, chunks: list[Chunk]
+    ) -> None:
+        part = self._tool_part(event, path)
+        if part is None or part.answered or part.ended:
+            return
+        arguments = part.arguments
+        if not (arguments.complete or arguments.empty):
+            # Complete JSON says it is complete: only arguments that are not
+            # need their end said.
+            part.ended = True
+            chunks.append(ToolCallArgsTextFinishChunk(part.tool_call_id))
 
     def _approval(self, event: _Fields, path: list[int] | None, _: list[Chunk]) -> None:
         approval = event.object("approval")

@@ -14,6 +14,7 @@ and the npm ``assistant-stream`` encoder), as far as a chunk can say them.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar, cast, get_args
 
@@ -27,11 +28,13 @@ from ..chunks import (
     FileChunk,
     FinishReason,
     ReasoningDeltaChunk,
+    ReasoningPartStartChunk,
     SourceChunk,
     StateOperation,
     StepFinishChunk,
     StepStartChunk,
     TextDeltaChunk,
+    ToolCallArgsTextFinishChunk,
     ToolCallBeginChunk,
     ToolCallDeltaChunk,
     ToolResultChunk,
@@ -49,6 +52,8 @@ from ._message import (
 )
 
 __all__ = ["DataStreamDecoder", "DataStreamEncoder"]
+
+logger = logging.getLogger("trio_stream")
 
 
 def _line(code: bytes, value: Any) -> bytes:
@@ -68,6 +73,14 @@ def _reasoning(chunk: ReasoningDeltaChunk) -> bytes:
         b"aui-reasoning-delta:",
         {"reasoningDelta": chunk.reasoning_delta, "parentId": chunk.parent_id},
     )
+
+
+def _reasoning_start(chunk: ReasoningPartStartChunk) -> bytes:
+    # Only a summary needs the line: the deltas open a reasoning part anyway.
+    if chunk.unstable_summary is None:
+        return b""
+    value = {"unstable_summary": chunk.unstable_summary}
+    return _line(b"aui-reasoning-part-start:", with_parent_id(value, chunk.parent_id))
 
 
 def _data(chunk: DataChunk) -> bytes:
@@ -105,6 +118,7 @@ def _step_start(chunk: StepStartChunk) -> bytes:
 _STATELESS: Mapping[type[Any], Callable[[Any], bytes]] = {
     TextDeltaChunk: _text,
     ReasoningDeltaChunk: _reasoning,
+    ReasoningPartStartChunk: _reasoning_start,
     DataChunk: _data,
     UpdateStateChunk: _update_state,
     SourceChunk: _source,
@@ -114,21 +128,46 @@ _STATELESS: Mapping[type[Any], Callable[[Any], bytes]] = {
 }
 
 
+def _dropped(tool_call_id: str) -> None:
+    logger.warning(
+        "tool call %r: argument text after its arguments ended (at a step's end or an "
+        "error) is not sent",
+        tool_call_id,
+    )
+
+
+class _Call:
+    """What the encoder knows of a call awaiting its result."""
+
+    __slots__ = ("arguments", "ended", "settled")
+
+    def __init__(self) -> None:
+        self.arguments = ToolArguments()
+        self.ended = False  # an ``isFinal`` line ended the arguments (not by completing JSON)
+        self.settled = False  # ended by a step's end or an error, not by the run
+
+
 class DataStreamEncoder(StreamEncoder):
     """Encodes chunks as assistant-ui data stream lines, one line per chunk.
 
-    A tool call's argument delta that completes its JSON is marked
-    ``isFinal``; the body ends with a ``d:`` line giving the message's finish
-    reason and usage, except after an error, whose ``3:`` line already ends
-    the message for the client.
+    A tool call's arguments end with ``isFinal``: on the delta that completes
+    their JSON, or on a ``c:`` line of their own where the run ends them
+    (``tool-call-args-text-finish``, whose last piece of text it carries,
+    ``{}`` for arguments that stayed empty). A step's end and an error end
+    the arguments still streaming first, as assistant-stream's encoders do;
+    argument text for such a call afterwards is dropped (the client would
+    drop it) with a warning. The body ends with a ``d:`` line giving the
+    message's finish reason and usage, except after an error, whose ``3:``
+    line already ends the message for the client.
     """
 
     media_type: ClassVar[str] = "text/plain; charset=utf-8"
     headers: ClassVar[Mapping[str, str]] = {"x-vercel-ai-data-stream": "v1"}
     keepalive: ClassVar[bytes] = b"\n"
+    default_heartbeat: ClassVar[bool] = False
 
     def __init__(self) -> None:
-        self._tool_calls: dict[str, ToolArguments] = {}
+        self._tool_calls: dict[str, _Call] = {}
         self._outcome = MessageOutcome()
 
     def encode(self, chunks: Iterable[Chunk]) -> bytes:
@@ -146,21 +185,57 @@ class DataStreamEncoder(StreamEncoder):
         reason = outcome.finish_reason(pending_tool_calls=bool(self._tool_calls))
         return _line(b"d:", {"finishReason": reason, "usage": outcome.usage})
 
+    def _arguments(self, tool_call_id: str, text: str) -> bytes:
+        call = open_tool_call(self._tool_calls, tool_call_id)
+        if call.settled:
+            _dropped(tool_call_id)
+            return b""
+        delta: dict[str, Any] = {"toolCallId": tool_call_id, "argsTextDelta": text}
+        if call.arguments.add(text):
+            delta["isFinal"] = True
+        return _line(b"c:", delta)
+
+    def _end_arguments(self, tool_call_id: str, text: str) -> bytes:
+        """The line that ends a call's arguments with ``text``, their last piece."""
+        call = open_tool_call(self._tool_calls, tool_call_id)
+        if call.ended:
+            # Settled at a step's end or an error (the run refuses a second end).
+            if text:
+                _dropped(tool_call_id)
+            return b""
+        call.ended = True
+        if call.arguments.complete:
+            # The line that completed the JSON was final already.
+            return self._plain_arguments(tool_call_id, text) if text else b""
+        call.arguments.add(text)
+        if not text and call.arguments.empty:
+            # A client that predates isFinal appends the text and takes it as
+            # it is: it needs the {} of a call without arguments.
+            text = "{}"
+        return _line(b"c:", {"toolCallId": tool_call_id, "argsTextDelta": text, "isFinal": True})
+
+    def _plain_arguments(self, tool_call_id: str, text: str) -> bytes:
+        return _line(b"c:", {"toolCallId": tool_call_id, "argsTextDelta": text})
+
+    def _settle_arguments(self) -> bytes:
+        """End the arguments still streaming, before a step's end or an error."""
+        lines = []
+        for tool_call_id, call in self._tool_calls.items():
+            if not (call.ended or call.arguments.complete):
+                lines.append(self._end_arguments(tool_call_id, ""))
+                call.settled = True
+        return b"".join(lines)
+
     def _encode_stateful(self, chunk: Chunk) -> bytes:
         match chunk:
             case ToolCallBeginChunk():
-                start_tool_call(self._tool_calls, chunk.tool_call_id, ToolArguments())
+                start_tool_call(self._tool_calls, chunk.tool_call_id, _Call())
                 begin = {"toolCallId": chunk.tool_call_id, "toolName": chunk.tool_name}
                 return _line(b"b:", with_parent_id(begin, chunk.parent_id))
             case ToolCallDeltaChunk():
-                delta: dict[str, Any] = {
-                    "toolCallId": chunk.tool_call_id,
-                    "argsTextDelta": chunk.args_text_delta,
-                }
-                call = open_tool_call(self._tool_calls, chunk.tool_call_id)
-                if call.add(chunk.args_text_delta):
-                    delta["isFinal"] = True
-                return _line(b"c:", delta)
+                return self._arguments(chunk.tool_call_id, chunk.args_text_delta)
+            case ToolCallArgsTextFinishChunk():
+                return self._end_arguments(chunk.tool_call_id, chunk.args_text_delta)
             case ToolResultChunk():
                 open_tool_call(self._tool_calls, chunk.tool_call_id)
                 del self._tool_calls[chunk.tool_call_id]
@@ -172,20 +247,18 @@ class DataStreamEncoder(StreamEncoder):
                 return _line(b"a:", result)
             case ErrorChunk():
                 self._outcome.failed = True
-                return _line(b"3:", chunk.error)
+                return self._settle_arguments() + _line(b"3:", chunk.error)
             case StepFinishChunk():
                 self._outcome.step_finished(chunk)
-                return _line(
-                    b"e:",
-                    {
-                        "finishReason": chunk.finish_reason,
-                        "usage": {
-                            "inputTokens": chunk.input_tokens,
-                            "outputTokens": chunk.output_tokens,
-                        },
-                        "isContinued": chunk.is_continued,
+                step = {
+                    "finishReason": chunk.finish_reason,
+                    "usage": {
+                        "inputTokens": chunk.input_tokens,
+                        "outputTokens": chunk.output_tokens,
                     },
-                )
+                    "isContinued": chunk.is_continued,
+                }
+                return self._settle_arguments() + _line(b"e:", step)
         raise TypeError(f"not a chunk: {chunk!r}")
 
 
@@ -361,11 +434,9 @@ def _aui_reasoning_line(value: Any, at: int) -> list[Chunk]:
 
 
 def _reasoning_start_line(value: Any, at: int) -> list[Chunk]:
-    # A reasoning part opened before any of its text: an empty delta opens it
-    # the same way for a client. Its summary has no chunk to go in.
     fields = _Object(value, at, "an 'aui-reasoning-part-start:' line")
-    fields.optional_text("unstable_summary")
-    return [ReasoningDeltaChunk("", fields.optional_text("parentId"))]
+    summary = fields.optional_text("unstable_summary")
+    return [ReasoningPartStartChunk(summary, fields.optional_text("parentId"))]
 
 
 def _data_line(value: Any, at: int) -> list[Chunk]:
@@ -472,11 +543,13 @@ _CODES = ", ".join(repr(code) for code in [*_STATELESS_LINES, *_TOOL_CALL_LINES]
 class _ToolCall:
     """What the decoder knows of one tool call."""
 
-    __slots__ = ("args_closed", "finished", "has_args")
+    __slots__ = ("args_closed", "arguments", "ended", "finished", "has_args")
 
     def __init__(self) -> None:
         self.has_args = False  # some argument text arrived
+        self.arguments = ToolArguments()
         self.args_closed = False  # an ``isFinal`` delta or a whole call closed them
+        self.ended = False  # ``isFinal`` ended arguments that are not complete JSON
         self.finished = False  # its result arrived
 
 
@@ -570,10 +643,18 @@ class DataStreamDecoder(StreamDecoder):
     def _delta(self, fields: _Object, at: int) -> list[Chunk]:
         tool_call_id = fields.text("toolCallId")
         delta = fields.text("argsTextDelta")
-        is_final = fields.flag("isFinal")  # follows from the text: no chunk says it
+        is_final = fields.flag("isFinal")
         call = self._open_call(tool_call_id, at)
+        if call.ended:
+            return []  # text after the end: a client drops it too
         call.has_args = call.has_args or bool(delta)
+        call.arguments.add(delta)
         call.args_closed = call.args_closed or is_final
+        if is_final and not (call.arguments.complete or call.arguments.empty):
+            # The end of arguments that are not JSON (yet): only the line says it.
+            call.ended = True
+            return [ToolCallArgsTextFinishChunk(tool_call_id, delta)]
+        # An end at complete JSON, or of no arguments, follows from the text.
         return [ToolCallDeltaChunk(tool_call_id, delta)]
 
     def _result(self, fields: _Object, at: int) -> list[Chunk]:
@@ -606,7 +687,9 @@ class DataStreamDecoder(StreamDecoder):
             call = self._calls[tool_call_id] = _ToolCall()
             chunks.append(ToolCallBeginChunk(tool_call_id, tool_name))
         if args is not None and not (call.has_args or call.args_closed or call.finished):
-            chunks.append(ToolCallDeltaChunk(tool_call_id, encode(args).decode()))
+            text = encode(args).decode()
+            chunks.append(ToolCallDeltaChunk(tool_call_id, text))
+            call.arguments.add(text)
             call.has_args = True
         call.args_closed = True
         return chunks

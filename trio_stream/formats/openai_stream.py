@@ -13,8 +13,10 @@ then an optional usage chunk, then ``data: [DONE]``.
 The format describes one assistant message, as a model produces it. What a
 run adds beyond that has no place in it and is not sent: tool results, the
 chunks of sub-streams (anything with a parent id), state, sources, files,
-data and annotations. An error becomes an event with an ``error`` object, as
-OpenAI sends it, on which the ``openai`` client raises ``APIError``.
+data, annotations, reasoning summaries and the end of a call's arguments
+(only the text a ``tool-call-args-text-finish`` carries is sent). An error
+becomes an event with an ``error`` object, as OpenAI sends it, on which the
+``openai`` client raises ``APIError``.
 
 ``OpenAIStreamDecoder`` reads such a body back into chunks: ours, and those
 of OpenAI and of the servers that imitate it (vLLM, DeepSeek, OpenRouter,
@@ -41,10 +43,12 @@ from ..chunks import (
     FileChunk,
     FinishReason,
     ReasoningDeltaChunk,
+    ReasoningPartStartChunk,
     SourceChunk,
     StepFinishChunk,
     StepStartChunk,
     TextDeltaChunk,
+    ToolCallArgsTextFinishChunk,
     ToolCallBeginChunk,
     ToolCallDeltaChunk,
     ToolResultChunk,
@@ -109,6 +113,13 @@ class OpenAIStreamEncoder(StreamEncoder):
     def encode(self, chunks: Iterable[Chunk]) -> bytes:
         return b"".join([self._encode_one(chunk) for chunk in chunks])
 
+    def _arguments(self, tool_call_id: str, text: str) -> bytes:
+        index = self._tool_indices.get(tool_call_id)
+        if index is None:  # a call made inside a sub-stream
+            return b""
+        call = {"index": index, "function": {"arguments": text}}
+        return self._delta({"tool_calls": [call]})
+
     def _encode_one(self, chunk: Chunk) -> bytes:
         match chunk:
             case TextDeltaChunk(parent_id=None):
@@ -128,11 +139,12 @@ class OpenAIStreamEncoder(StreamEncoder):
                 }
                 return self._delta({"tool_calls": [call]})
             case ToolCallDeltaChunk():
-                known = self._tool_indices.get(chunk.tool_call_id)
-                if known is None:  # a call made inside a sub-stream
-                    return b""
-                call = {"index": known, "function": {"arguments": chunk.args_text_delta}}
-                return self._delta({"tool_calls": [call]})
+                return self._arguments(chunk.tool_call_id, chunk.args_text_delta)
+            case ToolCallArgsTextFinishChunk():
+                # The format has no end of a call's arguments (the message's
+                # end is theirs): only the finish's text is sent.
+                text = chunk.args_text_delta
+                return self._arguments(chunk.tool_call_id, text) if text else b""
             case StepFinishChunk():
                 self._outcome.step_finished(chunk)
                 return b""
@@ -145,6 +157,7 @@ class OpenAIStreamEncoder(StreamEncoder):
                 # Chunks of sub-streams, and what a chat completion has no place for.
                 TextDeltaChunk()
                 | ReasoningDeltaChunk()
+                | ReasoningPartStartChunk()
                 | ToolCallBeginChunk()
                 | ToolResultChunk()
                 | DataChunk()

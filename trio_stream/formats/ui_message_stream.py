@@ -16,9 +16,12 @@ How a run's chunks map onto it:
   ``file``), so a front-end can nest the part under its parent tool call.
   Each producer keeps its own open text block, as in the assistant transport.
 - ``tool-input-available`` goes out as soon as the argument text is complete
-  JSON, else when the call's result arrives (or at the end of the body for a
-  call that never got one). Argument text that is not JSON by then becomes
+  JSON, or when the run ends the arguments (``tool-call-args-text-finish``),
+  else when the call's result arrives (or at the end of the body for a call
+  that never got one). Argument text that is not JSON by then becomes
   ``tool-input-error``.
+- A reasoning part opened with a summary (``add_reasoning_part``) starts a
+  reasoning block whose ``providerMetadata.trioStream.summary`` holds it.
 - A tool result's artifact goes in ``providerMetadata.trioStream.artifact``
   of ``tool-output-available``.
 - State updates become ``data-update-state`` parts whose ``data`` is the
@@ -64,11 +67,13 @@ from ..chunks import (
     FileChunk,
     FinishReason,
     ReasoningDeltaChunk,
+    ReasoningPartStartChunk,
     SourceChunk,
     StateOperation,
     StepFinishChunk,
     StepStartChunk,
     TextDeltaChunk,
+    ToolCallArgsTextFinishChunk,
     ToolCallBeginChunk,
     ToolCallDeltaChunk,
     ToolResultChunk,
@@ -176,17 +181,32 @@ class UIMessageStreamEncoder(StreamEncoder):
             {"type": f"{kind}-end", "id": block_id} for kind, block_id in self._text.close_all()
         )
 
+    def _open_block(
+        self, kind: str, parent_id: str | None, events: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Start a new block for the producer (closing its open one); returns its start."""
+        self._close_block(parent_id, events)
+        self._blocks += 1
+        block_id = f"{kind}-{self._blocks}"
+        self._text.open(parent_id, kind, block_id)
+        start = _with_parent({"type": f"{kind}-start", "id": block_id}, parent_id)
+        events.append(start)
+        return start
+
     def _delta(
         self, kind: str, delta: str, parent_id: str | None, events: list[dict[str, Any]]
     ) -> None:
         block_id = self._text.find(parent_id, kind)
         if block_id is None:
-            self._close_block(parent_id, events)
-            self._blocks += 1
-            block_id = f"{kind}-{self._blocks}"
-            self._text.open(parent_id, kind, block_id)
-            events.append(_with_parent({"type": f"{kind}-start", "id": block_id}, parent_id))
+            block_id = self._open_block(kind, parent_id, events)["id"]
         events.append({"type": f"{kind}-delta", "id": block_id, "delta": delta})
+
+    def _reasoning_part(
+        self, chunk: ReasoningPartStartChunk, events: list[dict[str, Any]]
+    ) -> None:
+        start = self._open_block("reasoning", chunk.parent_id, events)
+        metadata = start.setdefault("providerMetadata", {_METADATA_KEY: {}})
+        metadata[_METADATA_KEY]["summary"] = chunk.unstable_summary
 
     # -- tool calls --------------------------------------------------------------
 
@@ -207,6 +227,14 @@ class UIMessageStreamEncoder(StreamEncoder):
             )
         events.append(event)
 
+    def _input_delta(self, tool_call_id: str, text: str, events: list[dict[str, Any]]) -> None:
+        call = open_tool_call(self._tool_calls, tool_call_id)
+        events.append(
+            {"type": "tool-input-delta", "toolCallId": tool_call_id, "inputTextDelta": text}
+        )
+        if call.arguments.add(text) and not call.input_sent:
+            self._input_available(tool_call_id, call, events)
+
     # -- chunks --------------------------------------------------------------------
 
     def _translate(self, chunk: Chunk, events: list[dict[str, Any]]) -> None:
@@ -215,6 +243,10 @@ class UIMessageStreamEncoder(StreamEncoder):
                 self._delta("text", chunk.text_delta, chunk.parent_id, events)
             case ReasoningDeltaChunk():
                 self._delta("reasoning", chunk.reasoning_delta, chunk.parent_id, events)
+            case ReasoningPartStartChunk(unstable_summary=None):
+                pass  # without a summary, the deltas open the block
+            case ReasoningPartStartChunk():
+                self._reasoning_part(chunk, events)
             case ToolCallBeginChunk():
                 start_tool_call(self._tool_calls, chunk.tool_call_id, _ToolCall(chunk.tool_name))
                 self._close_block(chunk.parent_id, events)
@@ -225,15 +257,12 @@ class UIMessageStreamEncoder(StreamEncoder):
                 }
                 events.append(_with_parent(event, chunk.parent_id))
             case ToolCallDeltaChunk():
+                self._input_delta(chunk.tool_call_id, chunk.args_text_delta, events)
+            case ToolCallArgsTextFinishChunk():
                 call = open_tool_call(self._tool_calls, chunk.tool_call_id)
-                events.append(
-                    {
-                        "type": "tool-input-delta",
-                        "toolCallId": chunk.tool_call_id,
-                        "inputTextDelta": chunk.args_text_delta,
-                    }
-                )
-                if call.arguments.add(chunk.args_text_delta) and not call.input_sent:
+                if chunk.args_text_delta:
+                    self._input_delta(chunk.tool_call_id, chunk.args_text_delta, events)
+                if not call.input_sent:
                     self._input_available(chunk.tool_call_id, call, events)
             case ToolResultChunk():
                 call = open_tool_call(self._tool_calls, chunk.tool_call_id)
@@ -480,8 +509,9 @@ class UIMessageStreamDecoder(StreamDecoder):
         self._done = False
         # The open blocks of each kind, by id: their producer's parent id.
         self._blocks: dict[str, dict[str, str | None]] = {"text": {}, "reasoning": {}}
-        # The calls awaiting a result, by id: whether argument text came yet.
-        self._calls: dict[str, bool] = {}
+        # The calls awaiting a result, by id: the argument text that came (if any).
+        self._calls: dict[str, ToolArguments] = {}
+        self._ended: set[str] = set()  # calls whose arguments ended before they were JSON
         self._answered: set[str] = set()
         self._annotations: list[Any] = []
 
@@ -587,7 +617,11 @@ class UIMessageStreamDecoder(StreamDecoder):
 
     def _block_start(self, fields: _Fields, chunks: list[Chunk]) -> None:
         kind = fields.type.removesuffix("-start")
-        self._blocks[kind][fields.text("id")] = fields.trio_text("parentId")
+        parent_id = fields.trio_text("parentId")
+        self._blocks[kind][fields.text("id")] = parent_id
+        summary = fields.trio_text("summary") if kind == "reasoning" else None
+        if summary is not None:
+            chunks.append(ReasoningPartStartChunk(summary, parent_id))
 
     def _block_delta(self, fields: _Fields, chunks: list[Chunk]) -> None:
         kind = fields.type.removesuffix("-delta")
@@ -617,17 +651,21 @@ class UIMessageStreamDecoder(StreamDecoder):
         call_id = fields.text("toolCallId")
         if call_id in self._calls or call_id in self._answered:
             fields.fail(f"expected a new tool call id, but {call_id!r} was started already")
-        self._calls[call_id] = False
+        self._calls[call_id] = ToolArguments()
         chunks.append(
             ToolCallBeginChunk(call_id, fields.text("toolName"), fields.trio_text("parentId"))
         )
 
     def _tool_input_delta(self, fields: _Fields, chunks: list[Chunk]) -> None:
         call_id = fields.text("toolCallId")
-        if call_id not in self._calls:
+        arguments = self._calls.get(call_id)
+        if arguments is None:
             fields.fail(f"expected a tool-input-start of tool call {call_id!r} before its input")
-        self._calls[call_id] = True
-        chunks.append(ToolCallDeltaChunk(call_id, fields.text("inputTextDelta")))
+        text = fields.text("inputTextDelta")
+        if call_id in self._ended:
+            return  # input after the input's end has no place in a run
+        arguments.add(text)
+        chunks.append(ToolCallDeltaChunk(call_id, text))
 
     def _tool_input(self, fields: _Fields, chunks: list[Chunk]) -> None:
         """``tool-input-available`` or ``-error``: the whole input, unless deltas gave it.
@@ -642,12 +680,18 @@ class UIMessageStreamDecoder(StreamDecoder):
             fields.text("errorText")
         if call_id in self._answered:
             fields.fail(f"expected no more input for tool call {call_id!r}, which has its result")
-        if call_id not in self._calls:
+        arguments = self._calls.get(call_id)
+        if arguments is None:
+            arguments = self._calls[call_id] = ToolArguments()
             chunks.append(ToolCallBeginChunk(call_id, name, fields.trio_text("parentId")))
-        elif self._calls[call_id]:
+        elif arguments.pieces:
+            # The input streamed: this ends it. Complete JSON says so itself.
+            if not (arguments.complete or arguments.empty or call_id in self._ended):
+                self._ended.add(call_id)
+                chunks.append(ToolCallArgsTextFinishChunk(call_id))
             return
-        self._calls[call_id] = True
         text = _input_text(fields.values.get("input", {}), raw=raw)
+        arguments.add(text)
         if text:
             chunks.append(ToolCallDeltaChunk(call_id, text))
 
@@ -682,6 +726,7 @@ class UIMessageStreamDecoder(StreamDecoder):
         if call_id in self._answered:
             fields.fail(f"expected one result for tool call {call_id!r}, not a second")
         self._calls.pop(call_id, None)
+        self._ended.discard(call_id)
         self._answered.add(call_id)
         chunks.append(ToolResultChunk(call_id, result, artifact, is_error))
 
