@@ -17,6 +17,7 @@ import trio
 from starlette.types import ASGIApp
 
 from ._server import default_config, serve
+from ._telemetry import log_extra
 
 logger = logging.getLogger("trio_stream")
 
@@ -123,13 +124,15 @@ def _demo(args: argparse.Namespace) -> Callable[..., Awaitable[None]]:
 
         if os.environ.get("OPENAI_BASE_URL"):
             logger.warning(
-                "demo --remote: the orchestrator is scripted; OPENAI_BASE_URL is unused"
+                "demo --remote: the orchestrator is scripted; OPENAI_BASE_URL is unused",
+                extra=log_extra(),
             )
         logger.info(
             "demo on http://%s:%d/ (hypercorn, trio; model: orchestrator, starting its "
             "specialists)",
             args.host,
             args.port,
+            extra=log_extra(url=f"http://{args.host}:{args.port}/"),
         )
         return partial(
             serve_with_specialists,
@@ -143,7 +146,11 @@ def _demo(args: argparse.Namespace) -> Callable[..., Awaitable[None]]:
 
     agent = agent_from_environment(pace=args.pace)
     logger.info(
-        "demo on http://%s:%d/ (hypercorn, trio; model: %s)", args.host, args.port, agent.name
+        "demo on http://%s:%d/ (hypercorn, trio; model: %s)",
+        args.host,
+        args.port,
+        agent.name,
+        extra=log_extra(url=f"http://{args.host}:{args.port}/"),
     )
     app = create_app(format=args.format, agent=agent)
     return partial(serve, app, host=args.host, port=args.port)

@@ -37,6 +37,7 @@ from ._remote import RemoteOutcome, relay_remote_run
 from ._scope import CancellationSignal, Scope
 from ._state import Key, StateProxy, StateTree
 from ._taskgroups import exit_task_group
+from ._telemetry import RunTelemetry, SubstreamTelemetry, ToolTelemetry, error_reference, log_extra
 from .chunks import (
     CHUNK_TYPES,
     AnnotationsChunk,
@@ -59,6 +60,7 @@ from .chunks import (
 
 if TYPE_CHECKING:
     import httpx
+    from opentelemetry.context import Context
 
 __all__ = ["RunController", "Substream", "ToolCallController"]
 
@@ -84,6 +86,7 @@ class RunController:
         "_parent_id",
         "_scope",
         "_state",
+        "_telemetry",
         "_tool_calls",
     )
 
@@ -94,6 +97,7 @@ class RunController:
         scope: Scope,
         parent_id: str | None,
         *,
+        telemetry: RunTelemetry,
         tool_calls: ToolCallLedger | None = None,
         expose_errors: bool = True,
     ) -> None:
@@ -101,8 +105,14 @@ class RunController:
         self._state = state
         self._scope = scope
         self._parent_id = parent_id
+        self._telemetry = telemetry
         self._tool_calls = ToolCallLedger() if tool_calls is None else tool_calls
         self._expose_errors = expose_errors
+
+    @property
+    def run_id(self) -> str:
+        """The id of the run this controller writes into, as its log lines and spans name it."""
+        return self._telemetry.run_id
 
     @property
     def parent_id(self) -> str | None:
@@ -117,6 +127,7 @@ class RunController:
             self._state,
             self._scope,
             parent_id,
+            telemetry=self._telemetry,
             tool_calls=self._tool_calls,
             expose_errors=self._expose_errors,
         )
@@ -165,6 +176,7 @@ class RunController:
         """Send an error message; the run goes on (see the docs on errors)."""
         require_str(error, "add_error's error")
         self._buffer.put(ErrorChunk(error), len(error))
+        self._telemetry.error_chunk("add_error")
 
     def add_source(self, id: str, url: str, title: str | None = None) -> None:
         """Cite a URL source."""
@@ -337,6 +349,7 @@ class RunController:
         )
         self._tool_calls.finish(tool_call_id, "add_tool_result")
         self._buffer.put(chunk)
+        self._telemetry.tool_answered(tool_call_id, chunk.is_error)
 
     # -- streams, tasks and nurseries ------------------------------------
 
@@ -466,6 +479,7 @@ class ToolCallController:
         "_closed",
         "_owner",
         "_response",
+        "_telemetry",
         "args",
         "tool_call_id",
         "tool_name",
@@ -485,6 +499,9 @@ class ToolCallController:
         self._response: ToolResultChunk | None = None
         owner._tool_calls.begin(tool_call_id)
         owner._buffer.put(ToolCallBeginChunk(tool_call_id, tool_name, owner._parent_id))
+        self._telemetry: ToolTelemetry | None = owner._telemetry.tool_opened(
+            tool_name, tool_call_id, owner._scope.trace_context
+        )
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -539,6 +556,8 @@ class ToolCallController:
         self._owner._buffer.put(sent)
         self._response = ToolResultChunk(self.tool_call_id, result, artifact, bool(is_error))
         self._closed = True
+        if self._telemetry is not None:
+            self._telemetry.ended("error_result" if is_error else "result")
 
     def set_result(self, result: Any) -> None:
         """Deprecated spelling of ``set_response``."""
@@ -576,7 +595,10 @@ class ToolCallController:
         """
         if parent_id is not None:
             require_str(parent_id, "open_substream's parent_id")
-        return Substream(self._owner, parent_id if parent_id is not None else self.tool_call_id)
+        within = None if self._telemetry is None else self._telemetry.trace_context
+        return Substream(
+            self._owner, parent_id if parent_id is not None else self.tool_call_id, within
+        )
 
     @property
     def is_cancelled(self) -> bool:
@@ -597,12 +619,16 @@ class Substream:
     exception as itself, several as an exception group.
     """
 
-    __slots__ = ("_owner", "_parent_id", "_scope")
+    __slots__ = ("_owner", "_parent_id", "_scope", "_telemetry", "_within")
 
-    def __init__(self, owner: RunController, parent_id: str | None) -> None:
+    def __init__(
+        self, owner: RunController, parent_id: str | None, within: Context | None = None
+    ) -> None:
         self._owner = owner
         self._parent_id = parent_id
+        self._within = within  # the span of the tool call that opened it, if any
         self._scope: Scope | None = None
+        self._telemetry: SubstreamTelemetry | None = None
 
     async def __aenter__(self) -> RunController:
         if self._scope is not None:
@@ -611,12 +637,16 @@ class Substream:
         await owner._buffer.wait_writable()
         task_group = anyio.create_task_group()
         await task_group.__aenter__()
-        self._scope = Scope(task_group, owner._scope)
+        parent = self._within if self._within is not None else owner._scope.trace_context
+        telemetry = self._telemetry = owner._telemetry.substream_opened(parent, self._parent_id)
+        traced = parent if telemetry is None else telemetry.trace_context
+        self._scope = Scope(task_group, owner._scope, traced)
         return RunController(
             owner._buffer,
             owner._state,
             self._scope,
             self._parent_id,
+            telemetry=owner._telemetry,
             tool_calls=owner._tool_calls,
             expose_errors=owner._expose_errors,
         )
@@ -629,25 +659,55 @@ class Substream:
     ) -> bool:
         scope = self._scope
         assert scope is not None
+        failure = exc
         try:
             return await exit_task_group(scope.task_group, exc_type, exc, traceback)
+        except BaseException as raised:
+            failure = raised
+            raise
         finally:
             scope.detach()
+            if self._telemetry is not None:
+                self._telemetry.closed(failure)
 
 
 async def _run_tool(call: ToolCallController, tool: ToolFunction, errors_as_result: bool) -> None:
+    telemetry = call._telemetry
+    if telemetry is None:
+        await _call_tool(call, tool, errors_as_result)
+        return
+    with telemetry.current():
+        try:
+            await _call_tool(call, tool, errors_as_result)
+        except Exception as exc:
+            telemetry.ended("failed", exc)
+            raise
+        except BaseException:
+            telemetry.ended("cancelled")
+            raise
+
+
+async def _call_tool(call: ToolCallController, tool: ToolFunction, errors_as_result: bool) -> None:
     try:
         result = await tool(call)
     except Exception as exc:
         if not errors_as_result or call.closed:
             raise
         message = wire_message(exc, expose=call._owner._expose_errors, hidden=HIDDEN_TOOL_ERROR)
+        reference = error_reference(message) if not call._owner._expose_errors else None
         logger.warning(
             "tool call %r (%s) failed; reported as its result",
             call.tool_name,
             call.tool_call_id,
             exc_info=exc,
+            extra=log_extra(
+                tool_call_id=call.tool_call_id,
+                tool_name=call.tool_name,
+                error_reference=reference,
+            ),
         )
+        if call._telemetry is not None:
+            call._telemetry.failed_as_result(exc, None if reference is None else message)
         call.set_response(message, is_error=True)
         return
     if not call.closed:

@@ -41,6 +41,7 @@ import anyio.lowlevel
 from ._checks import require_str
 from ._errors import StreamClosedError, UsageError
 from ._json import normalized
+from ._telemetry import log_extra
 
 if TYPE_CHECKING:
     from ._controller import RunController
@@ -119,7 +120,7 @@ class Flusher:
             return
         if exc is not None:
             # The block's own exception wins; the refusal must not vanish silently.
-            logger.error("a write from a thread was refused", exc_info=failure)
+            logger.error("a write from a thread was refused", exc_info=failure, extra=log_extra())
             return
         try:
             raise failure

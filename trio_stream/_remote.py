@@ -28,12 +28,13 @@ and annotations are summed up in the outcome the result is made from.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ._errors import TrioStreamError
 from ._state import StateTree
+from ._telemetry import RemoteCall, remote_call
 from .chunks import (
     AnnotationsChunk,
     Chunk,
@@ -177,28 +178,48 @@ async def relay_remote_run(
     names = _Renamer(call.tool_call_id)
     outcome = RemoteOutcome(url)
     state = StateTree(None, lambda operations: None)
-    try:
-        async with client.stream(
-            url,
-            json=json,
-            headers=headers,
-            http_client=http_client,
-            silence_timeout=silence_timeout,
-            format=format,
-            resume_url=resume_url,
-        ) as chunks:
-            async for chunk in chunks:
-                if isinstance(chunk, ErrorChunk):
-                    raise RemoteAgentError(url, f"failed: {chunk.error}")
+    # The span is current while the request is sent: its traceparent goes with it.
+    with remote_call(url) as traced:
+        try:
+            async with client.stream(
+                url,
+                json=json,
+                headers=headers,
+                http_client=http_client,
+                silence_timeout=silence_timeout,
+                format=format,
+                resume_url=resume_url,
+            ) as chunks:
                 try:
-                    if isinstance(chunk, UpdateStateChunk):
-                        state.apply(list(chunk.operations))
-                        outcome.state = state.value
-                    relayed = _relayed(chunk, names, outcome)
-                    if relayed is not None:
-                        await call._relay(relayed)
-                except (TrioStreamError, ValueError, TypeError, KeyError) as exc:
-                    raise RemoteAgentError(url, f"sent a run that is not valid: {exc}") from exc
-    except client.RemoteError as exc:
-        raise RemoteAgentError(url, exc.reason) from exc
+                    await _relay_all(call, chunks, names, outcome, state, url, traced)
+                finally:
+                    traced.read_as(chunks.format)
+        except client.RemoteError as exc:
+            traced.failed(exc.failure)
+            raise RemoteAgentError(url, exc.reason) from exc
     return (result or _default_result)(outcome)
+
+
+async def _relay_all(
+    call: ToolCallController,
+    chunks: AsyncIterable[Chunk],
+    names: _Renamer,
+    outcome: RemoteOutcome,
+    state: StateTree,
+    url: str,
+    traced: RemoteCall,
+) -> None:
+    async for chunk in chunks:
+        if isinstance(chunk, ErrorChunk):
+            traced.error_chunk()
+            raise RemoteAgentError(url, f"failed: {chunk.error}")
+        try:
+            if isinstance(chunk, UpdateStateChunk):
+                state.apply(list(chunk.operations))
+                outcome.state = state.value
+            relayed = _relayed(chunk, names, outcome)
+            if relayed is not None:
+                await call._relay(relayed)
+        except (TrioStreamError, ValueError, TypeError, KeyError) as exc:
+            traced.failed("invalid")
+            raise RemoteAgentError(url, f"sent a run that is not valid: {exc}") from exc

@@ -42,6 +42,7 @@ from ._errors import HIDDEN_RUN_ERROR, UsageError, collapse, leaf_exceptions, wi
 from ._json import normalized
 from ._scope import Scope
 from ._state import StateTree
+from ._telemetry import RunOutcome, RunTelemetry, log_extra
 from .chunks import Chunk, ErrorChunk
 
 __all__ = [
@@ -128,6 +129,7 @@ class Run:
         "_initial_state",
         "_root",
         "_task_group",
+        "_telemetry",
     )
 
     def __init__(
@@ -148,6 +150,12 @@ class Run:
         self._task_group: anyio.abc.TaskGroup | None = None
         self._root: Scope | None = None
         self._failure: BaseException | None = None
+        self._telemetry = RunTelemetry(callback)
+
+    @property
+    def run_id(self) -> str:
+        """This run's id (``run_…``), which its log lines and its span carry."""
+        return self._telemetry.run_id
 
     if not TYPE_CHECKING:
         # Hidden from type checkers, so that they flag ``async for`` on a run.
@@ -158,6 +166,7 @@ class Run:
         if self._entered:
             raise UsageError("a run can be entered only once; call create_run() again")
         self._entered = True
+        self._telemetry.entered()
         buffer = self._buffer = ChunkBuffer(self._high_water_mark, self._high_water_size)
         task_group = anyio.create_task_group()
         await task_group.__aenter__()
@@ -166,12 +175,19 @@ class Run:
         return ChunkStream(buffer, self._expose_errors)
 
     async def _supervise(self, buffer: ChunkBuffer) -> None:
+        telemetry = self._telemetry
+        current = telemetry.activate()  # the run's tasks, started from here, inherit its span
         try:
             async with anyio.create_task_group() as task_group:
-                self._root = Scope(task_group, None)
+                self._root = Scope(task_group, None, telemetry.trace_context)
                 state = StateTree(self._initial_state, buffer.add_operations)
                 controller = RunController(
-                    buffer, state, self._root, None, expose_errors=self._expose_errors
+                    buffer,
+                    state,
+                    self._root,
+                    None,
+                    expose_errors=self._expose_errors,
+                    telemetry=telemetry,
                 )
                 task_group.start_soon(self._callback, controller)
         except Exception as exc:
@@ -181,9 +197,11 @@ class Run:
             for leaf in leaf_exceptions(exc):
                 error = wire_message(leaf, expose=self._expose_errors, hidden=HIDDEN_RUN_ERROR)
                 buffer.put(ErrorChunk(error), len(error))
+                telemetry.error_chunk("run_failure", None if self._expose_errors else error)
             self._failure = collapse(exc)
         finally:
             buffer.close()
+            telemetry.deactivate(current)
 
     async def __aexit__(
         self,
@@ -195,7 +213,8 @@ class Run:
         if task_group is None or buffer is None:
             raise UsageError("the run was not entered, or has already been exited")
         self._task_group = None
-        if not buffer.closed:
+        left_early = not buffer.closed
+        if left_early:
             # The consumer left before the end: stop the run.
             if self._root is not None:
                 self._root.cancel()
@@ -210,6 +229,10 @@ class Run:
         stored, self._failure = self._failure, None
         cancelled = anyio.get_cancelled_exc_class()
         failure = _real_failure(failure, stored, cancelled)
+        self._telemetry.exited(
+            self._outcome(left_early, failure, cancelled),
+            failure if isinstance(failure, Exception) else None,
+        )
         if failure is None:
             return
         if exc is not None and not isinstance(exc, cancelled):
@@ -220,6 +243,7 @@ class Run:
                     self._callback,
                     exc,
                     exc_info=failure,
+                    extra=log_extra(run_id=self.run_id),
                 )
             return
         # A failure of the run itself, or one that cancelled the consumer's
@@ -228,6 +252,17 @@ class Run:
             raise failure
         finally:
             del failure  # no reference cycle through this frame
+
+    def _outcome(
+        self, left_early: bool, failure: BaseException | None, cancelled: type[BaseException]
+    ) -> RunOutcome:
+        if failure is not None and not isinstance(failure, cancelled):
+            return "failed"
+        if left_early or failure is not None:
+            return "cancelled"
+        if self._root is not None and self._root.signal.is_set():
+            return "cancelled"  # controller.cancel(): the run ended early, without an error
+        return "done"
 
 
 def _real_failure(

@@ -11,8 +11,13 @@ and that signal must be set for the scope and all its descendants at once.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import anyio
 import anyio.abc
+
+if TYPE_CHECKING:
+    from opentelemetry.context import Context
 
 __all__ = ["CancellationSignal", "Scope"]
 
@@ -40,10 +45,18 @@ class CancellationSignal:
 class Scope:
     """One nursery of a run, linked into the run's tree of scopes."""
 
-    __slots__ = ("_children", "_parent", "signal", "task_group")
+    __slots__ = ("_children", "_parent", "signal", "task_group", "trace_context")
 
-    def __init__(self, task_group: anyio.abc.TaskGroup, parent: Scope | None) -> None:
+    def __init__(
+        self,
+        task_group: anyio.abc.TaskGroup,
+        parent: Scope | None,
+        trace_context: Context | None = None,
+    ) -> None:
         self.task_group = task_group
+        self.trace_context = trace_context
+        """The context of the scope's span (the run's, a sub-stream's), if traced: the
+        parent of the spans of the tool calls opened in it."""
         self.signal = CancellationSignal()
         self._parent = parent
         self._children: set[Scope] = set()

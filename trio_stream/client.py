@@ -38,6 +38,7 @@ import anyio
 import httpx
 
 from ._errors import DecodeError, TrioStreamError
+from ._telemetry import format_name, inject_trace_context
 from .chunks import Chunk
 from .formats import FORMATS, StreamDecoder, decoder_for, format_named
 
@@ -124,6 +125,13 @@ class RemoteStream:
     @property
     def status_code(self) -> int:
         return self.response.status_code
+
+    @property
+    def format(self) -> str | None:
+        """The name of the format the body is read in (``FORMATS``); ``None`` while an
+        event stream that did not name it has not shown its first event yet."""
+        decoder = getattr(self._decoder, "_decoder", self._decoder)  # a sniffing one's choice
+        return None if decoder is None else format_name(decoder)
 
     @property
     def headers(self) -> httpx.Headers:
@@ -265,7 +273,12 @@ def _silence(request: httpx.Request, what: str) -> str:
 
 
 async def _send(client: httpx.AsyncClient, request: httpx.Request, url: str) -> httpx.Response:
-    """Send ``request``, returning a 2xx response whose body is still to be read."""
+    """Send ``request``, returning a 2xx response whose body is still to be read.
+
+    The current span's trace context goes with it (``traceparent``), so that a
+    server that traces continues the caller's trace.
+    """
+    inject_trace_context(request.headers)
     try:
         response = await client.send(request, stream=True)
     except httpx.ReadTimeout as exc:

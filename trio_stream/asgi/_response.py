@@ -38,6 +38,7 @@ from starlette.types import Receive, Scope, Send
 
 from .._run import Run
 from .._shutdown import SHUTDOWN_MESSAGE, Shutdown, shutdown_of
+from .._telemetry import Serving, log_extra
 from ..chunks import ErrorChunk
 from ..formats import StreamEncoder
 from ..formats.ag_ui import AGUIEncoder
@@ -169,20 +170,39 @@ class RunResponse(ListeningResponse):
         for name, value in encoder.headers.items():
             self.headers.setdefault(name, value)
         self._failure: Exception | None = None
+        self._serving: Serving | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # The run's span continues the caller's trace, and its log lines name
+        # the request, from here to the end of the response.
+        serving = self._serving = Serving(self.run._telemetry, scope, self.encoder)
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            serving.ended()
 
     def shutdown(self, scope: Scope) -> Shutdown | None:
         return shutdown_of(scope)
 
     def left_before_start(self, scope: Scope) -> None:
-        logger.info("client disconnected from %s: the run was not started", scope.get("path"))
+        logger.info(
+            "client disconnected from %s: the run was not started",
+            scope.get("path"),
+            extra=log_extra(),
+        )
 
     async def produce(self, send_body: BodySender) -> None:
+        serving = self._serving
+        assert serving is not None
         try:
             opening = self.encoder.start()
             if opening:
                 await send_body(opening)
+                serving.bytes += len(opening)
             async with self.run as chunks:
-                await write_chunks(chunks, self.encoder, send_body, self.heartbeat)
+                await write_chunks(
+                    chunks, self.encoder, serving.counting(send_body), self.heartbeat
+                )
         except ClientGone:
             raise
         except Exception as exc:
@@ -192,24 +212,37 @@ class RunResponse(ListeningResponse):
 
     def left(self, scope: Scope, interruption: Interruption) -> None:
         # Leaving the run's block waited for every task of the run.
+        if self._serving is not None:
+            self._serving.run.disconnected()
         logger.info(
             "client disconnected from %s: run cancelled, all its tasks done in %.1f ms",
             scope.get("path"),
             (time.perf_counter() - interruption.at) * 1000,
+            extra=log_extra(),
         )
 
     def ending(self, scope: Scope, interruption: Interruption | None) -> bytes:
         if interruption is None:
             # Also after a failure: the error chunk went out with the rest,
             # and a client must see a complete body, not a truncated transfer.
-            return self.encoder.finish()
+            return self._counted(self.encoder.finish())
+        if self._serving is not None:
+            self._serving.run.cut_off()
         logger.warning(
             "server shutting down: the run of %s was cancelled (all its tasks done in "
             "%.1f ms) and its client sent an error chunk",
             scope.get("path"),
             (time.perf_counter() - interruption.at) * 1000,
+            extra=log_extra(),
         )
-        return self.encoder.encode([ErrorChunk(SHUTDOWN_MESSAGE)]) + self.encoder.finish()
+        return self._counted(
+            self.encoder.encode([ErrorChunk(SHUTDOWN_MESSAGE)]) + self.encoder.finish()
+        )
+
+    def _counted(self, body: bytes) -> bytes:
+        if self._serving is not None:
+            self._serving.bytes += len(body)
+        return body
 
     async def ended(self) -> None:
         failure, self._failure = self._failure, None

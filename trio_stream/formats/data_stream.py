@@ -20,6 +20,7 @@ from typing import Any, ClassVar, cast, get_args
 
 from .._errors import DecodeError
 from .._json import encode
+from .._telemetry import log_extra
 from ..chunks import (
     AnnotationsChunk,
     Chunk,
@@ -133,6 +134,7 @@ def _dropped(tool_call_id: str) -> None:
         "tool call %r: argument text after its arguments ended (at a step's end or an "
         "error) is not sent",
         tool_call_id,
+        extra=log_extra(tool_call_id=tool_call_id),
     )
 
 

@@ -36,6 +36,7 @@ from starlette.types import Scope
 from .._errors import TrioStreamError, describe
 from .._run import Run
 from .._shutdown import Shutdown, shutdown_of
+from .._telemetry import bind_log_fields, log_extra, measured, unbind_log_fields
 from ..asgi import (
     BodySender,
     HeartbeatOption,
@@ -208,7 +209,9 @@ class ResumableStreams:
 
     def _stop_producers(self) -> None:
         logger.warning(
-            "server shutting down: stopping its %d resumable streams", len(self._stoppable)
+            "server shutting down: stopping its %d resumable streams",
+            len(self._stoppable),
+            extra=log_extra(),
         )
         # Not the task group's own scope: that one also covers the body of the
         # ``async with``, the app's lifespan, which must go on.
@@ -252,7 +255,7 @@ class ResumableStreams:
         # with nobody to end it: a cancellation (the client gone, the server
         # stopping) lands after both. The store bounds how long create takes.
         with anyio.CancelScope(shield=True):
-            refused = await self._create(stream_id, encoder, endings)
+            refused = await self._create(stream_id, encoder, endings, run.run_id)
             if refused is not None:
                 return refused
             producers.start_soon(
@@ -274,21 +277,26 @@ class ResumableStreams:
         )
 
     async def _create(
-        self, stream_id: str, encoder: StreamEncoder, endings: Mapping[str, bytes]
+        self, stream_id: str, encoder: StreamEncoder, endings: Mapping[str, bytes], run_id: str
     ) -> Response | None:
         """Record a new stream; or the JSON error saying why it cannot be."""
         try:
-            await self.store.create(
+            created = self.store.create(
                 stream_id,
                 media_type=encoder.media_type,
                 headers=tuple(encoder.headers.items()),
                 endings=endings,
                 ttl=self.ttl,
             )
+            await measured("create", created)
         except StreamExistsError:
             return _json_error(409, f"a stream {stream_id!r} exists already")
         except StoreError:
-            logger.exception("resumable stream %s not started", stream_id)
+            logger.exception(
+                "resumable stream %s not started",
+                stream_id,
+                extra=log_extra(run_id=run_id, stream_id=stream_id),
+            )
             return _json_error(503, "the stream store is unavailable; try again later")
         return None
 
@@ -307,9 +315,11 @@ class ResumableStreams:
         except ValueError as exc:
             return _json_error(400, str(exc))
         try:
-            info = await self.store.info(stream_id)
+            info = await measured("info", self.store.info(stream_id))
         except StoreError:
-            logger.exception("resumable stream %s not resumed", stream_id)
+            logger.exception(
+                "resumable stream %s not resumed", stream_id, extra=log_extra(stream_id=stream_id)
+            )
             return _json_error(503, "the stream store is unavailable; try again later")
         if info is None:
             return _json_error(404, f"no stream {stream_id!r}: unknown, expired or deleted")
@@ -342,9 +352,13 @@ class ResumableStreams:
         except ValueError as exc:
             return _json_error(400, str(exc))
         try:
-            cancelled = await self.store.request_cancel(stream_id)
+            cancelled = await measured("request_cancel", self.store.request_cancel(stream_id))
         except StoreError:
-            logger.exception("resumable stream %s not cancelled", stream_id)
+            logger.exception(
+                "resumable stream %s not cancelled",
+                stream_id,
+                extra=log_extra(stream_id=stream_id),
+            )
             return _json_error(503, "the stream store is unavailable; try again later")
         return JSONResponse({"cancelled": cancelled})
 
@@ -358,10 +372,13 @@ class ResumableStreams:
             if self._stopped:
                 stop.cancel()
             self._stoppable.add(stop)
+            # Every line the producer logs names the run and its stream.
+            fields = bind_log_fields(run_id=run.run_id, stream_id=stream_id)
             try:
                 await self._produce_until_stopped(stream_id, run, encoder, heartbeat)
             finally:
                 self._stoppable.discard(stop)
+                unbind_log_fields(fields)
 
     async def _produce_until_stopped(
         self, stream_id: str, run: Run, encoder: StreamEncoder, heartbeat: float | None
@@ -378,13 +395,17 @@ class ResumableStreams:
             raise
         except Exception:
             # Nothing more can be stored; readers find the lease run out.
-            logger.exception("resumable stream %s lost its store", stream_id)
+            logger.exception("resumable stream %s lost its store", stream_id, extra=log_extra())
             lost = True
         finally:
             if not lost:
                 await self._close(appender, closing + encoder.finish(), status)
             logger.info(
-                "resumable stream %s ended: %s, %d bytes", stream_id, status, appender.stored
+                "resumable stream %s ended: %s, %d bytes",
+                stream_id,
+                status,
+                appender.stored,
+                extra=log_extra(),
             )
 
     async def _run_into(
@@ -405,7 +426,7 @@ class ResumableStreams:
             async def keep_lease() -> None:
                 while True:
                     await anyio.sleep(store.lease / 3)
-                    await store.renew(stream_id, self.ttl)
+                    await measured("renew", store.renew(stream_id, self.ttl))
 
             async def cancel_on_request() -> None:
                 nonlocal cancel_requested
@@ -421,13 +442,17 @@ class ResumableStreams:
                     await write_chunks(chunks, encoder, appender.write, heartbeat)
                 status = "done"
             except StreamTooLargeError as exc:
-                logger.warning("resumable stream %s stopped: %s", stream_id, exc)
+                logger.warning(
+                    "resumable stream %s stopped: %s", stream_id, exc, extra=log_extra()
+                )
                 closing = encoder.encode([ErrorChunk(str(exc))])
             except StoreError:
                 raise  # nothing more can be stored
             except Exception:
                 # The run failed; its error chunk is already stored.
-                logger.exception("resumable stream %s: the run failed", stream_id)
+                logger.exception(
+                    "resumable stream %s: the run failed", stream_id, extra=log_extra()
+                )
             producer.cancel_scope.cancel()
         return ("cancelled" if cancel_requested else status), closing
 
@@ -442,7 +467,9 @@ class ResumableStreams:
         with anyio.CancelScope(shield=True):
             await _closing_step(stream_id, "last bytes", lambda: appender.append(closing))
             await _closing_step(
-                stream_id, "status", lambda: self.store.finish(stream_id, status, self.ttl)
+                stream_id,
+                "status",
+                lambda: measured("finish", self.store.finish(stream_id, status, self.ttl)),
             )
 
 
@@ -478,7 +505,7 @@ class _Appender:
         for piece in (self.unsure, data):
             if piece:
                 self.unsure = piece
-                await self.store.append(self.stream_id, self.stored, piece)
+                await measured("append", self.store.append(self.stream_id, self.stored, piece))
                 self.stored += len(piece)
                 self.unsure = b""
 
@@ -489,13 +516,19 @@ async def _closing_step(stream_id: str, what: str, step: Callable[[], Awaitable[
         try:
             await step()
         except Exception:
-            logger.exception("resumable stream %s: its %s could not be stored", stream_id, what)
+            logger.exception(
+                "resumable stream %s: its %s could not be stored",
+                stream_id,
+                what,
+                extra=log_extra(stream_id=stream_id),
+            )
     if late.cancelled_caught:
         logger.error(
             "resumable stream %s: its %s could not be stored within %s s",
             stream_id,
             what,
             _CLOSING_TIMEOUT,
+            extra=log_extra(stream_id=stream_id),
         )
 
 
@@ -509,6 +542,12 @@ def _why(failure: Exception) -> str:
     if isinstance(failure, ProducerLostError):
         return "producer-lost"
     return "store-lost"
+
+
+def _request_fields(scope: Scope) -> dict[str, object]:
+    """The log fields of a reader's request: its path and its client."""
+    client = scope.get("client")
+    return {"path": scope.get("path"), "client": f"{client[0]}:{client[1]}" if client else None}
 
 
 class StoredStreamResponse(ListeningResponse):
@@ -563,13 +602,19 @@ class StoredStreamResponse(ListeningResponse):
             "client left resumable stream %s at byte %d; the run goes on",
             self.stream_id,
             self._sent,
+            extra=log_extra(stream_id=self.stream_id, **_request_fields(scope)),
         )
 
     def ending(self, scope: Scope, interruption: Interruption | None) -> bytes:
         failure = self._failure
         if failure is None:
             return b""
-        logger.error("resumable stream %s: %s", self.stream_id, describe(failure))
+        logger.error(
+            "resumable stream %s: %s",
+            self.stream_id,
+            describe(failure),
+            extra=log_extra(stream_id=self.stream_id, **_request_fields(scope)),
+        )
         return self.endings.get(_why(failure), b"")
 
     def _frames(self) -> AsyncGenerator[bytes, None]:
