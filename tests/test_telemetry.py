@@ -85,7 +85,7 @@ async def run_to_end(callback: Callable[[RunController], Any], **options: Any) -
 async def spans_when(recorded: Recording, name: str, count: int) -> list[ReadableSpan]:
     """The spans called ``name`` once there are ``count`` (a server's end after its answer)."""
     with anyio.fail_after(10):
-        while len(recorded.spans(name)) < count:
+        while len(recorded.spans(name)) < count:  # noqa: ASYNC110 - another thread's spans
             await anyio.sleep(0.01)
     return recorded.spans(name)
 
@@ -153,16 +153,11 @@ async def test_tool_outcomes_error_references_and_what_the_metrics_count() -> No
         await anyio.sleep_forever()
 
     async def callback(controller: RunController) -> None:
-        calls = [
-            controller.spawn_tool_call("fine", fine, tool_call_id="call_ok"),
-            controller.spawn_tool_call(
-                "broken", broken, tool_call_id="call_err", errors_as_result=True
-            ),
-        ]
         controller.spawn_tool_call("stuck", stuck, tool_call_id="call_stuck")
         controller.add_error("a warning of the app's own")
-        while any(call.response is None for call in calls):
-            await anyio.sleep(0.001)
+        async with controller.open_substream() as sub:  # leaving it waits for both calls
+            sub.spawn_tool_call("fine", fine, tool_call_id="call_ok")
+            sub.spawn_tool_call("broken", broken, tool_call_id="call_err", errors_as_result=True)
         controller.cancel()
 
     with recording() as recorded:
@@ -406,7 +401,7 @@ async def test_the_resumable_store_s_operations_are_timed() -> None:
             response = await streams.start(create_run(callback), encoder=DataStreamEncoder())
             stream_id = response.headers["x-resumable-stream-id"]
             with anyio.fail_after(10):
-                while (info := await streams.store.info(stream_id)) and info.status == "running":
+                while (info := await streams.store.info(stream_id)) and info.status == "running":  # noqa: ASYNC110
                     await anyio.sleep(0.01)
         metrics = recorded.metrics()
 
