@@ -38,7 +38,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 __all__ = ["Recorded", "Recording", "recording"]
 
-_DELTA = dict.fromkeys(
+_DELTA: dict[type, AggregationTemporality] = dict.fromkeys(
     (
         Counter,
         UpDownCounter,

@@ -94,13 +94,12 @@ def agents(tmp_path: Path) -> Iterator[tuple[str, str, Receiver]]:
         arguments = ("serve", "tests.telemetry_app:app")
         with server_process(
             tmp_path / "worker.log", *arguments, env={**env, "OTEL_SERVICE_NAME": "worker"}
-        ) as (worker, _):
-            with server_process(
-                tmp_path / "orchestrator.log",
-                *arguments,
-                env={**env, "OTEL_SERVICE_NAME": "orchestrator", "WORKER_URL": worker},
-            ) as (orchestrator, _):
-                yield orchestrator, worker, receiver
+        ) as (worker, _), server_process(
+            tmp_path / "orchestrator.log",
+            *arguments,
+            env={**env, "OTEL_SERVICE_NAME": "orchestrator", "WORKER_URL": worker},
+        ) as (orchestrator, _):
+            yield orchestrator, worker, receiver
 
 
 def _one(spans: list[Exported], name: str, **attributes: Any) -> Exported:
