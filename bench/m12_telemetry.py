@@ -1,4 +1,4 @@
-"""m8 · The cost of telemetry: HTTP throughput and capacity with OpenTelemetry's SDK on and off.
+"""m12 · The cost of telemetry: HTTP throughput and capacity with OpenTelemetry's SDK on and off.
 
 The same trio-stream apps, served the same way, once as they are (the API
 installed, no SDK: OpenTelemetry's no-op) and once with the SDK configured
