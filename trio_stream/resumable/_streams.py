@@ -33,7 +33,7 @@ from anyio.abc import TaskGroup
 from starlette.responses import JSONResponse, Response
 from starlette.types import Scope
 
-from .._errors import TrioStreamError, describe
+from .._errors import TrioStreamError, collapse, describe
 from .._run import Run
 from .._shutdown import Shutdown, shutdown_of
 from ..asgi import (
@@ -83,6 +83,11 @@ and as many to store how it ended."""
 
 class StreamTooLargeError(TrioStreamError, RuntimeError):
     """A resumable run wrote more than its stream may hold."""
+
+
+class _Superseded(StreamNotFoundError):
+    """The producer's stream is gone: deleted or expired, and maybe started again under
+    its id. Nothing more of the run may be written there, its end included."""
 
 
 _INTERRUPTIONS: Mapping[str, str] = {
@@ -376,9 +381,13 @@ class ResumableStreams:
             # The server is shutting down.
             closing = encoder.encode([ErrorChunk(_SHUTDOWN_INTERRUPTION)])
             raise
-        except Exception:
-            # Nothing more can be stored; readers find the lease run out.
-            logger.exception("resumable stream %s lost its store", stream_id)
+        except Exception as exc:
+            # Nothing more can be stored; readers find the lease run out, or
+            # the stream gone.
+            if isinstance(gone := collapse(exc), _Superseded):
+                logger.warning("resumable stream %s: %s; its run is stopped", stream_id, gone)
+            else:
+                logger.exception("resumable stream %s lost its store", stream_id)
             lost = True
         finally:
             if not lost:
@@ -405,7 +414,10 @@ class ResumableStreams:
             async def keep_lease() -> None:
                 while True:
                     await anyio.sleep(store.lease / 3)
-                    await store.renew(stream_id, self.ttl)
+                    try:
+                        await store.renew(stream_id, self.ttl)
+                    except StreamNotFoundError as exc:
+                        raise appender.superseded() from exc
 
             async def cancel_on_request() -> None:
                 nonlocal cancel_requested
@@ -423,7 +435,7 @@ class ResumableStreams:
             except StreamTooLargeError as exc:
                 logger.warning("resumable stream %s stopped: %s", stream_id, exc)
                 closing = encoder.encode([ErrorChunk(str(exc))])
-            except StoreError:
+            except (StoreError, _Superseded):
                 raise  # nothing more can be stored
             except Exception:
                 # The run failed; its error chunk is already stored.
@@ -436,14 +448,24 @@ class ResumableStreams:
 
         Each step has its own time and fails on its own: a stream whose last
         bytes cannot be stored is still marked ended, so that its readers stop
-        at once rather than when the producer's lease runs out.
+        at once rather than when the producer's lease runs out; unless the
+        stream is no longer this producer's, whose end it must not mark.
         """
         stream_id = appender.stream_id
+
+        async def last_bytes() -> None:
+            if closing or appender.unsure:
+                await appender.append(closing)
+            else:  # nothing to append that would tell if the stream is still ours
+                info = await self.store.info(stream_id)
+                if info is None or info.status != "running" or info.size != appender.stored:
+                    raise appender.superseded()
+
         with anyio.CancelScope(shield=True):
-            await _closing_step(stream_id, "last bytes", lambda: appender.append(closing))
-            await _closing_step(
-                stream_id, "status", lambda: self.store.finish(stream_id, status, self.ttl)
-            )
+            if await _closing_step(stream_id, "last bytes", last_bytes):
+                await _closing_step(
+                    stream_id, "status", lambda: self.store.finish(stream_id, status, self.ttl)
+                )
 
 
 class _Appender:
@@ -456,6 +478,10 @@ class _Appender:
     accepts them unchanged if it has them (see ``StreamStore.append``). So
     every byte the encoder produced is stored once, in order, and the next
     append's offset is right either way.
+
+    A store that refuses an append (``ValueError``: the offset is not the
+    stream's size, or the stream has ended) or does not know the stream any
+    more has a stream that is not this producer's: ``_Superseded``.
     """
 
     def __init__(self, store: StreamStore, stream_id: str, max_bytes: int) -> None:
@@ -478,16 +504,31 @@ class _Appender:
         for piece in (self.unsure, data):
             if piece:
                 self.unsure = piece
-                await self.store.append(self.stream_id, self.stored, piece)
+                try:
+                    await self.store.append(self.stream_id, self.stored, piece)
+                except (ValueError, StreamNotFoundError) as exc:
+                    raise self.superseded() from exc
                 self.stored += len(piece)
                 self.unsure = b""
 
+    def superseded(self) -> _Superseded:
+        return _Superseded(
+            f"stream {self.stream_id!r} is no longer this producer's: it was deleted or "
+            "expired while its run wrote to it (and may have been started again)"
+        )
 
-async def _closing_step(stream_id: str, what: str, step: Callable[[], Awaitable[None]]) -> None:
-    """Run one step of storing a stream's end, within its time; a failure is logged."""
+
+async def _closing_step(stream_id: str, what: str, step: Callable[[], Awaitable[None]]) -> bool:
+    """Run one step of storing a stream's end, within its time; a failure is logged.
+
+    Returns ``False`` if the stream is no longer the producer's, else ``True``.
+    """
     with anyio.move_on_after(_CLOSING_TIMEOUT) as late:
         try:
             await step()
+        except _Superseded as exc:
+            logger.warning("resumable stream %s: %s; its end is not stored", stream_id, exc)
+            return False
         except Exception:
             logger.exception("resumable stream %s: its %s could not be stored", stream_id, what)
     if late.cancelled_caught:
@@ -497,6 +538,7 @@ async def _closing_step(stream_id: str, what: str, step: Callable[[], Awaitable[
             what,
             _CLOSING_TIMEOUT,
         )
+    return True
 
 
 _SHUTDOWN_INTERRUPTION = "the stream was interrupted: the server producing it shut down"
