@@ -20,7 +20,13 @@ from trio_stream import RunController, create_run
 from trio_stream.chunks import Chunk, ErrorChunk
 from trio_stream.formats import StreamEncoder
 from trio_stream.formats.data_stream import DataStreamEncoder
-from trio_stream.resumable import STREAM_ID_HEADER, MemoryStore, ResumableStreams, StreamStore
+from trio_stream.resumable import (
+    STREAM_ID_HEADER,
+    MemoryStore,
+    ResumableStreams,
+    StreamStore,
+    validate_stream_id,
+)
 
 from ..asgi_calls import SCOPE, SentMessages, never_disconnect
 from ..clients import decode
@@ -232,6 +238,24 @@ async def test_an_int_offset_is_checked_too() -> None:
             {"detail": detail},
         )
     assert (await streams.resume("unknown-stream-id", offset=5)).status_code == 404
+
+
+@pytest.mark.anyio
+async def test_an_id_is_checked_whole_a_trailing_line_break_included() -> None:
+    for almost in ("valid-id-0001\n", "\nvalid-id-0001", "valid-id.0001", "valid:id:0001"):
+        with pytest.raises(ValueError, match="a stream id is 8 to 128 letters"):
+            validate_stream_id(almost)
+        async with ResumableStreams(MemoryStore()) as streams:
+            refused = await streams.start(
+                create_run(say_hi), encoder=DataStreamEncoder(), stream_id=almost
+            )
+            assert refused.status_code == 400
+            assert (await streams.resume(almost)).status_code == 400
+            assert (await streams.cancel(almost)).status_code == 400
+
+
+async def say_hi(controller: RunController) -> None:
+    controller.append_text("hi")
 
 
 def test_an_id_chosen_by_the_app_is_checked_and_taken_once(url: str) -> None:
