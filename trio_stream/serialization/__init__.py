@@ -2,7 +2,9 @@
 
 Each format's encoder lives in ``trio_stream.formats`` and its response in
 ``trio_stream.asgi``; this package and its modules (``data_stream``,
-``assistant_transport``, ``ui_message_stream``, ``openai_stream``) name them
+``assistant_transport``, ``ui_message_stream``, ``openai_stream``,
+``object_stream``, and ``gorp_stream`` with assistant-stream's names for the
+object stream) name them
 where an assistant-stream user looks for them.
 """
 
@@ -11,6 +13,7 @@ from ..asgi import (
     AssistantTransportResponse,
     DataStreamResponse,
     HeartbeatOption,
+    ObjectStreamResponse,
     OpenAIStreamResponse,
     RunResponse,
     UIMessageStreamResponse,
@@ -18,6 +21,7 @@ from ..asgi import (
 from ..formats import StreamEncoder
 from ..formats.assistant_transport import AssistantTransportEncoder
 from ..formats.data_stream import DataStreamEncoder
+from ..formats.object_stream import ObjectStreamEncoder
 from ..formats.openai_stream import OpenAIStreamEncoder
 from ..formats.ui_message_stream import UIMessageStreamEncoder
 
@@ -28,6 +32,8 @@ __all__ = [
     "DataStreamEncoder",
     "DataStreamResponse",
     "HeartbeatOption",
+    "ObjectStreamEncoder",
+    "ObjectStreamResponse",
     "OpenAIStreamEncoder",
     "OpenAIStreamResponse",
     "RunResponse",
