@@ -255,6 +255,24 @@ async def test_at_most_max_streams_run_at_once_and_the_next_start_is_a_503(
         assert await body_of(again)
 
 
+async def test_a_refused_start_holds_no_place_among_max_streams(make_store: StoreFactory) -> None:
+    done: list[Awaitable[None]] = []
+    async with ResumableStreams(make_store(), max_streams=1, wait_until=done.append) as streams:
+        first = await streams.start(
+            create_run(say), encoder=DataStreamEncoder(), stream_id=STREAM_ID
+        )
+        await body_of(first)
+        await done[0]
+        for _ in range(3):  # the id is taken, by a stream that has ended
+            again = await streams.start(
+                create_run(say), encoder=DataStreamEncoder(), stream_id=STREAM_ID
+            )
+            assert again.status_code == 409
+        assert (
+            await streams.start(create_run(say), encoder=DataStreamEncoder())
+        ).status_code == 200
+
+
 async def test_a_chunk_over_max_chunk_bytes_stops_the_run_after_what_came_before(
     make_store: StoreFactory,
 ) -> None:

@@ -308,20 +308,25 @@ class ResumableStreams:
         # with nobody to end it: a cancellation (the client gone, the server
         # stopping) lands after both. The store bounds how long create takes.
         with anyio.CancelScope(shield=True):
-            self._producing += 1
-            refused = await self._create(stream_id, encoder, endings)
-            if refused is not None:
-                self._producing -= 1
-                return refused
-            producers.start_soon(
-                self._produce,
-                stream_id,
-                run,
-                encoder,
-                interval,
-                ended,
-                name=f"trio_stream producer {stream_id}",
-            )
+            self._producing += 1  # counted at once: another start may come meanwhile
+            started = False
+            try:
+                refused = await self._create(stream_id, encoder, endings)
+                if refused is not None:
+                    return refused
+                producers.start_soon(
+                    self._produce,
+                    stream_id,
+                    run,
+                    encoder,
+                    interval,
+                    ended,
+                    name=f"trio_stream producer {stream_id}",
+                )
+                started = True
+            finally:
+                if not started:
+                    self._producing -= 1
         self.hooks.call("on_acquire", stream_id, "producer")
         self.hooks.call("wait_until", stream_id, ended)
         return StoredStreamResponse(
