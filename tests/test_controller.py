@@ -269,3 +269,28 @@ async def test_data_and_annotations_are_sent_as_they_were_at_the_call() -> None:
         ({"step": 2},),
         ({"step": 3},),
     ]
+
+
+async def test_a_failing_added_stream_cancels_and_awaits_the_others() -> None:
+    started, closed = anyio.Event(), anyio.Event()
+
+    async def blocking() -> AsyncIterator[TextDeltaChunk]:
+        started.set()
+        try:
+            await anyio.sleep_forever()
+            yield TextDeltaChunk("never")
+        finally:
+            closed.set()
+
+    async def failing() -> AsyncIterator[TextDeltaChunk]:
+        await started.wait()
+        raise RuntimeError("substream failed")
+        yield TextDeltaChunk("never")
+
+    async def run(controller: RunController) -> None:
+        controller.add_stream(blocking())
+        controller.add_stream(failing())
+
+    with anyio.fail_after(5), pytest.raises(RuntimeError, match="substream failed"):
+        await collect(run)
+    assert closed.is_set()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import tracemalloc
 import weakref
+from collections.abc import AsyncIterator
 
 import anyio
 import anyio.lowlevel
@@ -252,3 +253,84 @@ async def test_shielded_cleanup_finishes_before_the_block_exits() -> None:
         await chunks.receive()
     steps.append("block exited")
     assert steps == ["tool cleaned up", "block exited"]
+
+
+async def test_the_cooperative_signal_is_read_only_and_stays_unset_when_the_run_ends() -> None:
+    seen: list[object] = []
+    controllers: list[RunController] = []
+
+    async def run(controller: RunController) -> None:
+        signal = controller.cancelled_event
+        seen.extend([callable(signal.wait), callable(signal.is_set), hasattr(signal, "set")])
+        seen.append(controller.is_cancelled)
+        controller.append_text("done")
+        controllers.append(controller)
+
+    assert await collect(run) == [TextDeltaChunk("done")]
+    assert seen == [True, True, False, False]
+    assert controllers[0].is_cancelled is False  # it ended by itself
+    assert not controllers[0].cancelled_event.is_set()
+
+
+async def test_what_cleanup_starts_while_the_run_is_left_is_cancelled_and_awaited() -> None:
+    """A task's cleanup, as the block is left, adds a stream and waits for something: the
+    block's exit waits for the cleanup, and the stream it added is cancelled and closed
+    before the exit too, since nothing a run started outlives its block."""
+    order: list[str] = []
+    nested_started, cleanup_waiting, release = anyio.Event(), anyio.Event(), anyio.Event()
+
+    async def nested() -> AsyncIterator[TextDeltaChunk]:
+        nested_started.set()
+        try:
+            await anyio.sleep_forever()
+            yield TextDeltaChunk("never")
+        finally:
+            order.append("nested closed")
+
+    async def run(controller: RunController) -> None:
+        controller.append_text("start")
+        try:
+            await anyio.sleep_forever()
+        finally:
+            with anyio.CancelScope(shield=True):
+                controller.add_stream(nested())
+                await nested_started.wait()
+                cleanup_waiting.set()
+                await release.wait()
+                order.append("cleanup done")
+
+    async def releases() -> None:
+        await cleanup_waiting.wait()
+        order.append("released")
+        release.set()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(releases)
+        async with create_run(run) as chunks:
+            await chunks.receive()
+        order.append("block exited")
+    assert order[-1] == "block exited"
+    assert sorted(order[:-1]) == ["cleanup done", "nested closed", "released"]
+    assert order.index("released") < order.index("cleanup done")
+
+
+async def test_a_cancelled_exit_still_waits_for_a_task_that_holds_off_its_cancellation() -> None:
+    """The code leaving the block is itself cancelled, and a task of the run takes its time
+    to stop: the block's exit waits for it all the same, so that no task outlives it."""
+    finished = anyio.Event()
+
+    async def run(controller: RunController) -> None:
+        controller.append_text("start")
+        try:
+            await anyio.sleep_forever()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.sleep(0.1)  # a non-cooperative task
+                finished.set()
+
+    with anyio.move_on_after(0.01) as deadline:
+        async with create_run(run) as chunks:
+            await chunks.receive()
+            await anyio.sleep_forever()  # the deadline cancels the consumer here
+    assert deadline.cancelled_caught
+    assert finished.is_set()

@@ -405,6 +405,26 @@ async def test_list_only_methods_on_a_dict_raise_type_error() -> None:
     assert await collect(callback, state={"d": {}}) == []
 
 
+async def test_list_mutations_with_no_operation_are_not_offered() -> None:
+    """``pop``, ``remove``, ``insert``, ``clear`` and ``del`` would change indexes the client
+    holds, and no operation says so: set the whole list instead."""
+
+    async def callback(controller: RunController) -> None:
+        items = controller.state["items"]
+        for name in ("pop", "remove", "insert", "clear", "sort", "reverse"):
+            assert not hasattr(items, name)
+        with pytest.raises(AttributeError):
+            del items[0]
+        with pytest.raises(TypeError, match="state list indices must be integers, not 'x'"):
+            items["x"] = 1
+        assert items["1"] == "b"  # an index as text is still an index
+        controller.state["items"] = ["b"]
+
+    assert await collect(callback, state={"items": ["a", "b"]}) == [
+        update(set_op(["items"], ["b"]))
+    ]
+
+
 # -- the mapping and sequence protocol -----------------------------------
 
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from trio_stream.chunks import (
     Chunk,
+    DataChunk,
     ErrorChunk,
     ReasoningDeltaChunk,
     ReasoningPartStartChunk,
@@ -15,6 +18,7 @@ from trio_stream.chunks import (
     ToolCallBeginChunk,
     ToolCallDeltaChunk,
     ToolResultChunk,
+    UpdateStateChunk,
 )
 from trio_stream.formats.assistant_transport import AssistantTransportEncoder
 
@@ -219,3 +223,174 @@ def test_a_summary_opens_one_reasoning_part_that_the_deltas_extend() -> None:
         {"type": "part-finish", "path": [1]},
         {"type": "part-finish", "path": [2]},
     ]
+
+
+def _tool(call_id: str, name: str) -> dict[str, Any]:
+    return {
+        "type": "part-start",
+        "part": {"type": "tool-call", "toolCallId": call_id, "toolName": name},
+        "path": [],
+    }
+
+
+def _text(path: int, delta: str) -> dict[str, Any]:
+    return {"type": "text-delta", "textDelta": delta, "path": [path]}
+
+
+def _args_end(path: int) -> dict[str, Any]:
+    return {"type": "tool-call-args-text-finish", "path": [path]}
+
+
+def _result(path: int, result: Any, **more: Any) -> dict[str, Any]:
+    return {"type": "result", "path": [path], "result": result, "isError": False, **more}
+
+
+def _finish(path: int) -> dict[str, Any]:
+    return {"type": "part-finish", "path": [path]}
+
+
+_TEXT_PART = {"type": "part-start", "part": {"type": "text"}, "path": []}
+
+SEQUENCES: dict[str, tuple[list[Chunk], list[dict[str, Any]]]] = {
+    "text deltas share one text part": (
+        [TextDeltaChunk("Hello"), TextDeltaChunk(" world")],
+        [_TEXT_PART, _text(0, "Hello"), _text(0, " world"), _finish(0)],
+    ),
+    "reasoning then text open parts of their own": (
+        [ReasoningDeltaChunk("Thinking..."), TextDeltaChunk("Answer")],
+        [
+            {"type": "part-start", "part": {"type": "reasoning"}, "path": []},
+            _text(0, "Thinking..."),
+            _finish(0),
+            _TEXT_PART,
+            _text(1, "Answer"),
+            _finish(1),
+        ],
+    ),
+    "streamed arguments end before the result": (
+        [
+            ToolCallBeginChunk("tool_1", "get_weather"),
+            ToolCallDeltaChunk("tool_1", '{"location":'),
+            ToolCallDeltaChunk("tool_1", ' "NYC"}'),
+            ToolResultChunk("tool_1", {"temp": 70}),
+        ],
+        [
+            _tool("tool_1", "get_weather"),
+            _text(0, '{"location":'),
+            _text(0, ' "NYC"}'),
+            _args_end(0),
+            _result(0, {"temp": 70}),
+            _finish(0),
+        ],
+    ),
+    "a call without arguments gets an empty object": (
+        [ToolCallBeginChunk("tool_1", "noop"), ToolResultChunk("tool_1", "ok")],
+        [_tool("tool_1", "noop"), _text(0, "{}"), _args_end(0), _result(0, "ok"), _finish(0)],
+    ),
+    "a result carries its artifact and error flag": (
+        [
+            ToolCallBeginChunk("tool_1", "fail"),
+            ToolResultChunk("tool_1", "boom", artifact={"trace": 1}, is_error=True),
+        ],
+        [
+            _tool("tool_1", "fail"),
+            _text(0, "{}"),
+            _args_end(0),
+            _result(0, "boom", isError=True, artifact={"trace": 1}),
+            _finish(0),
+        ],
+    ),
+    "data and state leave the arguments open": (
+        [
+            ToolCallBeginChunk("tool_1", "noop"),
+            DataChunk({"x": 1}),
+            UpdateStateChunk(({"type": "set", "path": [], "value": 1},)),
+            ToolCallDeltaChunk("tool_1", "{}"),
+        ],
+        [
+            _tool("tool_1", "noop"),
+            {"type": "data", "data": [{"x": 1}]},
+            {"type": "update-state", "operations": [{"type": "set", "path": [], "value": 1}]},
+            _text(0, "{}"),
+            _args_end(0),
+            _finish(0),
+        ],
+    ),
+    "data is a list of one value": (
+        [DataChunk([1, 2])],
+        [{"type": "data", "data": [[1, 2]]}],
+    ),
+    "an update keeps its operations as they are": (
+        [UpdateStateChunk(({"type": "append-text", "path": ["m", "0"], "value": "hi"},))],
+        [
+            {
+                "type": "update-state",
+                "operations": [{"type": "append-text", "path": ["m", "0"], "value": "hi"}],
+            }
+        ],
+    ),
+    "a source is a part that starts and finishes": (
+        [SourceChunk(id="s1", url="https://example.com", title="Example")],
+        [
+            {
+                "type": "part-start",
+                "part": {
+                    "type": "source",
+                    "sourceType": "url",
+                    "id": "s1",
+                    "url": "https://example.com",
+                    "title": "Example",
+                },
+                "path": [],
+            },
+            _finish(0),
+        ],
+    ),
+    "a call left open ends at the end of the body": (
+        [ToolCallBeginChunk("tool_1", "noop"), ToolCallDeltaChunk("tool_1", '{"a": 1}')],
+        [_tool("tool_1", "noop"), _text(0, '{"a": 1}'), _args_end(0), _finish(0)],
+    ),
+    "parallel calls keep each their own arguments": (
+        [
+            ToolCallBeginChunk("call_a", "search"),
+            ToolCallBeginChunk("call_b", "lookup"),
+            ToolCallDeltaChunk("call_a", '{"q": "cats"}'),
+            ToolResultChunk("call_a", "r1"),
+            ToolResultChunk("call_b", "r2"),
+        ],
+        [
+            _tool("call_a", "search"),
+            _tool("call_b", "lookup"),
+            _text(0, '{"q": "cats"}'),
+            _args_end(0),
+            _result(0, "r1"),
+            _finish(0),
+            _text(1, "{}"),
+            _args_end(1),
+            _result(1, "r2"),
+            _finish(1),
+        ],
+    ),
+    "an error leaves the message, then open arguments end": (
+        [ToolCallBeginChunk("tool_1", "noop"), ErrorChunk("boom")],
+        [
+            _tool("tool_1", "noop"),
+            {"type": "error", "error": "boom"},
+            _text(0, "{}"),
+            _args_end(0),
+            _finish(0),
+        ],
+    ),
+}
+"""Chunk sequences and the events they make, before the message's end."""
+
+
+@pytest.mark.parametrize("case", list(SEQUENCES))
+def test_each_kind_of_content_makes_its_parts(case: str) -> None:
+    chunks, expected = SEQUENCES[case]
+    encoder = AssistantTransportEncoder()
+    sent = events(encoder.encode(chunks) + encoder.finish())
+    assert sent[-1] == "data: [DONE]"
+    ending = [] if isinstance(chunks[-1], ErrorChunk) else [sent[-2]]  # no finish after an error
+    assert [e["type"] for e in ending] == ["message-finish"] * len(ending)
+    assert sent[: len(sent) - 1 - len(ending)] == expected

@@ -11,16 +11,20 @@ import pytest
 
 from trio_stream import RunController
 from trio_stream.chunks import (
+    AnnotationsChunk,
     Chunk,
     ErrorChunk,
+    FileChunk,
     ReasoningDeltaChunk,
     ReasoningPartStartChunk,
     StepFinishChunk,
+    StepStartChunk,
     TextDeltaChunk,
     ToolCallArgsTextFinishChunk,
     ToolCallBeginChunk,
     ToolCallDeltaChunk,
     ToolResultChunk,
+    UpdateStateChunk,
 )
 from trio_stream.formats.data_stream import DataStreamEncoder
 
@@ -262,3 +266,31 @@ async def test_close_on_the_controller_ends_the_arguments() -> None:
         ("b", {"toolCallId": "t2", "toolName": "search"}),
         ("c", {"toolCallId": "t2", "argsTextDelta": '{"q": 1}', "isFinal": True}),
     ]
+
+
+@pytest.mark.parametrize(
+    ("chunk", "line"),
+    [
+        (
+            UpdateStateChunk(({"type": "append-text", "path": ["m", "0"], "value": "hi"},)),
+            'aui-state:[{"type":"append-text","path":["m","0"],"value":"hi"}]',
+        ),
+        (
+            AnnotationsChunk(({"type": "citation", "id": "a1"},)),
+            '8:[{"type":"citation","id":"a1"}]',
+        ),
+        (StepStartChunk("msg_1"), 'f:{"messageId":"msg_1"}'),
+        (
+            StepFinishChunk("stop", 12, 34, is_continued=False),
+            'e:{"finishReason":"stop","usage":{"inputTokens":12,"outputTokens":34},'
+            '"isContinued":false}',
+        ),
+        (FileChunk("aGVsbG8=", "image/png"), 'k:{"data":"aGVsbG8=","mimeType":"image/png"}'),
+        (
+            FileChunk("eA==", "text/plain", parent_id="p1"),
+            'k:{"data":"eA==","mimeType":"text/plain","parentId":"p1"}',
+        ),
+    ],
+)
+def test_each_chunk_is_one_line_of_compact_json(chunk: Chunk, line: str) -> None:
+    assert DataStreamEncoder().encode([chunk]) == line.encode() + b"\n"

@@ -27,6 +27,7 @@ from trio_stream.chunks import (
 from trio_stream.formats import StreamEncoder
 from trio_stream.formats.assistant_transport import AssistantTransportEncoder
 from trio_stream.formats.data_stream import DataStreamEncoder
+from trio_stream.formats.object_stream import ObjectStreamEncoder
 from trio_stream.formats.openai_stream import OpenAIStreamEncoder
 from trio_stream.formats.ui_message_stream import UIMessageStreamEncoder
 
@@ -35,6 +36,7 @@ ENCODERS: list[Any] = [
     AssistantTransportEncoder,
     UIMessageStreamEncoder,
     OpenAIStreamEncoder,
+    ObjectStreamEncoder,
 ]
 
 ONE_OF_EACH: list[Chunk] = [
@@ -89,7 +91,8 @@ def test_every_kind_of_chunk_encodes(encoder_class: type[StreamEncoder]) -> None
     encoder = encoder_class()
     body = encoder.start() + encoder.encode(ONE_OF_EACH) + encoder.finish()
     assert body.decode().endswith("\n")
-    assert b"boom" in body
+    # The object stream carries the state alone, and no error.
+    assert (b"boom" in body) is not (encoder_class is ObjectStreamEncoder)
 
 
 @pytest.mark.parametrize("encoder_class", ENCODERS, ids=names)

@@ -12,6 +12,8 @@
 //   assistant-transport   assistant-stream AssistantTransportDecoder -> AssistantMessageAccumulator
 //   ui-message-stream     assistant-stream UIMessageStreamDecoder    -> AssistantMessageAccumulator
 //   ai-ui-message-stream  ai: parseJsonEventStream + uiMessageChunkSchema -> readUIMessageStream
+//   object-stream         assistant-stream fromObjectStreamResponse  -> the last snapshot
+//                         (the response's own headers with --url; else the format's)
 //
 // --split N feeds the body as N-byte pieces (N=1 splits inside UTF-8
 // sequences and SSE/line delimiters), default: one piece.
@@ -30,6 +32,7 @@ import {
   AssistantTransportDecoder,
   DataStreamDecoder,
   UIMessageStreamDecoder,
+  fromObjectStreamResponse,
 } from "assistant-stream";
 import { parseJsonEventStream, readUIMessageStream, uiMessageChunkSchema } from "ai";
 
@@ -38,7 +41,11 @@ const ASSISTANT_STREAM_DECODERS = {
   "assistant-transport": () => new AssistantTransportDecoder(),
   "ui-message-stream": () => new UIMessageStreamDecoder(),
 };
-const FORMATS = [...Object.keys(ASSISTANT_STREAM_DECODERS), "ai-ui-message-stream"];
+const FORMATS = [...Object.keys(ASSISTANT_STREAM_DECODERS), "ai-ui-message-stream", "object-stream"];
+const OBJECT_STREAM_HEADERS = {
+  "content-type": "text/event-stream",
+  "assistant-stream-format": "object-stream/v0",
+};
 
 // Capture library diagnostics; still echo them to stderr for humans.
 const warnings = [];
@@ -137,6 +144,17 @@ async function decodeAiUIMessageStream(body, chunks) {
   return last;
 }
 
+// The client's own entry point, which checks the response's headers; "chunks"
+// are the operation batches, "message" the state after the last one.
+async function decodeObjectStream(body, headers, chunks) {
+  let state = null;
+  for await (const chunk of fromObjectStreamResponse(new Response(body, { headers }))) {
+    chunks.push(plain(chunk.operations));
+    state = chunk.snapshot;
+  }
+  return state;
+}
+
 function option(argv, name) {
   const at = argv.indexOf(name);
   if (at === -1) return undefined;
@@ -183,7 +201,9 @@ async function main(argv) {
     const message =
       format === "ai-ui-message-stream"
         ? await decodeAiUIMessageStream(body, chunks)
-        : await decodeAssistantStream(format, body, chunks);
+        : format === "object-stream"
+          ? await decodeObjectStream(body, response.headers ?? OBJECT_STREAM_HEADERS, chunks)
+          : await decodeAssistantStream(format, body, chunks);
     return { status: 0, output: { ...response, message: plain(message) ?? null, chunks, warnings } };
   } catch (e) {
     return { status: 1, output: { ...response, error: String(e?.message ?? e), chunks, warnings } };

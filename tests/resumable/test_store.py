@@ -121,6 +121,70 @@ async def test_an_unknown_stream_cannot_be_read(store: StreamStore) -> None:
         await read_all(store, "stream-9999")
 
 
+async def test_streams_are_kept_apart_by_id(store: StreamStore) -> None:
+    first, second = await create(store, "stream-0001"), await create(store, "stream-0002")
+    offset = 0
+    for index, frame in enumerate(FRAMES):  # the two interleaved
+        await store.append(first, offset, frame)
+        offset += len(frame)
+        if index < 2:
+            await store.append(second, index, b"ab"[index : index + 1])
+    await store.finish(first, "done", 60)
+    assert await read_all(store, first) == WHOLE
+    assert await stored(store, second) == ("running", 2, b"ab")
+
+
+async def test_every_byte_value_is_kept_as_it_is(store: StreamStore) -> None:
+    stream_id = await create(store)
+    data = bytes(range(256)) * 2
+    await store.append(stream_id, 0, data[:300])
+    await store.append(stream_id, 300, data[300:])
+    await store.finish(stream_id, "done", 60)
+    for offset in (0, 1, 255, 300, 511):
+        assert await read_all(store, stream_id, offset) == data[offset:]
+
+
+async def test_several_readers_follow_one_stream_at_once(store: StreamStore) -> None:
+    stream_id = await create(store)
+    received: list[bytes] = []
+    async with anyio.create_task_group() as readers:
+        for _ in range(5):
+
+            async def follow() -> None:
+                received.append(await read_all(store, stream_id))
+
+            readers.start_soon(follow)
+        await anyio.sleep(0.05)  # the readers wait on the live tail
+        await write_all(store, stream_id)
+    assert received == [WHOLE] * 5
+
+
+async def test_a_reader_cancelled_while_it_waits_leaves_the_stream_to_others(
+    store: StreamStore,
+) -> None:
+    stream_id = await create(store)
+    await store.append(stream_id, 0, FRAMES[0])
+    got_first = anyio.Event()
+    with anyio.CancelScope() as reader:
+
+        async def follow() -> None:
+            async with contextlib.aclosing(store.read(stream_id)) as frames:
+                async for _ in frames:
+                    got_first.set()
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(follow)
+            await got_first.wait()
+            reader.cancel()  # the client leaves while its reader waits for more
+    assert reader.cancelled_caught
+    offset = len(FRAMES[0])
+    for frame in FRAMES[1:]:
+        await store.append(stream_id, offset, frame)
+        offset += len(frame)
+    await store.finish(stream_id, "done", 60)
+    assert await read_all(store, stream_id) == WHOLE
+
+
 async def test_a_deleted_stream_ends_its_readers(make_store: StoreFactory) -> None:
     store = make_store(lease=0.5)
     stream_id = await create(store)

@@ -19,14 +19,24 @@ from starlette.types import Message
 from trio_stream import RunController, create_run
 from trio_stream.chunks import Chunk, ErrorChunk
 from trio_stream.formats import StreamEncoder
-from trio_stream.resumable import STREAM_ID_HEADER, MemoryStore, ResumableStreams, StreamStore
+from trio_stream.formats.data_stream import DataStreamEncoder
+from trio_stream.resumable import (
+    STREAM_ID_HEADER,
+    MemoryStore,
+    ResumableStreams,
+    StreamStore,
+    validate_stream_id,
+)
 
 from ..asgi_calls import SCOPE, SentMessages, never_disconnect
 from ..clients import decode
 from ..serving import running
 from .app import app_for
 from .client import leave_after, resume, start
+from .conftest import StoreFactory
 from .redis_server import RedisServer
+
+STREAM_ID = "chat-0001-turn-1"
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -230,6 +240,24 @@ async def test_an_int_offset_is_checked_too() -> None:
     assert (await streams.resume("unknown-stream-id", offset=5)).status_code == 404
 
 
+@pytest.mark.anyio
+async def test_an_id_is_checked_whole_a_trailing_line_break_included() -> None:
+    for almost in ("valid-id-0001\n", "\nvalid-id-0001", "valid-id.0001", "valid:id:0001"):
+        with pytest.raises(ValueError, match="a stream id is 8 to 128 letters"):
+            validate_stream_id(almost)
+        async with ResumableStreams(MemoryStore()) as streams:
+            refused = await streams.start(
+                create_run(say_hi), encoder=DataStreamEncoder(), stream_id=almost
+            )
+            assert refused.status_code == 400
+            assert (await streams.resume(almost)).status_code == 400
+            assert (await streams.cancel(almost)).status_code == 400
+
+
+async def say_hi(controller: RunController) -> None:
+    controller.append_text("hi")
+
+
 def test_an_id_chosen_by_the_app_is_checked_and_taken_once(url: str) -> None:
     assert start(url, id="chat-0001-turn-1").headers[STREAM_ID_HEADER] == "chat-0001-turn-1"
     taken = httpx.post(f"{url}/start/data-stream", params={"id": "chat-0001-turn-1"})
@@ -292,3 +320,52 @@ async def test_a_stream_broken_off_ends_in_its_encoders_words_on_another_worker(
         "[agent-7] error: the stream was interrupted: it was deleted or expired\n"
         "[agent-7] end\n"
     )
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("late_write", [True, False], ids=["writes-again", "just-ends"])
+async def test_a_producer_whose_stream_was_deleted_never_touches_its_successor(
+    make_store: StoreFactory, caplog: pytest.LogCaptureFixture, late_write: bool
+) -> None:
+    """An app that picks its own ids may delete a stream and start another one under the
+    same id while the first run still goes on: that run's producer stops at its next
+    write, or at its end, and the new stream keeps only its own bytes and its own end."""
+    store = make_store()
+    release_old = anyio.Event()
+    new_written = anyio.Event()
+
+    async def old(controller: RunController) -> None:
+        controller.append_text("old text")
+        await release_old.wait()
+        if late_write:
+            controller.append_text("late")
+
+    async def new(controller: RunController) -> None:
+        controller.append_text("new")
+        await new_written.wait()
+        controller.append_text(" tail")
+
+    async with ResumableStreams(store) as streams:
+        await streams.start(create_run(old), encoder=DataStreamEncoder(), stream_id=STREAM_ID)
+        with anyio.fail_after(5):
+            while (info := await store.info(STREAM_ID)) is None or info.size == 0:  # noqa: ASYNC110
+                await anyio.sleep(0.01)
+        await store.delete(STREAM_ID)
+        second = await streams.start(
+            create_run(new), encoder=DataStreamEncoder(), stream_id=STREAM_ID
+        )
+        with anyio.fail_after(5):
+            while (info := await store.info(STREAM_ID)) is None or info.size == 0:  # noqa: ASYNC110
+                await anyio.sleep(0.01)
+        release_old.set()  # the old run writes or ends, and its producer with it
+        with anyio.fail_after(5):
+            while not any("no longer this producer's" in r.getMessage() for r in caplog.records):  # noqa: ASYNC110
+                await anyio.sleep(0.01)
+        new_written.set()
+        sent = SentMessages()
+        await sent.call(second)
+        end = DataStreamEncoder().finish()
+        assert sent.body == b'0:"new"\n0:" tail"\n' + end
+        info = await store.info(STREAM_ID)
+        assert info is not None
+        assert info.status == "done"

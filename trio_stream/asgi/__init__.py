@@ -7,7 +7,8 @@ owns the I/O: writes, disconnects, the shutdown cut-off and keep-alives.
 - ``AssistantTransportResponse``: assistant-ui's assistant transport (SSE);
 - ``UIMessageStreamResponse``: the AI SDK's UI message stream (SSE);
 - ``OpenAIStreamResponse``: OpenAI chat completion chunks (SSE);
-- ``AGUIResponse``: AG-UI events (SSE), for AG-UI clients such as CopilotKit.
+- ``AGUIResponse``: AG-UI events (SSE), for AG-UI clients such as CopilotKit;
+- ``ObjectStreamResponse``: a run's state alone, as assistant-ui's object stream (SSE).
 
 ``RunResponse`` streams a run in any encoder's format, and
 ``ListeningResponse`` is the sequence every streamed response shares, for a
@@ -33,6 +34,7 @@ from ._response import (
     AssistantTransportResponse,
     DataStreamResponse,
     ListeningResponse,
+    ObjectStreamResponse,
     OpenAIStreamResponse,
     RunResponse,
     UIMessageStreamResponse,
@@ -50,6 +52,7 @@ __all__ = [
     "Interruption",
     "KeepAlivePieces",
     "ListeningResponse",
+    "ObjectStreamResponse",
     "OpenAIStreamResponse",
     "RunResponse",
     "UIMessageStreamResponse",

@@ -30,7 +30,7 @@ import logging
 import time
 from collections.abc import Mapping
 from functools import partial
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from starlette.background import BackgroundTask
 from starlette.responses import Response
@@ -44,6 +44,7 @@ from ..formats import StreamEncoder
 from ..formats.ag_ui import AGUIEncoder
 from ..formats.assistant_transport import AssistantTransportEncoder
 from ..formats.data_stream import DataStreamEncoder
+from ..formats.object_stream import ObjectStreamEncoder
 from ..formats.openai_stream import OpenAIStreamEncoder
 from ..formats.ui_message_stream import UIMessageStreamEncoder
 from ._delivery import (
@@ -62,6 +63,7 @@ __all__ = [
     "AssistantTransportResponse",
     "DataStreamResponse",
     "ListeningResponse",
+    "ObjectStreamResponse",
     "OpenAIStreamResponse",
     "RunResponse",
     "UIMessageStreamResponse",
@@ -304,3 +306,40 @@ class AGUIResponse(RunResponse):
     """
 
     encoder_class = AGUIEncoder
+
+
+class ObjectStreamResponse(RunResponse):
+    """A run's state streamed as assistant-ui's object stream (``text/event-stream``).
+
+    Only the state travels: each batch of operations is an event, which
+    the client (``fromObjectStreamResponse``) applies to the state it holds.
+    ``snapshot`` is the state the client starts from, sent before the first
+    operations: pass the run's initial state. Heartbeats are on by default:
+    an SSE comment after 15 s of silence.
+    """
+
+    encoder_class = ObjectStreamEncoder
+
+    def __init__(
+        self,
+        run: Run,
+        *,
+        snapshot: Any = None,
+        encoder: StreamEncoder | None = None,
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+        background: BackgroundTask | None = None,
+        heartbeat: HeartbeatOption = None,
+    ) -> None:
+        if snapshot is not None:
+            if encoder is not None:
+                raise TypeError("give the snapshot to the encoder: ObjectStreamEncoder(snapshot)")
+            encoder = ObjectStreamEncoder(snapshot)
+        super().__init__(
+            run,
+            encoder=encoder,
+            status_code=status_code,
+            headers=headers,
+            background=background,
+            heartbeat=heartbeat,
+        )

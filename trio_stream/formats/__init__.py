@@ -8,7 +8,8 @@ One module per format:
 - ``assistant_transport``: assistant-ui's assistant transport (SSE);
 - ``ui_message_stream``: the AI SDK's UI message stream (SSE);
 - ``openai_stream``: OpenAI chat completion chunks (SSE);
-- ``ag_ui``: AG-UI, the Agent-User Interaction protocol (SSE).
+- ``ag_ui``: AG-UI, the Agent-User Interaction protocol (SSE);
+- ``object_stream``: assistant-ui's object stream, a run's state alone (SSE).
 
 ``FORMATS`` has them all by name, and ``decoder_for(headers)`` picks the
 decoder for a response's body. The responses that stream a run in a format

@@ -2,11 +2,12 @@
 
 A client reading another server's run should not have to be told the
 format. The data stream and the UI message stream name themselves in a
-header (``x-vercel-ai-data-stream``, ``x-vercel-ai-ui-message-stream``), and
-this package's encoders of the other formats send ``x-trio-stream-format``.
-Other producers of those say nothing but ``text/event-stream``; their first
-event does: a ``chat.completion.chunk``, an AG-UI event (``RUN_STARTED``…),
-or an assistant transport chunk. ``decoder_for`` reads the headers, and
+header (``x-vercel-ai-data-stream``, ``x-vercel-ai-ui-message-stream``), the
+object stream in ``assistant-stream-format``, and this package's encoders of
+the other formats send ``x-trio-stream-format``. Other producers of those
+say nothing but ``text/event-stream``; their first event does: a
+``chat.completion.chunk``, an AG-UI event (``RUN_STARTED``…), an assistant
+transport chunk, or an array of state operations. ``decoder_for`` reads the headers, and
 when they are not enough returns a decoder that looks at the first event.
 """
 
@@ -26,6 +27,12 @@ from ._sse import EventParser, is_event_stream
 from .ag_ui import AGUIDecoder, AGUIEncoder
 from .assistant_transport import AssistantTransportDecoder, AssistantTransportEncoder
 from .data_stream import DataStreamDecoder, DataStreamEncoder
+from .object_stream import (
+    ASSISTANT_STREAM_FORMAT_HEADER,
+    OBJECT_STREAM_FORMAT,
+    ObjectStreamDecoder,
+    ObjectStreamEncoder,
+)
 from .openai_stream import OpenAIStreamDecoder, OpenAIStreamEncoder
 from .ui_message_stream import UIMessageStreamDecoder, UIMessageStreamEncoder
 
@@ -49,6 +56,7 @@ FORMATS: Mapping[str, Format] = {
         Format("ui-message-stream", UIMessageStreamEncoder, UIMessageStreamDecoder),
         Format("openai-stream", OpenAIStreamEncoder, OpenAIStreamDecoder),
         Format("ag-ui", AGUIEncoder, AGUIDecoder),
+        Format("object-stream", ObjectStreamEncoder, ObjectStreamDecoder),
     )
 }
 """Every format, by its name."""
@@ -83,6 +91,8 @@ def decoder_for(headers: Mapping[str, str], *, format: str | None = None) -> Str
     for header, name in _BY_HEADER.items():
         if header in lowered:
             return FORMATS[name].decoder()
+    if lowered.get(ASSISTANT_STREAM_FORMAT_HEADER, "").strip() == OBJECT_STREAM_FORMAT:
+        return ObjectStreamDecoder()
     if is_event_stream(lowered.get("content-type", "")):
         return _FirstEventTells()
     raise ValueError(
@@ -93,6 +103,8 @@ def decoder_for(headers: Mapping[str, str], *, format: str | None = None) -> Str
 
 def _format_of(event: Any) -> str | None:
     """The format whose events look like ``event`` (a decoded JSON value)."""
+    if isinstance(event, list):
+        return "object-stream"  # a batch of state operations
     if not isinstance(event, dict):
         return None
     if "choices" in event or event.get("object") == "chat.completion.chunk":

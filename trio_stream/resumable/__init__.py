@@ -5,9 +5,20 @@ bytes to a store while it runs, whether or not a client reads; any client can
 then read it from any byte offset, on any worker that shares the store.
 ``MemoryStore`` keeps streams in one process; ``trio_stream.resumable.redis``
 has ``RedisStore``, on Redis Streams, for several workers and hosts. Other
-stores implement the ``StreamStore`` protocol.
+stores implement the ``StreamStore`` protocol. Hooks tell the app what the
+producers do, and limits bound what they take on.
 """
 
+from ._hooks import (
+    OnAcquire,
+    OnAppend,
+    OnError,
+    OnFinish,
+    ProducerEnded,
+    StreamHooks,
+    StreamRole,
+    WaitUntil,
+)
 from ._ids import new_stream_id, validate_stream_id
 from ._store import (
     ProducerLostError,
@@ -33,16 +44,24 @@ __all__ = [
     "DEFAULT_TTL",
     "STREAM_ID_HEADER",
     "MemoryStore",
+    "OnAcquire",
+    "OnAppend",
+    "OnError",
+    "OnFinish",
+    "ProducerEnded",
     "ProducerLostError",
     "ResumableStreams",
     "StoreError",
     "StoredStreamResponse",
     "StreamExistsError",
+    "StreamHooks",
     "StreamInfo",
     "StreamNotFoundError",
+    "StreamRole",
     "StreamStatus",
     "StreamStore",
     "StreamTooLargeError",
+    "WaitUntil",
     "new_stream_id",
     "validate_stream_id",
 ]

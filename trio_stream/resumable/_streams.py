@@ -25,7 +25,7 @@ import copy
 import logging
 import math
 import re
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
 
 import anyio
@@ -33,7 +33,7 @@ from anyio.abc import TaskGroup
 from starlette.responses import JSONResponse, Response
 from starlette.types import Scope
 
-from .._errors import TrioStreamError, describe
+from .._errors import collapse, describe
 from .._run import Run
 from .._shutdown import Shutdown, shutdown_of
 from .._telemetry import bind_log_fields, log_extra, measured, unbind_log_fields
@@ -47,6 +47,14 @@ from ..asgi import (
 )
 from ..chunks import ErrorChunk
 from ..formats import StreamEncoder
+from ._appender import (
+    Appender,
+    Limits,
+    StreamTooLargeError,
+    Superseded,
+    encoding_chunk_by_chunk,
+)
+from ._hooks import OnAcquire, OnAppend, OnError, OnFinish, ProducerEnded, StreamHooks, WaitUntil
 from ._ids import new_stream_id, validate_stream_id
 from ._store import (
     ProducerLostError,
@@ -80,10 +88,6 @@ DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 _CLOSING_TIMEOUT = 5.0
 """Seconds the producer may take to store the last bytes of a stream, cancelled or not,
 and as many to store how it ended."""
-
-
-class StreamTooLargeError(TrioStreamError, RuntimeError):
-    """A resumable run wrote more than its stream may hold."""
 
 
 _INTERRUPTIONS: Mapping[str, str] = {
@@ -137,13 +141,37 @@ def _json_error(status_code: int, detail: str) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status_code)
 
 
+def _with_extra(own: Iterable[tuple[str, str]], extra: Mapping[str, str] | None) -> dict[str, str]:
+    """A stream's headers: its format's, then the app's ``extra`` ones, which replace a
+    format's header of the same name but never the stream id's (set last)."""
+    headers = {name.lower(): value for name, value in own}
+    for name, value in (extra or {}).items():
+        if name.lower() != STREAM_ID_HEADER:
+            headers[name.lower()] = value
+    return headers
+
+
 class ResumableStreams:
     """Starts runs into a store and serves them, from any offset, to any client.
 
     Use it as an async context manager around the app's life (its lifespan):
     the block is the nursery the producers run in. ``store`` defaults to a
     ``MemoryStore``. ``ttl`` is how long a stream stays readable after its
-    last write; ``max_bytes`` bounds what one stream may store.
+    last write.
+
+    Limits, each ``None`` for none: ``max_bytes`` bounds what one stream may
+    store, ``max_chunk_bytes`` what one chunk of it may take once encoded, and
+    ``max_entries`` how many writes it may take (each a store entry); a run
+    that goes past one is stopped with an error chunk saying which, and its
+    stream ends ``failed``. ``max_streams`` bounds the streams this object
+    produces at once: ``start`` answers 503 beyond it.
+
+    Hooks (see ``trio_stream.resumable.StreamHooks``) are plain functions
+    told of what the producers do: ``on_acquire(stream_id, role)``,
+    ``on_append(stream_id, byte_length)``, ``on_finish(stream_id, status,
+    error)``, ``on_error(stream_id, exception)``; ``wait_until(awaitable)``
+    gets, for each stream started, what finishes when its producer has
+    ended. A hook that raises is logged and changes nothing.
     """
 
     def __init__(
@@ -152,19 +180,38 @@ class ResumableStreams:
         *,
         ttl: float = DEFAULT_TTL,
         max_bytes: int = DEFAULT_MAX_BYTES,
+        max_chunk_bytes: int | None = None,
+        max_entries: int | None = None,
+        max_streams: int | None = None,
+        on_acquire: OnAcquire | None = None,
+        on_append: OnAppend | None = None,
+        on_finish: OnFinish | None = None,
+        on_error: OnError | None = None,
+        wait_until: WaitUntil | None = None,
     ) -> None:
         if not (math.isfinite(ttl) and ttl > 0):
             raise ValueError(f"ttl must be a positive number of seconds, not {ttl!r}")
-        if max_bytes < 1:
-            raise ValueError(f"max_bytes must be positive, not {max_bytes!r}")
+        for name, bound in (
+            ("max_bytes", max_bytes),
+            ("max_chunk_bytes", max_chunk_bytes),
+            ("max_entries", max_entries),
+            ("max_streams", max_streams),
+        ):
+            if bound is not None and bound < 1:
+                raise ValueError(f"{name} must be positive, not {bound!r}")
         self.store: StreamStore = store if store is not None else MemoryStore()
         self.ttl = ttl
         self.max_bytes = max_bytes
+        self.max_chunk_bytes = max_chunk_bytes
+        self.max_entries = max_entries
+        self.max_streams = max_streams
+        self.hooks = StreamHooks(on_acquire, on_append, on_finish, on_error, wait_until)
         self._producers: TaskGroup | None = None
         self._exit_stack: contextlib.AsyncExitStack | None = None
         self._watched: Shutdown | None = None
         self._stoppable: set[anyio.CancelScope] = set()
         self._stopped = False
+        self._producing = 0
 
     async def __aenter__(self) -> ResumableStreams:
         if self._producers is not None:
@@ -228,14 +275,17 @@ class ResumableStreams:
         encoder: StreamEncoder,
         stream_id: str | None = None,
         heartbeat: HeartbeatOption = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Response:
         """Start ``run`` under ``stream_id`` (a new unguessable one by default).
 
         Returns the response that streams it from the start, with the id in
-        the ``x-resumable-stream-id`` header; or a JSON error: 400 for an
-        invalid id, 409 for one in use, 503 when the store cannot be reached.
-        ``heartbeat`` works as for ``RunResponse``; keep-alives are stored
-        with the stream, so every reader's byte offsets agree.
+        the ``x-resumable-stream-id`` header and ``headers`` added to the
+        format's own; or a JSON error: 400 for an invalid id, 409 for one in
+        use, 503 when the store cannot be reached or this object produces
+        ``max_streams`` streams already. ``heartbeat`` works as for
+        ``RunResponse``; keep-alives are stored with the stream, so every
+        reader's byte offsets agree.
         """
         if self._producers is None:
             raise RuntimeError("start() needs the ResumableStreams block entered (async with)")
@@ -248,30 +298,46 @@ class ResumableStreams:
                 validate_stream_id(stream_id)
             except ValueError as exc:
                 return _json_error(400, str(exc))
+        if self.max_streams is not None and self._producing >= self.max_streams:
+            return _json_error(
+                503,
+                f"this server runs its most streams at once ({self.max_streams}); try again later",
+            )
         interval = heartbeat_interval(encoder, heartbeat)
         endings = _endings(encoder)
         producers = self._producers
+        ended = ProducerEnded()
         # A stream created must get its producer, or it would stay running
         # with nobody to end it: a cancellation (the client gone, the server
         # stopping) lands after both. The store bounds how long create takes.
         with anyio.CancelScope(shield=True):
-            refused = await self._create(stream_id, encoder, endings, run.run_id)
-            if refused is not None:
-                return refused
-            producers.start_soon(
-                self._produce,
-                stream_id,
-                run,
-                encoder,
-                interval,
-                name=f"trio_stream producer {stream_id}",
-            )
+            self._producing += 1  # counted at once: another start may come meanwhile
+            started = False
+            try:
+                refused = await self._create(stream_id, encoder, endings, run.run_id)
+                if refused is not None:
+                    return refused
+                producers.start_soon(
+                    self._produce,
+                    stream_id,
+                    run,
+                    encoder,
+                    interval,
+                    ended,
+                    name=f"trio_stream producer {stream_id}",
+                )
+                started = True
+            finally:
+                if not started:
+                    self._producing -= 1
+        self.hooks.call("on_acquire", stream_id, "producer")
+        self.hooks.call("wait_until", stream_id, ended)
         return StoredStreamResponse(
             self.store,
             stream_id,
             offset=0,
             media_type=encoder.media_type,
-            headers=dict(encoder.headers),
+            headers=_with_extra(encoder.headers.items(), headers),
             endings=endings,
             streams=self,
         )
@@ -300,8 +366,15 @@ class ResumableStreams:
             return _json_error(503, "the stream store is unavailable; try again later")
         return None
 
-    async def resume(self, stream_id: str, *, offset: int | str = 0) -> Response:
-        """The response that streams ``stream_id`` from byte ``offset`` to its end.
+    async def resume(
+        self,
+        stream_id: str,
+        *,
+        offset: int | str = 0,
+        headers: Mapping[str, str] | None = None,
+    ) -> Response:
+        """The response that streams ``stream_id`` from byte ``offset`` to its end,
+        with ``headers`` added to the format's own.
 
         ``offset`` is how many bytes of the stream the client already has: an
         int, or a string from a query parameter, of plain ASCII digits. A JSON
@@ -327,12 +400,13 @@ class ResumableStreams:
             return _json_error(
                 416, f"offset {position} is past the end of the stream ({info.size} bytes)"
             )
+        self.hooks.call("on_acquire", stream_id, "consumer")
         return StoredStreamResponse(
             self.store,
             stream_id,
             offset=position,
             media_type=info.media_type,
-            headers=dict(info.headers),
+            headers=_with_extra(info.headers, headers),
             endings=info.endings,
             streams=self,
         )
@@ -365,41 +439,81 @@ class ResumableStreams:
     # -- the producer ----------------------------------------------------
 
     async def _produce(
-        self, stream_id: str, run: Run, encoder: StreamEncoder, heartbeat: float | None
+        self,
+        stream_id: str,
+        run: Run,
+        encoder: StreamEncoder,
+        heartbeat: float | None,
+        ended: ProducerEnded,
     ) -> None:
         """Run ``run`` into the store; never raises (it lives in the shared nursery)."""
-        with anyio.CancelScope() as stop:
-            if self._stopped:
-                stop.cancel()
-            self._stoppable.add(stop)
-            # Every line the producer logs names the run and its stream.
-            fields = bind_log_fields(run_id=run.run_id, stream_id=stream_id)
-            try:
-                await self._produce_until_stopped(stream_id, run, encoder, heartbeat)
-            finally:
-                self._stoppable.discard(stop)
-                unbind_log_fields(fields)
+        try:
+            with anyio.CancelScope() as stop:
+                if self._stopped:
+                    stop.cancel()
+                self._stoppable.add(stop)
+                # Every line the producer logs names the run and its stream.
+                fields = bind_log_fields(run_id=run.run_id, stream_id=stream_id)
+                try:
+                    await self._produce_until_stopped(stream_id, run, encoder, heartbeat)
+                finally:
+                    self._stoppable.discard(stop)
+                    unbind_log_fields(fields)
+        finally:
+            self._producing -= 1
+            ended.set()
 
     async def _produce_until_stopped(
         self, stream_id: str, run: Run, encoder: StreamEncoder, heartbeat: float | None
     ) -> None:
-        appender = _Appender(self.store, stream_id, self.max_bytes)
+        limits = Limits(self.max_bytes, self.max_chunk_bytes, self.max_entries)
+        by_chunk = encoding_chunk_by_chunk(encoder) if self.max_chunk_bytes is not None else None
+        appender = Appender(
+            self.store,
+            stream_id,
+            limits,
+            chunks=by_chunk,
+            appended=lambda size: self.hooks.call("on_append", stream_id, size),
+        )
         status: StreamStatus = "cancelled"
         closing = b""
-        lost = False
+        failure: Exception | None = None  # the run's, for the hooks
+        why: str | None = None
+        lost: Exception | None = None
         try:
-            status, closing = await self._run_into(appender, run, encoder, heartbeat)
+            status, closing, failure = await self._run_into(
+                appender, run, encoder, by_chunk or encoder, heartbeat
+            )
         except anyio.get_cancelled_exc_class():
             # The server is shutting down.
             closing = encoder.encode([ErrorChunk(_SHUTDOWN_INTERRUPTION)])
+            why = _SHUTDOWN_INTERRUPTION
             raise
-        except Exception:
-            # Nothing more can be stored; readers find the lease run out.
-            logger.exception("resumable stream %s lost its store", stream_id, extra=log_extra())
-            lost = True
+        except Exception as exc:
+            # Nothing more can be stored; readers find the lease run out, or
+            # the stream gone.
+            lost = _one(exc)
+            if isinstance(lost, Superseded):
+                logger.warning(
+                    "resumable stream %s: %s; its run is stopped",
+                    stream_id,
+                    lost,
+                    extra=log_extra(),
+                )
+            else:
+                logger.exception(
+                    "resumable stream %s lost its store", stream_id, extra=log_extra()
+                )
         finally:
-            if not lost:
-                await self._close(appender, closing + encoder.finish(), status)
+            if failure is not None:
+                self.hooks.call("on_error", stream_id, failure)
+                why = describe(failure)
+            if lost is None:
+                lost = await self._close(appender, closing + encoder.finish(), status)
+                if lost is None:
+                    self.hooks.call("on_finish", stream_id, status, why)
+            if lost is not None:
+                self.hooks.call("on_error", stream_id, lost)
             logger.info(
                 "resumable stream %s ended: %s, %d bytes",
                 stream_id,
@@ -409,24 +523,35 @@ class ResumableStreams:
             )
 
     async def _run_into(
-        self, appender: _Appender, run: Run, encoder: StreamEncoder, heartbeat: float | None
-    ) -> tuple[StreamStatus, bytes]:
+        self,
+        appender: Appender,
+        run: Run,
+        encoder: StreamEncoder,
+        writing: StreamEncoder,
+        heartbeat: float | None,
+    ) -> tuple[StreamStatus, bytes, Exception | None]:
         """Run ``run`` into its stream until it ends or a cancel is requested.
 
-        Returns how it ended, and the bytes to store before the format's
-        closing ones. Raises what the store raised, and the cancellation of a
-        shutdown.
+        ``writing`` encodes the run's chunks: ``encoder``, or a view of it that
+        keeps each chunk's bytes apart. Returns how the stream ended, the
+        bytes to store before the format's closing ones, and why it failed.
+        Raises what the store raised, ``Superseded`` when the stream is no
+        longer the producer's, and the cancellation of a shutdown.
         """
         store, stream_id = self.store, appender.stream_id
         status: StreamStatus = "failed"
         closing = b""
+        failure: Exception | None = None
         cancel_requested = False
         async with anyio.create_task_group() as producer:
 
             async def keep_lease() -> None:
                 while True:
                     await anyio.sleep(store.lease / 3)
-                    await measured("renew", store.renew(stream_id, self.ttl))
+                    try:
+                        await measured("renew", store.renew(stream_id, self.ttl))
+                    except StreamNotFoundError as exc:
+                        raise appender.superseded() from exc
 
             async def cancel_on_request() -> None:
                 nonlocal cancel_requested
@@ -439,89 +564,90 @@ class ResumableStreams:
             try:
                 await appender.write(encoder.start())
                 async with run as chunks:
-                    await write_chunks(chunks, encoder, appender.write, heartbeat)
+                    await write_chunks(chunks, writing, appender.write, heartbeat)
                 status = "done"
             except StreamTooLargeError as exc:
                 logger.warning(
                     "resumable stream %s stopped: %s", stream_id, exc, extra=log_extra()
                 )
                 closing = encoder.encode([ErrorChunk(str(exc))])
-            except StoreError:
+                failure = exc
+            except (StoreError, Superseded):
                 raise  # nothing more can be stored
-            except Exception:
+            except Exception as exc:
                 # The run failed; its error chunk is already stored.
                 logger.exception(
                     "resumable stream %s: the run failed", stream_id, extra=log_extra()
                 )
+                failure = _one(exc)
             producer.cancel_scope.cancel()
-        return ("cancelled" if cancel_requested else status), closing
+        if cancel_requested:
+            return "cancelled", closing, None
+        return status, closing, failure
 
-    async def _close(self, appender: _Appender, closing: bytes, status: StreamStatus) -> None:
+    async def _close(
+        self, appender: Appender, closing: bytes, status: StreamStatus
+    ) -> Exception | None:
         """Store the stream's last bytes, then how it ended, also while cancelled.
 
         Each step has its own time and fails on its own: a stream whose last
         bytes cannot be stored is still marked ended, so that its readers stop
-        at once rather than when the producer's lease runs out.
+        at once rather than when the producer's lease runs out; unless the
+        stream is no longer this producer's, whose end it must not mark.
+        Returns why the end could not be stored, or ``None``.
         """
         stream_id = appender.stream_id
+
+        async def last_bytes() -> None:
+            if closing or appender.unsure:
+                await appender.append(closing)
+            else:  # nothing to append that would tell if the stream is still ours
+                info = await self.store.info(stream_id)
+                if info is None or info.status != "running" or info.size != appender.stored:
+                    raise appender.superseded()
+
         with anyio.CancelScope(shield=True):
-            await _closing_step(stream_id, "last bytes", lambda: appender.append(closing))
-            await _closing_step(
-                stream_id,
-                "status",
-                lambda: measured("finish", self.store.finish(stream_id, status, self.ttl)),
-            )
+            failed = await _closing_step(stream_id, "last bytes", last_bytes)
+            if not isinstance(failed, Superseded):
+                failed = await _closing_step(
+                    stream_id,
+                    "status",
+                    lambda: measured("finish", self.store.finish(stream_id, status, self.ttl)),
+                )
+        return failed
 
 
-class _Appender:
-    """Appends a run's bytes to its stream, knowing what the store holds.
-
-    An append that raised, cancelled or not, may have been applied all the
-    same: a cancellation can land after the store applied it and before its
-    reply came. Its bytes are kept as ``unsure`` and sent again, at the same
-    offset, before anything else; the store takes them if it lacks them and
-    accepts them unchanged if it has them (see ``StreamStore.append``). So
-    every byte the encoder produced is stored once, in order, and the next
-    append's offset is right either way.
-    """
-
-    def __init__(self, store: StreamStore, stream_id: str, max_bytes: int) -> None:
-        self.store = store
-        self.stream_id = stream_id
-        self.max_bytes = max_bytes
-        self.stored = 0
-        """Bytes the store has confirmed."""
-        self.unsure = b""
-        """The bytes of an append that may or may not have been applied."""
-
-    async def write(self, data: bytes) -> None:
-        """Append the run's ``data``, within the stream's bound."""
-        if self.stored + len(self.unsure) + len(data) > self.max_bytes:
-            raise StreamTooLargeError(f"the stream grew past its bound of {self.max_bytes} bytes")
-        await self.append(data)
-
-    async def append(self, data: bytes) -> None:
-        """Append ``data`` (which may be empty), after the unsure append if there is one."""
-        for piece in (self.unsure, data):
-            if piece:
-                self.unsure = piece
-                await measured("append", self.store.append(self.stream_id, self.stored, piece))
-                self.stored += len(piece)
-                self.unsure = b""
+def _one(exc: Exception) -> Exception:
+    """The exception inside a group of one (a task group's), else ``exc``."""
+    leaf = collapse(exc)
+    return leaf if isinstance(leaf, Exception) else exc
 
 
-async def _closing_step(stream_id: str, what: str, step: Callable[[], Awaitable[None]]) -> None:
-    """Run one step of storing a stream's end, within its time; a failure is logged."""
+async def _closing_step(
+    stream_id: str, what: str, step: Callable[[], Awaitable[None]]
+) -> Exception | None:
+    """Run one step of storing a stream's end, within its time; a failure is logged, and
+    returned."""
+    failure: Exception | None = None
     with anyio.move_on_after(_CLOSING_TIMEOUT) as late:
         try:
             await step()
-        except Exception:
+        except Superseded as exc:
+            logger.warning(
+                "resumable stream %s: %s; its end is not stored",
+                stream_id,
+                exc,
+                extra=log_extra(stream_id=stream_id),
+            )
+            return exc
+        except Exception as exc:
             logger.exception(
                 "resumable stream %s: its %s could not be stored",
                 stream_id,
                 what,
                 extra=log_extra(stream_id=stream_id),
             )
+            failure = exc
     if late.cancelled_caught:
         logger.error(
             "resumable stream %s: its %s could not be stored within %s s",
@@ -530,6 +656,8 @@ async def _closing_step(stream_id: str, what: str, step: Callable[[], Awaitable[
             _CLOSING_TIMEOUT,
             extra=log_extra(stream_id=stream_id),
         )
+        return TimeoutError(f"the {what} of stream {stream_id!r} could not be stored in time")
+    return failure
 
 
 _SHUTDOWN_INTERRUPTION = "the stream was interrupted: the server producing it shut down"
