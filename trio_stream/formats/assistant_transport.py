@@ -215,38 +215,14 @@ class AssistantTransportEncoder(StreamEncoder):
                 tool = _ToolPart(self._start_part(part, chunk.parent_id, events))
                 start_tool_call(self._tool_parts, chunk.tool_call_id, tool)
             case ToolCallDeltaChunk():
-                tool = open_tool_call(self._tool_parts, chunk.tool_call_id)
-                events.append(
-                    {"type": "text-delta", "textDelta": chunk.args_text_delta, "path": tool.path}
-                )
-                if tool.arguments.add(chunk.args_text_delta):
-                    self._finish_arguments(tool, events)
+                self._arguments(chunk, events)
             case ToolCallArgsTextFinishChunk():
                 self._end_arguments(chunk, events)
             case ToolResultChunk():
                 tool = open_tool_call(self._tool_parts, chunk.tool_call_id)
-                result: dict[str, Any] = {
-                    "type": "result",
-                    "path": tool.path,
-                    "result": chunk.result,
-                    "isError": chunk.is_error,
-                }
-                if chunk.artifact is not None:
-                    result["artifact"] = chunk.artifact
-                self._close_tool(chunk.tool_call_id, events, result)
-            case SourceChunk():
-                part = {
-                    "type": "source",
-                    "sourceType": chunk.source_type,
-                    "id": chunk.id,
-                    "url": chunk.url,
-                }
-                if chunk.title is not None:
-                    part["title"] = chunk.title
-                self._whole_part(part, chunk.parent_id, events)
-            case FileChunk():
-                part = {"type": "file", "data": chunk.data, "mimeType": chunk.mime_type}
-                self._whole_part(part, chunk.parent_id, events)
+                self._close_tool(chunk.tool_call_id, events, _result(chunk, tool.path))
+            case SourceChunk() | FileChunk():
+                self._whole_part(_whole_part(chunk), chunk.parent_id, events)
             case DataChunk(name=None):
                 events.append({"type": "data", "data": [chunk.data]})
             case DataChunk():
@@ -258,17 +234,7 @@ class AssistantTransportEncoder(StreamEncoder):
                 events.append({"type": "step-start", "messageId": chunk.message_id})
             case StepFinishChunk():
                 self._outcome.step_finished(chunk)
-                events.append(
-                    {
-                        "type": "step-finish",
-                        "finishReason": chunk.finish_reason,
-                        "usage": {
-                            "inputTokens": chunk.input_tokens,
-                            "outputTokens": chunk.output_tokens,
-                        },
-                        "isContinued": chunk.is_continued,
-                    }
-                )
+                events.append(_step_finish(chunk))
             case ErrorChunk():
                 self._close_all_text(events)
                 self._outcome.failed = True
@@ -277,6 +243,44 @@ class AssistantTransportEncoder(StreamEncoder):
                 events.append({"type": "update-state", "operations": chunk.operations})
             case _:
                 not_a_chunk(chunk)
+
+    def _arguments(self, chunk: ToolCallDeltaChunk, events: list[dict[str, Any]]) -> None:
+        tool = open_tool_call(self._tool_parts, chunk.tool_call_id)
+        delta = chunk.args_text_delta
+        events.append({"type": "text-delta", "textDelta": delta, "path": tool.path})
+        if tool.arguments.add(delta):
+            self._finish_arguments(tool, events)
+
+
+def _result(chunk: ToolResultChunk, path: Path) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "type": "result",
+        "path": path,
+        "result": chunk.result,
+        "isError": chunk.is_error,
+    }
+    if chunk.artifact is not None:
+        result["artifact"] = chunk.artifact
+    return result
+
+
+def _whole_part(chunk: SourceChunk | FileChunk) -> dict[str, Any]:
+    """The part of a source or a file, which starts and finishes at once."""
+    if isinstance(chunk, FileChunk):
+        return {"type": "file", "data": chunk.data, "mimeType": chunk.mime_type}
+    part = {"type": "source", "sourceType": chunk.source_type, "id": chunk.id, "url": chunk.url}
+    if chunk.title is not None:
+        part["title"] = chunk.title
+    return part
+
+
+def _step_finish(chunk: StepFinishChunk) -> dict[str, Any]:
+    return {
+        "type": "step-finish",
+        "finishReason": chunk.finish_reason,
+        "usage": {"inputTokens": chunk.input_tokens, "outputTokens": chunk.output_tokens},
+        "isContinued": chunk.is_continued,
+    }
 
 
 # -- decoding ----------------------------------------------------------------

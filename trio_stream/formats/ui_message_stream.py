@@ -250,59 +250,20 @@ class UIMessageStreamEncoder(StreamEncoder):
             case ToolCallBeginChunk():
                 start_tool_call(self._tool_calls, chunk.tool_call_id, _ToolCall(chunk.tool_name))
                 self._close_block(chunk.parent_id, events)
-                event = {
-                    "type": "tool-input-start",
-                    "toolCallId": chunk.tool_call_id,
-                    "toolName": chunk.tool_name,
-                }
-                events.append(_with_parent(event, chunk.parent_id))
+                events.append(_with_parent(_input_start(chunk), chunk.parent_id))
             case ToolCallDeltaChunk():
                 self._input_delta(chunk.tool_call_id, chunk.args_text_delta, events)
             case ToolCallArgsTextFinishChunk():
-                call = open_tool_call(self._tool_calls, chunk.tool_call_id)
-                if chunk.args_text_delta:
-                    self._input_delta(chunk.tool_call_id, chunk.args_text_delta, events)
-                if not call.input_sent:
-                    self._input_available(chunk.tool_call_id, call, events)
+                self._input_end(chunk, events)
             case ToolResultChunk():
                 call = open_tool_call(self._tool_calls, chunk.tool_call_id)
                 del self._tool_calls[chunk.tool_call_id]
                 if not call.input_sent:
                     self._input_available(chunk.tool_call_id, call, events)
-                if chunk.is_error:
-                    error = chunk.result
-                    if not isinstance(error, str):
-                        error = msgspec.json.encode(error).decode()
-                    events.append(
-                        {
-                            "type": "tool-output-error",
-                            "toolCallId": chunk.tool_call_id,
-                            "errorText": error,
-                        }
-                    )
-                else:
-                    output: dict[str, Any] = {
-                        "type": "tool-output-available",
-                        "toolCallId": chunk.tool_call_id,
-                        "output": chunk.result,
-                    }
-                    if chunk.artifact is not None:
-                        output["providerMetadata"] = {_METADATA_KEY: {"artifact": chunk.artifact}}
-                    events.append(output)
-            case SourceChunk():
+                events.append(_output(chunk))
+            case SourceChunk() | FileChunk():
                 self._close_block(chunk.parent_id, events)
-                source = {"type": "source-url", "sourceId": chunk.id, "url": chunk.url}
-                if chunk.title is not None:
-                    source["title"] = chunk.title
-                events.append(_with_parent(source, chunk.parent_id))
-            case FileChunk():
-                self._close_block(chunk.parent_id, events)
-                file = {
-                    "type": "file",
-                    "url": f"data:{chunk.mime_type};base64,{chunk.data}",
-                    "mediaType": chunk.mime_type,
-                }
-                events.append(_with_parent(file, chunk.parent_id))
+                events.append(_with_parent(_whole_part(chunk), chunk.parent_id))
             case DataChunk():
                 name = _UNNAMED_DATA if chunk.name is None else chunk.name
                 events.append({"type": f"data-{name}", "data": chunk.data})
@@ -310,38 +271,14 @@ class UIMessageStreamEncoder(StreamEncoder):
                 events.append({"type": f"data-{_STATE_DATA}", "data": chunk.operations})
             case AnnotationsChunk():
                 self._annotations.extend(chunk.annotations)
-                events.append(
-                    {
-                        "type": "message-metadata",
-                        "messageMetadata": {"annotations": list(self._annotations)},
-                    }
-                )
+                metadata = {"annotations": list(self._annotations)}
+                events.append({"type": "message-metadata", "messageMetadata": metadata})
             case StepStartChunk():
-                # The AI SDK's start-step has no id: the step's message id
-                # rides where its parsers let extra keys through and its
-                # message builder ignores them.
-                events.append(
-                    {
-                        "type": "start-step",
-                        "providerMetadata": {_METADATA_KEY: {"messageId": chunk.message_id}},
-                    }
-                )
+                events.append(_start_step(chunk))
             case StepFinishChunk():
                 self._close_all_blocks(events)
                 self._outcome.step_finished(chunk)
-                # Not in the AI SDK's schema, which lets them through; read by
-                # assistant-ui's decoder.
-                finish_step: dict[str, Any] = {
-                    "type": "finish-step",
-                    "finishReason": _ai_finish_reason(chunk.finish_reason),
-                    "usage": {
-                        "inputTokens": chunk.input_tokens,
-                        "outputTokens": chunk.output_tokens,
-                    },
-                }
-                if chunk.is_continued:
-                    finish_step["isContinued"] = True
-                events.append(finish_step)
+                events.append(_finish_step(chunk))
             case ErrorChunk():
                 # useChat stops reading at an error: close the text first.
                 self._close_all_blocks(events)
@@ -349,6 +286,74 @@ class UIMessageStreamEncoder(StreamEncoder):
                 events.append({"type": "error", "errorText": chunk.error})
             case _:
                 not_a_chunk(chunk)
+
+    def _input_end(self, chunk: ToolCallArgsTextFinishChunk, events: list[dict[str, Any]]) -> None:
+        call = open_tool_call(self._tool_calls, chunk.tool_call_id)
+        if chunk.args_text_delta:
+            self._input_delta(chunk.tool_call_id, chunk.args_text_delta, events)
+        if not call.input_sent:
+            self._input_available(chunk.tool_call_id, call, events)
+
+
+def _input_start(chunk: ToolCallBeginChunk) -> dict[str, Any]:
+    return {
+        "type": "tool-input-start",
+        "toolCallId": chunk.tool_call_id,
+        "toolName": chunk.tool_name,
+    }
+
+
+def _output(chunk: ToolResultChunk) -> dict[str, Any]:
+    """A tool's result: ``tool-output-error`` (its text) or ``tool-output-available``."""
+    if chunk.is_error:
+        error = chunk.result
+        if not isinstance(error, str):
+            error = msgspec.json.encode(error).decode()
+        return {"type": "tool-output-error", "toolCallId": chunk.tool_call_id, "errorText": error}
+    output: dict[str, Any] = {
+        "type": "tool-output-available",
+        "toolCallId": chunk.tool_call_id,
+        "output": chunk.result,
+    }
+    if chunk.artifact is not None:
+        output["providerMetadata"] = {_METADATA_KEY: {"artifact": chunk.artifact}}
+    return output
+
+
+def _whole_part(chunk: SourceChunk | FileChunk) -> dict[str, Any]:
+    """A source or a file: a part of its own, complete in one event."""
+    if isinstance(chunk, SourceChunk):
+        source = {"type": "source-url", "sourceId": chunk.id, "url": chunk.url}
+        if chunk.title is not None:
+            source["title"] = chunk.title
+        return source
+    return {
+        "type": "file",
+        "url": f"data:{chunk.mime_type};base64,{chunk.data}",
+        "mediaType": chunk.mime_type,
+    }
+
+
+def _start_step(chunk: StepStartChunk) -> dict[str, Any]:
+    # The AI SDK's start-step has no id: the step's message id rides where its
+    # parsers let extra keys through and its message builder ignores them.
+    return {
+        "type": "start-step",
+        "providerMetadata": {_METADATA_KEY: {"messageId": chunk.message_id}},
+    }
+
+
+def _finish_step(chunk: StepFinishChunk) -> dict[str, Any]:
+    # Not in the AI SDK's schema, which lets them through; read by
+    # assistant-ui's decoder.
+    finish_step: dict[str, Any] = {
+        "type": "finish-step",
+        "finishReason": _ai_finish_reason(chunk.finish_reason),
+        "usage": {"inputTokens": chunk.input_tokens, "outputTokens": chunk.output_tokens},
+    }
+    if chunk.is_continued:
+        finish_step["isContinued"] = True
+    return finish_step
 
 
 # -- decoding ------------------------------------------------------------------------
