@@ -305,11 +305,39 @@ class ResumableStreams:
             )
         interval = heartbeat_interval(encoder, heartbeat)
         endings = _endings(encoder)
-        producers = self._producers
         ended = ProducerEnded()
-        # A stream created must get its producer, or it would stay running
-        # with nobody to end it: a cancellation (the client gone, the server
-        # stopping) lands after both. The store bounds how long create takes.
+        refused = await self._create_and_produce(stream_id, run, encoder, interval, endings, ended)
+        if refused is not None:
+            return refused
+        self.hooks.call("on_acquire", stream_id, "producer")
+        self.hooks.call("wait_until", stream_id, ended)
+        return StoredStreamResponse(
+            self.store,
+            stream_id,
+            offset=0,
+            media_type=encoder.media_type,
+            headers=_with_extra(encoder.headers.items(), headers),
+            endings=endings,
+            streams=self,
+        )
+
+    async def _create_and_produce(
+        self,
+        stream_id: str,
+        run: Run,
+        encoder: StreamEncoder,
+        interval: float | None,
+        endings: Mapping[str, bytes],
+        ended: ProducerEnded,
+    ) -> Response | None:
+        """Record the stream and start its producer; or the JSON error saying why not.
+
+        A stream created must get its producer, or it would stay running with
+        nobody to end it: a cancellation (the client gone, the server
+        stopping) lands after both. The store bounds how long create takes.
+        """
+        producers = self._producers
+        assert producers is not None
         with anyio.CancelScope(shield=True):
             self._producing += 1  # counted at once: another start may come meanwhile
             started = False
@@ -330,17 +358,7 @@ class ResumableStreams:
             finally:
                 if not started:
                     self._producing -= 1
-        self.hooks.call("on_acquire", stream_id, "producer")
-        self.hooks.call("wait_until", stream_id, ended)
-        return StoredStreamResponse(
-            self.store,
-            stream_id,
-            offset=0,
-            media_type=encoder.media_type,
-            headers=_with_extra(encoder.headers.items(), headers),
-            endings=endings,
-            streams=self,
-        )
+        return None
 
     async def _create(
         self, stream_id: str, encoder: StreamEncoder, endings: Mapping[str, bytes], run_id: str
