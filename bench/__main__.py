@@ -30,6 +30,7 @@ MEASUREMENTS = [
     "bench.m6_cancellation",
     "bench.m7_slow_consumer",
     "bench.m8_decode",
+    "bench.m9_remote",
 ]
 
 RESULTS = Path(__file__).parent / "results"

@@ -19,8 +19,8 @@ from ..serving import ROOT
 
 OURS = "trio-stream · hypercorn-trio"
 THEIRS = ["assistant-stream · uvicorn", "assistant-stream · hypercorn-asyncio"]
-OWN_CONTENDERS = ("inprocess", "decode")
-"""Figures whose rows are not the servers: in process, per format."""
+OWN_CONTENDERS = ("inprocess", "decode", "remote")
+"""Figures whose rows are not the servers: in process, per format, per relay depth."""
 
 
 def test_every_measurement_runs_for_every_contender(tmp_path: Path) -> None:
@@ -38,7 +38,7 @@ def test_every_measurement_runs_for_every_contender(tmp_path: Path) -> None:
     figures = report["figures"]
     modules = {
         *("inprocess", "http", "latency", "tools", "concurrency", "cancel", "slow"),
-        "decode",
+        *("decode", "remote"),
     }
     assert all(any(m in f["key"] for f in figures) for m in modules), [f["key"] for f in figures]
     assert {f"decode-{name}" for name in FORMATS} <= {f["key"] for f in figures}
