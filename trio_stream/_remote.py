@@ -112,12 +112,19 @@ class _Renamer:
         return self.local_id if remote_parent is None else self._prefix + remote_parent
 
 
-def _relayed(chunk: Chunk, names: _Renamer, outcome: RemoteOutcome) -> Chunk | None:
-    """``chunk`` as the local run sends it, or ``None`` if only the outcome keeps it."""
+def _relayed(
+    chunk: Chunk, names: _Renamer, outcome: RemoteOutcome, answer: list[str]
+) -> Chunk | None:
+    """``chunk`` as the local run sends it, or ``None`` if only the outcome keeps it.
+
+    The top level's text deltas go to ``answer``, joined into ``outcome.text``
+    at the end: adding each to the text so far would copy all of it every
+    time, a cost growing with the square of the answer's length.
+    """
     match chunk:
         case TextDeltaChunk(text_delta=text, parent_id=parent):
             if parent is None:
-                outcome.text += text
+                answer.append(text)
             return TextDeltaChunk(text, names.parent(parent))
         case ReasoningDeltaChunk(reasoning_delta=text, parent_id=parent):
             return ReasoningDeltaChunk(text, names.parent(parent))
@@ -170,6 +177,7 @@ async def relay_remote_run(
 
     names = _Renamer(call.tool_call_id)
     outcome = RemoteOutcome(url)
+    answer: list[str] = []
     state = StateTree(None, lambda operations: None)
     try:
         async with client.stream(
@@ -187,13 +195,14 @@ async def relay_remote_run(
                     if isinstance(chunk, UpdateStateChunk):
                         state.apply(list(chunk.operations))
                         outcome.state = state.value
-                    relayed = _relayed(chunk, names, outcome)
+                    relayed = _relayed(chunk, names, outcome, answer)
                     if relayed is not None:
                         await call._relay(relayed)
                 except (TrioStreamError, ValueError, TypeError, KeyError) as exc:
                     raise RemoteAgentError(url, f"sent a run that is not valid: {exc}") from exc
     except client.RemoteError as exc:
         raise RemoteAgentError(url, _what_happened(exc)) from exc
+    outcome.text = "".join(answer)
     return (result or _default_result)(outcome)
 
 
