@@ -58,7 +58,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from trio_stream.chunks import Chunk, TextDeltaChunk
+from trio_stream.chunks import Chunk, ErrorChunk, TextDeltaChunk
 from trio_stream.formats.data_stream import DataStreamDecoder
 
 from . import apps_stream
@@ -125,9 +125,11 @@ def _check_relayed(body: bytes, n: int, hops: int) -> None:
     deltas = [c for c in chunks if isinstance(c, TextDeltaChunk)]
     depths = {0 if c.parent_id is None else c.parent_id.count(".") + 1 for c in deltas}
     texts = {c.text_delta for c in deltas}
-    if len(deltas) != n or depths != {hops} or texts != {apps_stream.TOKEN}:
+    errors = [c.error for c in chunks if isinstance(c, ErrorChunk)]
+    if len(deltas) != n or depths != {hops} or texts != {apps_stream.TOKEN} or errors:
         raise AssertionError(
-            f"{hops} hops: {len(deltas)} text deltas of {n}, depths {depths}, texts {texts}"
+            f"{hops} hops: {len(deltas)} text deltas of {n}, depths {depths}, texts {texts}, "
+            f"errors {errors}"
         )
 
 
