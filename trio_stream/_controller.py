@@ -521,16 +521,16 @@ class ToolCallController:
         """Close the call without a result. Closing twice is harmless."""
         self._closed = True
 
-    async def _relay(self, chunk: Chunk) -> None:
+    async def _relay(self, chunk: Chunk, *, checkpoint: bool = False) -> None:
         """Put a chunk a remote run made, in this call's run (see ``trio_stream._remote``).
 
-        Waits only while the run's queue is full. The relay reads the remote
-        body from the network, a checkpoint per read, and a read gives many
-        chunks at once: a checkpoint per chunk on top would cost a task
-        switch per chunk, most of what relaying costs, and hand the response
-        one chunk per write.
+        Waits only while the run's queue is full, and is a checkpoint only if
+        asked. The relay reads the remote body from the network, a checkpoint
+        per read, and a read gives many chunks at once: a checkpoint per chunk
+        on top would cost a task switch per chunk, most of what relaying
+        costs, and hand the response one chunk per write.
         """
-        await self._owner._forward(chunk, checkpoint=False)
+        await self._owner._forward(chunk, checkpoint=checkpoint)
 
     def open_substream(self, parent_id: str | None = None) -> Substream:
         """A child controller whose chunks carry this call's id as parent id.

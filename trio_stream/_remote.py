@@ -62,6 +62,15 @@ __all__ = ["RemoteAgentError", "RemoteOutcome", "relay_remote_run"]
 REMOTE_STATE = "remote-state"
 """The name of the data parts that carry a remote run's state operations."""
 
+CHECKPOINT_EVERY = 256
+"""Relayed chunks between two checkpoints of a relay, at most.
+
+A relay puts chunks in the run without a task switch each (see
+``ToolCallController._relay``); one network read can bring thousands, and
+the run's other tasks (other relays, the response writing them out) get in
+at least this often, about every millisecond.
+"""
+
 
 class RemoteAgentError(TrioStreamError, RuntimeError):
     """A remote agent's run failed, or could not be read to its end."""
@@ -179,6 +188,7 @@ async def relay_remote_run(
     outcome = RemoteOutcome(url)
     answer: list[str] = []
     state = StateTree(None, lambda operations: None)
+    count = 0
     try:
         async with client.stream(
             url,
@@ -197,7 +207,8 @@ async def relay_remote_run(
                         outcome.state = state.value
                     relayed = _relayed(chunk, names, outcome, answer)
                     if relayed is not None:
-                        await call._relay(relayed)
+                        count += 1
+                        await call._relay(relayed, checkpoint=count % CHECKPOINT_EVERY == 0)
                 except (TrioStreamError, ValueError, TypeError, KeyError) as exc:
                     raise RemoteAgentError(url, f"sent a run that is not valid: {exc}") from exc
     except client.RemoteError as exc:
