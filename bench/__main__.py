@@ -29,6 +29,8 @@ MEASUREMENTS = [
     "bench.m5_concurrency",
     "bench.m6_cancellation",
     "bench.m7_slow_consumer",
+    "bench.m8_decode",
+    "bench.m9_remote",
     "bench.m12_telemetry",
 ]
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -57,12 +58,16 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving(contender: Contender) -> Iterator[Server]:
-    """Start ``contender`` on a free loopback port; yields it once it accepts connections."""
+def serving(contender: Contender, env: Mapping[str, str] | None = None) -> Iterator[Server]:
+    """Start ``contender`` on a free loopback port; yields it once it accepts connections.
+
+    ``env`` is added to the server process's environment (an app's configuration).
+    """
     port = _free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "bench._serve", contender.server, contender.app, str(port)],
         cwd=ROOT,
+        env=None if env is None else {**os.environ, **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

@@ -56,6 +56,7 @@ class Remote:
                 Route("/failing", self.failing, methods=["POST"]),
                 Route("/chain", self.chain, methods=["POST"]),
                 Route("/openai-compatible", self.openai_compatible, methods=["POST"]),
+                Route("/endless", self.endless, methods=["POST"]),
             ]
         )
 
@@ -115,6 +116,19 @@ class Remote:
                 await anyio.sleep_forever()
             finally:
                 self.done("run")
+
+        return DataStreamResponse(create_run(run))
+
+    async def endless(self, request: Request) -> RunResponse:
+        """Text deltas as fast as the client takes them, never ending."""
+
+        async def run(controller: RunController) -> None:
+            try:
+                while True:
+                    controller.append_text("x")
+                    await controller.drain()
+            finally:
+                self.done("endless")
 
         return DataStreamResponse(create_run(run))
 
@@ -330,3 +344,41 @@ async def test_any_server_of_a_known_format_is_a_remote_agent(
         ToolCallDeltaChunk("c.call_x", '{"q":1}'),
         ToolResultChunk("c", "Hello"),
     ]
+
+
+async def test_a_remote_faster_than_the_caller_is_held_to_the_high_water_mark(
+    chain: tuple[list[str], list[Remote]],
+) -> None:
+    url = f"{chain[0][0]}/endless"
+
+    async def run(controller: RunController) -> None:
+        controller.spawn_remote_tool_call("ask", url)
+
+    queued: list[int] = []
+    async with create_run(run, high_water_mark=32) as chunks:
+        buffer = chunks._buffer
+        async for _ in chunks:
+            queued.append(len(buffer))
+            await anyio.sleep(0.001)
+            if len(queued) == 200:
+                break
+    assert max(queued) <= 32
+    assert max(queued) >= 16  # the relay did run ahead, up to the mark
+
+
+async def test_leaving_a_remote_that_never_stops_streaming_cancels_it(
+    chain: tuple[list[str], list[Remote]],
+) -> None:
+    urls, remotes = chain
+    remotes[0].cleaned_up.clear()
+
+    async def run(controller: RunController) -> None:
+        controller.spawn_remote_tool_call("ask", f"{urls[0]}/endless")
+
+    received = 0
+    async with create_run(run) as chunks:
+        async for chunk in chunks:
+            received += isinstance(chunk, TextDeltaChunk)
+            if received == 10_000:
+                break
+    assert await anyio.to_thread.run_sync(remotes[0].wait_cleaned_up, 1, 5) == ["endless"]

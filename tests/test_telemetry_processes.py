@@ -92,13 +92,16 @@ def agents(tmp_path: Path) -> Iterator[tuple[str, str, Receiver]]:
     with running(receiver.app) as collector:
         env = {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"{collector}/v1/traces"}
         arguments = ("serve", "tests.telemetry_app:app")
-        with server_process(
-            tmp_path / "worker.log", *arguments, env={**env, "OTEL_SERVICE_NAME": "worker"}
-        ) as (worker, _), server_process(
-            tmp_path / "orchestrator.log",
-            *arguments,
-            env={**env, "OTEL_SERVICE_NAME": "orchestrator", "WORKER_URL": worker},
-        ) as (orchestrator, _):
+        with (
+            server_process(
+                tmp_path / "worker.log", *arguments, env={**env, "OTEL_SERVICE_NAME": "worker"}
+            ) as (worker, _),
+            server_process(
+                tmp_path / "orchestrator.log",
+                *arguments,
+                env={**env, "OTEL_SERVICE_NAME": "orchestrator", "WORKER_URL": worker},
+            ) as (orchestrator, _),
+        ):
             yield orchestrator, worker, receiver
 
 

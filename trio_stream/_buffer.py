@@ -181,6 +181,13 @@ class ChunkBuffer:
             self._flush_pending()
             self._wake_reader()
 
+    @property
+    def full(self) -> bool:
+        """Whether ``wait_writable`` would wait: the queue is at or above a high-water mark."""
+        return (
+            len(self._chunks) >= self._high_water or self._size >= self._high_water_size
+        ) and not self._closed
+
     async def wait_writable(self) -> None:
         """Wait while the queue is at or above either high-water mark.
 

@@ -383,13 +383,20 @@ class RunController:
         reports ready; returns the value it passes to ``task_status.started``."""
         return await self._scope.task_group.start(func, *args, name=name)
 
-    async def _forward(self, chunk: Chunk) -> None:
-        """Put a chunk made elsewhere (a stream, a remote run), checked as a call's would be."""
+    async def _forward(self, chunk: Chunk, *, checkpoint: bool = True) -> None:
+        """Put a chunk made elsewhere (a stream, a remote run), checked as a call's would be.
+
+        Waits first while the queue is full, and is a checkpoint either way,
+        unless ``checkpoint`` is false: then it waits only while the queue is
+        full, for a producer that reaches checkpoints of its own.
+        """
         checked = check_chunk(chunk, self._tool_calls)
         if checked is None:
             return
-        await self._buffer.wait_writable()
-        self._buffer.put(checked, chunk_size(checked))
+        buffer = self._buffer
+        if checkpoint or buffer.full:
+            await buffer.wait_writable()
+        buffer.put(checked, chunk_size(checked))
 
     def open_substream(self, parent_id: str | None = None) -> Substream:
         """A child controller with its own nursery, as an async context manager.
@@ -584,9 +591,16 @@ class ToolCallController:
         if owner._tool_calls.finish_arguments(self.tool_call_id, "close"):
             owner._buffer.put(ToolCallArgsTextFinishChunk(self.tool_call_id))
 
-    async def _relay(self, chunk: Chunk) -> None:
-        """Put a chunk a remote run made, in this call's run (see ``trio_stream._remote``)."""
-        await self._owner._forward(chunk)
+    async def _relay(self, chunk: Chunk, *, checkpoint: bool = False) -> None:
+        """Put a chunk a remote run made, in this call's run (see ``trio_stream._remote``).
+
+        Waits only while the run's queue is full, and is a checkpoint only if
+        asked. The relay reads the remote body from the network, a checkpoint
+        per read, and a read gives many chunks at once: a checkpoint per chunk
+        on top would cost a task switch per chunk, most of what relaying
+        costs, and hand the response one chunk per write.
+        """
+        await self._owner._forward(chunk, checkpoint=checkpoint)
 
     def open_substream(self, parent_id: str | None = None) -> Substream:
         """A child controller whose chunks carry this call's id as parent id.

@@ -64,6 +64,15 @@ __all__ = ["RemoteAgentError", "RemoteOutcome", "relay_remote_run"]
 REMOTE_STATE = "remote-state"
 """The name of the data parts that carry a remote run's state operations."""
 
+CHECKPOINT_EVERY = 256
+"""Relayed chunks between two checkpoints of a relay, at most.
+
+A relay puts chunks in the run without a task switch each (see
+``ToolCallController._relay``); one network read can bring thousands, and
+the run's other tasks (other relays, the response writing them out) get in
+at least this often, about every millisecond.
+"""
+
 
 class RemoteAgentError(TrioStreamError, RuntimeError):
     """A remote agent's run failed, or could not be read to its end."""
@@ -114,12 +123,19 @@ class _Renamer:
         return self.local_id if remote_parent is None else self._prefix + remote_parent
 
 
-def _relayed(chunk: Chunk, names: _Renamer, outcome: RemoteOutcome) -> Chunk | None:
-    """``chunk`` as the local run sends it, or ``None`` if only the outcome keeps it."""
+def _relayed(
+    chunk: Chunk, names: _Renamer, outcome: RemoteOutcome, answer: list[str]
+) -> Chunk | None:
+    """``chunk`` as the local run sends it, or ``None`` if only the outcome keeps it.
+
+    The top level's text deltas go to ``answer``, joined into ``outcome.text``
+    at the end: adding each to the text so far would copy all of it every
+    time, a cost growing with the square of the answer's length.
+    """
     match chunk:
         case TextDeltaChunk(text_delta=text, parent_id=parent):
             if parent is None:
-                outcome.text += text
+                answer.append(text)
             return TextDeltaChunk(text, names.parent(parent))
         case ReasoningDeltaChunk(reasoning_delta=text, parent_id=parent):
             return ReasoningDeltaChunk(text, names.parent(parent))
@@ -177,6 +193,7 @@ async def relay_remote_run(
 
     names = _Renamer(call.tool_call_id)
     outcome = RemoteOutcome(url)
+    answer: list[str] = []
     state = StateTree(None, lambda operations: None)
     # The span is current while the request is sent: its traceparent goes with it.
     with remote_call(url) as traced:
@@ -191,12 +208,13 @@ async def relay_remote_run(
                 resume_url=resume_url,
             ) as chunks:
                 try:
-                    await _relay_all(call, chunks, names, outcome, state, url, traced)
+                    await _relay_all(call, chunks, names, outcome, answer, state, url, traced)
                 finally:
                     traced.read_as(chunks.format)
         except client.RemoteError as exc:
             traced.failed(exc.failure)
             raise RemoteAgentError(url, exc.reason) from exc
+    outcome.text = "".join(answer)
     return (result or _default_result)(outcome)
 
 
@@ -205,10 +223,12 @@ async def _relay_all(
     chunks: AsyncIterable[Chunk],
     names: _Renamer,
     outcome: RemoteOutcome,
+    answer: list[str],
     state: StateTree,
     url: str,
     traced: RemoteCall,
 ) -> None:
+    count = 0
     async for chunk in chunks:
         if isinstance(chunk, ErrorChunk):
             traced.error_chunk()
@@ -217,9 +237,10 @@ async def _relay_all(
             if isinstance(chunk, UpdateStateChunk):
                 state.apply(list(chunk.operations))
                 outcome.state = state.value
-            relayed = _relayed(chunk, names, outcome)
+            relayed = _relayed(chunk, names, outcome, answer)
             if relayed is not None:
-                await call._relay(relayed)
+                count += 1
+                await call._relay(relayed, checkpoint=count % CHECKPOINT_EVERY == 0)
         except (TrioStreamError, ValueError, TypeError, KeyError) as exc:
             traced.failed("invalid")
             raise RemoteAgentError(url, f"sent a run that is not valid: {exc}") from exc

@@ -13,10 +13,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+from trio_stream.formats import FORMATS
+
 from ..serving import ROOT
 
 OURS = "trio-stream · hypercorn-trio"
 THEIRS = ["assistant-stream · uvicorn", "assistant-stream · hypercorn-asyncio"]
+OWN_CONTENDERS = ("inprocess", "decode", "remote")
+"""Figures whose rows are not the servers: in process, per format, per relay depth."""
 
 
 def test_every_measurement_runs_for_every_contender(tmp_path: Path) -> None:
@@ -33,23 +37,18 @@ def test_every_measurement_runs_for_every_contender(tmp_path: Path) -> None:
     assert report["environment"]["smoke"] is True
     figures = report["figures"]
     modules = {
-        "inprocess",
-        "http",
-        "latency",
-        "tools",
-        "concurrency",
-        "cancel",
-        "slow",
-        "telemetry",
+        *("inprocess", "http", "latency", "tools", "concurrency", "cancel", "slow"),
+        *("decode", "remote", "telemetry"),
     }
     assert all(any(m in f["key"] for f in figures) for m in modules), [f["key"] for f in figures]
+    assert {f"decode-{name}" for name in FORMATS} <= {f["key"] for f in figures}
     for figure in figures:
         runs = figure["runs"]
         assert runs, figure["key"]
         assert all(value >= 0 for values in runs.values() for value in values), figure
         if figure["key"].startswith("telemetry"):
             assert set(runs) == {"trio-stream · telemetry off", "trio-stream · telemetry on (SDK)"}
-        elif not figure["key"].startswith("inprocess"):
+        elif not figure["key"].startswith(OWN_CONTENDERS):
             assert OURS in runs, figure["key"]
             assert all(name in runs for name in THEIRS), figure["key"]
         assert (tmp_path / f"{figure['key']}.png").stat().st_size > 1000
