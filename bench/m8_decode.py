@@ -24,7 +24,8 @@ text deltas, the step's finish; a few words are not ASCII.
 Correctness: every body, every way, is decoded once untimed and checked
 chunk by chunk against what the format carries of the run: every chunk of
 it, except for the OpenAI stream, which carries the top level's text,
-reasoning and tool calls and ends with one step finish (``_CARRIED``); every
+reasoning and tool calls and ends with one step finish, and the object
+stream, which carries the state updates (``_CARRIED``); every
 timed decode is checked to give as many chunks. A decoder that dropped or
 garbled chunks fails the measurement instead of looking fast.
 
@@ -74,6 +75,7 @@ from trio_stream.chunks import (
     ToolCallBeginChunk,
     ToolCallDeltaChunk,
     ToolResultChunk,
+    UpdateStateChunk,
 )
 from trio_stream.formats import FORMATS, Format
 
@@ -169,7 +171,15 @@ def _openai_carried(chunks: list[Chunk]) -> list[Chunk]:
     return [*kept, StepFinishChunk("tool-calls" if calls else "stop")]
 
 
-_CARRIED: dict[str, Callable[[list[Chunk]], list[Chunk]]] = {"openai-stream": _openai_carried}
+def _state_carried(chunks: list[Chunk]) -> list[Chunk]:
+    """The object stream carries the run's state: its update-state chunks only."""
+    return [chunk for chunk in chunks if isinstance(chunk, UpdateStateChunk)]
+
+
+_CARRIED: dict[str, Callable[[list[Chunk]], list[Chunk]]] = {
+    "openai-stream": _openai_carried,
+    "object-stream": _state_carried,
+}
 """The formats that do not carry every chunk of this run, and what they carry of it."""
 
 
