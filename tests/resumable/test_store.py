@@ -21,9 +21,17 @@ from trio_stream.resumable import (
     StreamStore,
 )
 
-from .conftest import StoreFactory
+from .conftest import TOPOLOGIES, StoreFactory
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=["memory", *TOPOLOGIES])
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """Every store, on every topology: in memory, one Redis server, a Redis Cluster, and a
+    primary behind Sentinel."""
+    return str(request.param)
+
 
 FRAMES = [b'0:"Hel"\n', b'0:"lo \xc3\xa9"\n', b"e:{}\n", b'd:{"finishReason":"stop"}\n']
 WHOLE = b"".join(FRAMES)
@@ -122,7 +130,7 @@ async def test_an_unknown_stream_cannot_be_read(store: StreamStore) -> None:
 
 
 async def test_a_deleted_stream_ends_its_readers(make_store: StoreFactory) -> None:
-    store = make_store(lease=0.5)
+    store = await make_store(lease=0.5)
     stream_id = await create(store)
 
     async def renew() -> None:
@@ -145,7 +153,7 @@ async def test_a_deleted_stream_ends_its_readers(make_store: StoreFactory) -> No
 
 
 async def test_a_producer_that_stops_renewing_is_reported_lost(make_store: StoreFactory) -> None:
-    store = make_store(lease=0.3)
+    store = await make_store(lease=0.3)
     stream_id = await create(store)
     await store.append(stream_id, 0, FRAMES[0])
     with anyio.fail_after(5), pytest.raises(ProducerLostError):
@@ -153,7 +161,7 @@ async def test_a_producer_that_stops_renewing_is_reported_lost(make_store: Store
 
 
 async def test_a_renewed_lease_keeps_a_quiet_stream_alive(make_store: StoreFactory) -> None:
-    store = make_store(lease=0.3)
+    store = await make_store(lease=0.3)
     stream_id = await create(store)
     async with anyio.create_task_group() as group:
 
