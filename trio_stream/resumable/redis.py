@@ -707,6 +707,10 @@ class RedisStore:
                 if now >= give_up_at:
                     raise self._failure(action, error) from error
                 logger.debug("%s: Redis at %s: %r; trying again", action, self.url, error)
+                if isinstance(self._client, coredis.RedisCluster):
+                    # What the client's own retries would do: the errors it is told
+                    # of make it ask the cluster again which node holds which slot.
+                    await self._client.on_retry_error(error)
             except (RedisError, OSError) as error:
                 raise self._failure(action, error) from error
             await anyio.sleep(min(delay, give_up_at - now))
