@@ -43,9 +43,8 @@ import logging
 import math
 import secrets
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Final, Generic, Self, TypeVar, cast, get_args
+from typing import Any, Final, Self, TypeVar, cast, get_args
 from urllib.parse import urlsplit, urlunsplit
 
 import anyio
@@ -70,9 +69,9 @@ except ImportError as error:  # pragma: no cover - depends on the environment
     ) from error
 
 from ._coredis_fixes import ClosingSentinelPool, close_buffers_of, close_cluster_layout
-from ._notices import Notices, Watch
+from ._following import Entry, Position, Read, Tails
+from ._notices import Notices
 from ._store import (
-    ProducerLostError,
     StoreError,
     StreamExistsError,
     StreamInfo,
@@ -85,21 +84,11 @@ __all__ = ["DEFAULT_URL", "RedisStore"]
 logger = logging.getLogger("trio_stream")
 
 T = TypeVar("T")
-K = TypeVar("K")
 
 DEFAULT_URL: Final = "redis://127.0.0.1:6379/0"
 
 _ENTRY_BYTES: Final = 64 * 1024
 """The most bytes one entry holds: a larger append is stored as several entries."""
-
-_BATCH_BYTES: Final = 256 * 1024
-"""About how many bytes a reader asks one read for: what a reader holds at a time,
-whatever the stream's size and however slowly its client reads."""
-
-_BATCH_ENTRIES: Final = (16, 256)
-"""The first read's count of entries, and the most any asks for. Redis counts entries,
-not bytes: later reads ask for as many frames as ``_BATCH_BYTES`` holds, at the size of
-the frames read last."""
 
 _RETRY_DELAYS: Final = (0.05, 0.5)
 """The first and the longest pause between two tries of a call riding out a failover."""
@@ -300,19 +289,12 @@ def _location(address: str) -> TCPLocation:
     return TCPLocation(parts.hostname, parts.port)
 
 
-Entry = tuple[bytes, dict[bytes, bytes]]
-
-
 def _entries(raw: object) -> list[Entry]:
     """Entries as Redis returns them (``[[id, [field, value, ...]], ...]``)."""
     entries: list[Entry] = []
     for entry_id, flat in cast(list[tuple[bytes, list[bytes]]], raw):
         entries.append((entry_id, dict(zip(flat[::2], flat[1::2], strict=True))))
     return entries
-
-
-def _frame_start(entry_id: bytes) -> int:
-    return int(entry_id.partition(b"-")[0])
 
 
 def _info(stream_id: str, fields: dict[bytes, bytes]) -> StreamInfo:
@@ -331,128 +313,6 @@ def _info(stream_id: str, fields: dict[bytes, bytes]) -> StreamInfo:
         status=cast(StreamStatus, status),
         size=int(fields[b"size"]),
     )
-
-
-@dataclass(frozen=True, slots=True)
-class _Read:
-    """What one read of a stream found: its status, its lease, entries from a place."""
-
-    status: bytes
-    leased: bool
-    entries: list[Entry]
-    asked: int
-    """How many entries were asked for: fewer came back, and the reader has caught up."""
-
-
-class _Call(Generic[T]):
-    __slots__ = ("done", "error", "result")
-
-    def __init__(self) -> None:
-        self.done = anyio.Event()
-        self.result: T | None = None
-        self.error: Exception | None = None
-
-
-class _SharedCalls(Generic[K, T]):
-    """Calls for the same key while one is in flight wait for it and share its result.
-
-    Five readers of one stream, woken by one notice at the same place, make
-    one read of Redis. The first caller makes the call; if it is cancelled
-    (its client left), the others make it again rather than wait forever.
-    """
-
-    def __init__(self) -> None:
-        self._calls: dict[K, _Call[T]] = {}
-
-    async def call(self, key: K, make: Callable[[], Awaitable[T]]) -> T:
-        while (pending := self._calls.get(key)) is not None:
-            await pending.done.wait()
-            if pending.error is not None:
-                raise StoreError(str(pending.error)) from pending.error
-            if pending.result is not None:
-                return pending.result
-        call = self._calls[key] = _Call[T]()
-        try:
-            call.result = result = await make()
-        except Exception as error:
-            call.error = error
-            raise
-        finally:
-            del self._calls[key]
-            call.done.set()
-        return result
-
-
-class _Position:
-    """Where a reader is in its stream, and what it accepts next.
-
-    ``cursor`` is the last entry seen, ``expected`` where the next frame
-    must start (at or before ``offset``, for the one holding it): a frame
-    starting anywhere else means the stream was replaced under the reader,
-    and an end anywhere else that Redis lost bytes the reader has had.
-    """
-
-    def __init__(self, stream_id: str, offset: int) -> None:
-        self.stream_id = stream_id
-        self.offset = offset
-        self.cursor = b"0-0"
-        self.expected: int | None = None
-        self.ended = False
-        self.count = _BATCH_ENTRIES[0]
-        self._lease_gone_since: float | None = None
-
-    def take(self, entries: list[Entry]) -> list[bytes]:
-        """The bytes ``entries`` add for the reader; ``ended`` once the end is among them."""
-        taken = []
-        for entry_id, fields in entries:
-            start = _frame_start(entry_id)
-            placed = start <= self.offset if self.expected is None else start == self.expected
-            data = fields.get(b"data")
-            if data is None:
-                if b"end" not in fields:  # deleted, by an earlier version of this store
-                    raise StreamNotFoundError(f"stream {self.stream_id!r} was deleted")
-                if not placed:
-                    raise self._lost()
-                self.ended = True
-                break
-            if not placed:
-                raise StreamNotFoundError(f"stream {self.stream_id!r} was deleted or replaced")
-            self.cursor, self.expected = entry_id, start + len(data)
-            if self.expected > self.offset:
-                taken.append(data[max(self.offset - start, 0) :])
-        if entries:
-            held = sum(len(fields.get(b"data", b"")) for _, fields in entries)
-            most = _BATCH_ENTRIES[1]
-            self.count = max(1, min(most, _BATCH_BYTES * len(entries) // max(held, 1)))
-        return taken
-
-    def check(self, read: _Read, patience: float) -> None:
-        """Raise if the stream, read to its end, cannot go on: finished before the bytes
-        the reader has had, or left by its producer.
-
-        A lease found gone counts once it is still gone ``patience`` seconds
-        later: a producer riding out a failover renews its lease as soon as
-        Redis is back, and may be a moment later than its readers.
-        """
-        if read.status != b"running":
-            raise self._lost()
-        now = anyio.current_time()
-        if read.leased:
-            self._lease_gone_since = None
-        elif self._lease_gone_since is None:
-            self._lease_gone_since = now
-        elif now - self._lease_gone_since >= patience:
-            raise ProducerLostError(
-                f"stream {self.stream_id!r} is running, "
-                "but its producer stopped renewing its lease"
-            )
-
-    def _lost(self) -> StoreError:
-        return StoreError(
-            f"stream {self.stream_id!r} ends before byte {self.expected}, which this reader "
-            "has read: Redis lost what it had stored after it (a failover to a replica that "
-            "had not received it)"
-        )
 
 
 class RedisStore:
@@ -527,7 +387,7 @@ class RedisStore:
             self.url = repr(client)
         self._client: coredis.Redis[bytes] | coredis.RedisCluster[bytes] = client
         self._notices = Notices(client, timeout=timeout)
-        self._reads: _SharedCalls[tuple[str, bytes], _Read] = _SharedCalls()
+        self._tails = Tails(self._notices, self._read_after, lambda i: self._channels(i)[0])
         self._group: TaskGroup | None = None
         self._exit: contextlib.AsyncExitStack | None = None
         self._after_close: Callable[[], None] = lambda: None
@@ -539,6 +399,15 @@ class RedisStore:
         self._read = register(_READ)
         self._cancel = register(_CANCEL)
         self._delete = register(_DELETE)
+        self._scripts = [
+            self._create,
+            self._append,
+            self._renew,
+            self._finish,
+            self._read,
+            self._cancel,
+            self._delete,
+        ]
 
     @classmethod
     def cluster(
@@ -647,6 +516,8 @@ class RedisStore:
                 stack.push_async_callback(owned.__aexit__, None, None, None)
             group = await stack.enter_async_context(anyio.create_task_group())
             await group.start(self._notices.run)
+            group.start_soon(self._load_scripts)
+            self._tails.group, self._tails.block = group, self.block
             self._group, self._exit = group, stack.pop_all()
         return self
 
@@ -659,9 +530,20 @@ class RedisStore:
         group, stack = self._group, self._exit
         if group is None or stack is None:
             return
-        self._group = self._exit = None
+        self._group = self._exit = self._tails.group = None
         group.cancel_scope.cancel()
         await stack.__aexit__(None, None, None)
+
+    async def _load_scripts(self) -> None:
+        """Load the scripts into Redis once, rather than have every first call of each
+        find it missing and load it (coredis's ``Script`` does, which is what covers a
+        Redis restarted or failed over since)."""
+        for script in self._scripts:
+            try:
+                await self._client.script_load(script.script)
+            except (RedisError, OSError, TimeoutError) as error:
+                logger.debug("scripts not loaded into Redis at %s: %r", self.url, error)
+                return
 
     async def aclose(self) -> None:
         """Close the store's connections; an open store connects again when next used.
@@ -862,37 +744,32 @@ class RedisStore:
         """
         if offset < 0:
             raise ValueError(f"offset must not be negative, not {offset}")
-        position = _Position(stream_id, offset)
+        position = Position(stream_id, offset)
         found = await self._read_stream(stream_id, f"{offset}-1", position.count, holding=True)
-        async with contextlib.AsyncExitStack() as stack:
-            watch: Watch | None = None
-            changed: anyio.Event | None = None
-            while True:
-                for data in position.take(found.entries):
-                    yield data
-                if position.ended:
-                    return
-                if len(found.entries) < found.asked:  # caught up with the stream
-                    position.check(found, self.block)
-                    if watch is None:
-                        channel = self._channels(stream_id)[0]
-                        watch = await stack.enter_async_context(
-                            self._notices.watching(channel, wait=self.block)
-                        )
-                    elif changed is not None:
-                        with anyio.move_on_after(self.block):
-                            await changed.wait()
-                # Taken before reading: a notice that comes while the read is on
-                # its way, or while its bytes are sent, is not missed.
-                changed = watch.changed if watch is not None else None
-                found = await self._reads.call(
-                    (stream_id, position.cursor),
-                    lambda: self._read_stream(stream_id, position.cursor.decode(), position.count),
-                )
+        while True:
+            for data in position.take(found.entries):
+                yield data
+            if position.ended:
+                return
+            if found.to_the_end:
+                position.check(found, self.block)
+                # Caught up: the stream's tail reads on for every reader here.
+                async with self._tails.following(stream_id, position.cursor) as listener:
+                    while listener is not None and (handed := await listener.next()):
+                        for data in position.take(handed.entries):
+                            yield data
+                        if position.ended:
+                            return
+                        if handed.to_the_end:
+                            position.check(handed, self.block)
+            found = await self._read_after(stream_id, position.cursor, position.count)
+
+    async def _read_after(self, stream_id: str, cursor: bytes, count: int) -> Read:
+        return await self._read_stream(stream_id, cursor.decode(), count)
 
     async def _read_stream(
         self, stream_id: str, start: str, count: int, *, holding: bool = False
-    ) -> _Read:
+    ) -> Read:
         """Up to ``count`` entries after the entry ``start`` (from the one holding it, if
         ``holding``), with the stream's status and lease."""
         meta, frames, lease, _ = self._keys(stream_id)
@@ -903,7 +780,7 @@ class RedisStore:
         if raw is None:
             raise StreamNotFoundError(f"no stream {stream_id!r}: unknown, expired or deleted")
         status, leased, entries = cast(list[Any], raw)
-        return _Read(status, bool(leased), _entries(entries), count)
+        return Read(status, bool(leased), _entries(entries), count)
 
     async def request_cancel(self, stream_id: str) -> bool:
         """Ask the stream's producer, wherever it runs, to cancel the run.
