@@ -341,7 +341,10 @@ class RedisStore:
     over, the calls that continue a running stream are sent again for up to
     ``failover_timeout`` seconds (set it above the time your Sentinel or
     Cluster takes to promote a replica); the calls that start something fail
-    at once. A store belongs to the event loop that opens it.
+    at once. ``max_connections`` bounds the connections the store makes to
+    each Redis server: one for its notices, the others shared by all its
+    commands, which coredis sends without waiting for each other's replies.
+    A store belongs to the event loop that opens it.
     """
 
     def __init__(
@@ -355,12 +358,15 @@ class RedisStore:
         connect_timeout: float = 2.0,
         timeout: float = 10.0,
         failover_timeout: float = 15.0,
+        max_connections: int = 8,
     ) -> None:
         if url is not None and client is not None:
             raise TypeError("pass a url or a client, not both")
         for name, value in (("lease", lease), ("block", block), ("timeout", timeout)):
             if value is not None and not value > 0:
                 raise ValueError(f"{name} must be positive, not {value}")
+        if max_connections < 2:
+            raise ValueError(f"max_connections must be at least 2, not {max_connections}")
         if not failover_timeout >= 0:
             raise ValueError(f"failover_timeout must not be negative, not {failover_timeout}")
         self.lease = lease
@@ -376,6 +382,7 @@ class RedisStore:
                 url,
                 connect_timeout=connect_timeout,
                 stream_timeout=timeout,
+                max_connections=max_connections,
                 # The store sends again what is safe to send again, and only that.
                 retry_policy=NoRetryPolicy(),
             )
@@ -420,6 +427,7 @@ class RedisStore:
         connect_timeout: float = 2.0,
         timeout: float = 10.0,
         failover_timeout: float = 15.0,
+        max_connections: int = 8,
     ) -> RedisStore:
         """A store on a Redis Cluster, found from ``nodes``: URLs (``redis://[user:pass@]
         host:port``; credentials are taken from the first) of some of its nodes, any
@@ -436,6 +444,8 @@ class RedisStore:
             ssl=first.scheme == "rediss",
             connect_timeout=connect_timeout,
             stream_timeout=timeout,
+            max_connections=max_connections,
+            max_connections_per_node=True,
             retry_policy=NoRetryPolicy(),
         )
         store = cls(
@@ -446,6 +456,7 @@ class RedisStore:
             connect_timeout=connect_timeout,
             timeout=timeout,
             failover_timeout=failover_timeout,
+            max_connections=max_connections,
         )
         close_buffers_of(client.connection_pool)
         store._owned.append(client)
@@ -468,6 +479,7 @@ class RedisStore:
         connect_timeout: float = 2.0,
         timeout: float = 10.0,
         failover_timeout: float = 15.0,
+        max_connections: int = 8,
     ) -> RedisStore:
         """A store on the primary of ``service`` that the Redis Sentinels at ``sentinels``
         (``host:port`` each) name, asking them again when it fails over. ``username``
@@ -484,6 +496,7 @@ class RedisStore:
         client = manager.primary_for(
             service,
             connection_pool_class=ClosingSentinelPool,
+            max_connections=max_connections,
             db=db,
             username=username,
             password=password,
@@ -496,6 +509,7 @@ class RedisStore:
             connect_timeout=connect_timeout,
             timeout=timeout,
             failover_timeout=failover_timeout,
+            max_connections=max_connections,
         )
         store._owned += [manager, client]
         store.url = f"sentinel service {service!r} via {','.join(sentinels)}"
