@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import coredis
 import pytest
 
@@ -427,28 +428,101 @@ async def test_a_redis_restarted_with_its_data_goes_unnoticed_by_producer_and_re
     assert received == b"".join(frames)
 
 
-async def test_a_reader_that_had_bytes_redis_then_lost_ends_with_an_error(
+# KEYS: meta, frames. ARGV: the size to go back to, then the entries to drop.
+_LOSE = """
+redis.call('XDEL', KEYS[2], unpack(ARGV, 2))
+local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+redis.call('XSETID', KEYS[2], last[1] and last[1][1] or '0-0')
+redis.call('HSET', KEYS[1], 'size', ARGV[1])
+"""
+
+
+async def lose(inspect: coredis.Redis[bytes], store: RedisStore, entries: list[str]) -> None:
+    """Make the stream ``s`` as a replica promoted too early has it: without the last
+    ``entries`` (its last entry id is the last it kept), and as many bytes shorter."""
+    base = f"{store.prefix}{{s}}:"
+    size = min(int(entry.partition("-")[0]) for entry in entries)
+    await inspect.eval(_LOSE, keys=[f"{base}meta", f"{base}frames"], args=[size, *entries])
+
+
+async def follow(store: RedisStore, received: list[bytes]) -> None:
+    """Read ``s`` into ``received`` until it ends; what it raised, raised."""
+    async with contextlib.aclosing(store.read("s")) as frames:
+        async for frame in frames:
+            received.append(frame)
+
+
+async def test_appends_a_failover_lost_are_appended_again_by_the_producers_store(
     redis: RedisServer,
 ) -> None:
-    """A failover to a replica that had not received the last appends: the stream ends
-    (or goes on) short of bytes a reader has had. The reader ends with a store error,
-    never silently at a shorter end."""
+    """A failover to a replica that had not received the last two appends: the
+    producer's store finds the stream shorter than it made it, appends them again as
+    they were, then the next; a reader that had them and one that had not each get
+    every byte once."""
     async with opened(redis.url, block=30) as store, inspector(redis.url) as inspect:
         await create(store)
-        size = await write(store, "s", [b"kept ", b"lost"])
+        had, fresh = list[bytes](), list[bytes]()
+        async with anyio.create_task_group() as group:
+            group.start_soon(follow, store, had)
+            offset = await write(store, "s", [b"kept ", b"lost ", b"also lost "])
+            await until(lambda: has(had, 3))
+            await lose(inspect, store, ["5-1", "10-1"])
+            group.start_soon(follow, store, fresh)
+            await until(lambda: has(fresh, 1))
+            await write(store, "s", [b"next"], offset)
+            await store.finish("s", "done", 60)
+        whole = b"kept lost also lost next"
+        assert (b"".join(had), b"".join(fresh)) == (whole, whole)
+        assert await read_all(store, "s") == whole
+
+
+async def has(received: list[bytes], count: int) -> bool:
+    await anyio.lowlevel.checkpoint()
+    return len(received) >= count
+
+
+async def test_a_loss_beyond_what_the_producer_remembers_ends_every_reader_with_an_error(
+    redis: RedisServer,
+) -> None:
+    """Lost appends of more bytes than the producer's store remembers (256 KiB): the
+    stream cannot go on; the producer's next append raises ``StoreError``, its lease
+    runs out, and every reader, whether or not it had the lost bytes, ends with an
+    error rather than at a shorter end."""
+    pieces = [bytes([65 + i]) * 30_000 for i in range(10)]
+    async with opened(redis.url, lease=0.5) as store, inspector(redis.url) as inspect:
+        await create(store)
+        offset = await write(store, "s", pieces)
+        await lose(inspect, store, [f"{30_000 * i}-1" for i in range(1, 10)])
+        with pytest.raises(StoreError, match="more than this worker can append again"):
+            await store.append("s", offset, b"next")
+        for received in (list[bytes](), list[bytes]()):
+            with anyio.fail_after(3), pytest.raises(ProducerLostError):
+                await follow(store, received)
+            assert b"".join(received) == pieces[0]
+
+
+async def test_a_stream_ended_short_of_bytes_a_reader_had_is_an_error_for_it(
+    redis: RedisServer,
+) -> None:
+    """Ended by a worker that did not write it, at a size Redis lost bytes below: the
+    reader that had them raises ``StoreError``; it does not end quietly short."""
+    prefix = f"test-{secrets.token_hex(4)}:"
+    async with (
+        opened(redis.url, prefix=prefix, block=30) as store,
+        opened(redis.url, prefix=prefix) as other,
+        inspector(redis.url) as inspect,
+    ):
+        await create(store)
+        await write(store, "s", [b"kept ", b"lost"])
         frames = store.read("s")
         async with contextlib.aclosing(frames):
             assert await anext(frames) == b"kept "
             assert await anext(frames) == b"lost"
-            # As the promoted replica has it: without the last append.
-            base = f"{store.prefix}{{s}}:"
-            await inspect.xdel(f"{base}frames", ["5-1"])
-            await inspect.hset(f"{base}meta", {"size": "5"})
-            await store.finish("s", "failed", 60)
+            await lose(inspect, store, ["5-1"])
+            await other.finish("s", "failed", 60)
             with anyio.fail_after(2), pytest.raises(StoreError, match="lost"):
                 await anext(frames)
-        assert size == 9
-        assert await read_all(store, "s") == b"kept "  # a new reader gets what is there
+        assert await read_all(store, "s") == b"kept "
 
 
 # -- many readers, cancelled readers, several workers -------------------------

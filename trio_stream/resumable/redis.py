@@ -71,6 +71,7 @@ except ImportError as error:  # pragma: no cover - depends on the environment
 from ._coredis_fixes import ClosingSentinelPool, close_buffers_of, close_cluster_layout
 from ._following import Entry, Position, Read, Tails
 from ._notices import Notices
+from ._replay import Replay
 from ._store import (
     StoreError,
     StreamExistsError,
@@ -200,12 +201,20 @@ end
 return 1
 """
 
-# KEYS: meta, frames, lease, cancel. ARGV: status, ttl ms, the channel.
-# Finishing twice changes the status but adds no second end marker.
+# KEYS: meta, frames, lease, cancel. ARGV: status, ttl ms, the channel, and
+# the size the producer knows the stream to have, or ''. Finishing twice
+# changes the status but adds no second end marker. A running stream shorter
+# than its producer knows (decimal strings, compared by length first) has
+# lost appends in a failover: it is not finished, and its size is returned.
 _FINISH: Final = """
 local meta = redis.call('HMGET', KEYS[1], 'status', 'size')
 if not meta[1] then
     return 0
+end
+local known = ARGV[4]
+if meta[1] == 'running' and known ~= '' and
+        (#meta[2] < #known or (#meta[2] == #known and meta[2] < known)) then
+    return {2, meta[2]}
 end
 if meta[1] == 'running' then
     redis.call('XADD', KEYS[2], meta[2] .. '-2', 'end', ARGV[1])
@@ -395,6 +404,7 @@ class RedisStore:
         self._client: coredis.Redis[bytes] | coredis.RedisCluster[bytes] = client
         self._notices = Notices(client, timeout=timeout)
         self._tails = Tails(self._notices, self._read_after, lambda i: self._channels(i)[0])
+        self._replay = Replay()
         self._group: TaskGroup | None = None
         self._exit: contextlib.AsyncExitStack | None = None
         self._after_close: Callable[[], None] = lambda: None
@@ -668,10 +678,27 @@ class RedisStore:
             raise ValueError("append needs bytes to add")
         if offset < 0:
             raise ValueError(f"offset must not be negative, not {offset}")
+        data = bytes(data)
+        code, value = await self._append_once(stream_id, offset, data)
+        if code == 2 and int(value) < offset and self._replay.end(stream_id) == offset:
+            # Shorter than this store made it: a failover lost appends.
+            await self._append_again(stream_id, int(value), offset)
+            code, value = await self._append_once(stream_id, offset, data)
+        if code == 0:
+            raise StreamNotFoundError(f"no stream {stream_id!r}: unknown, expired or deleted")
+        if code == 1:
+            raise ValueError(f"stream {stream_id!r} has finished ({value.decode()})")
+        if code == 2:
+            raise ValueError(
+                f"append at {offset}, but stream {stream_id!r} has {value.decode()} bytes"
+            )
+        self._replay.remember(stream_id, offset, data)
+
+    async def _append_once(self, stream_id: str, offset: int, data: bytes) -> tuple[int, bytes]:
+        """The append script's answer: its code, and the status or size it names."""
         meta, frames, _, _ = self._keys(stream_id)
         # Entries of at most ``_ENTRY_BYTES``, so that what a reader holds stays
         # bounded however much the producer appends at once.
-        data = bytes(data)
         args: list[str | bytes | int] = [self._channels(stream_id)[0], offset, offset + len(data)]
         for start in range(0, len(data), _ENTRY_BYTES):
             args += [f"{offset + start}-1", data[start : start + _ENTRY_BYTES]]
@@ -682,14 +709,31 @@ class RedisStore:
                 lambda: self._append(keys=[meta, frames], args=args),
             ),
         )
-        if code == 0:
-            raise StreamNotFoundError(f"no stream {stream_id!r}: unknown, expired or deleted")
-        if code == 1:
-            raise ValueError(f"stream {stream_id!r} has finished ({value.decode()})")
-        if code == 2:
-            raise ValueError(
-                f"append at {offset}, but stream {stream_id!r} has {value.decode()} bytes"
+        return int(code), bytes(value)
+
+    async def _append_again(self, stream_id: str, size: int, end: int) -> None:
+        """Append again what took the stream from ``size`` bytes to ``end``, as it was
+        appended; raise ``StoreError`` if this store no longer has it all."""
+        pieces = self._replay.since(stream_id, size, end)
+        if pieces is None:
+            raise StoreError(
+                f"stream {stream_id!r} in Redis at {self.url} lost bytes {size} to {end} "
+                "(a failover to a replica that had not received them), more than this "
+                "worker can append again"
             )
+        logger.warning(
+            "resumable stream %s: Redis lost bytes %d to %d (a failover?); appending them again",
+            stream_id,
+            size,
+            end,
+        )
+        for offset, data in pieces:
+            code, value = await self._append_once(stream_id, offset, data)
+            if code != 3:
+                raise StoreError(
+                    f"stream {stream_id!r} in Redis at {self.url} changed while its lost "
+                    f"bytes were appended again ({code}, {value!r})"
+                )
 
     async def renew(self, stream_id: str, ttl: float) -> None:
         """Extend the producer's lease, and the stream's ``ttl``."""
@@ -704,13 +748,23 @@ class RedisStore:
         """Mark the stream ended with ``status``; it stays readable for ``ttl`` seconds."""
         if status not in _FINAL:
             raise ValueError(f"a stream ends done, failed or cancelled, not {status!r}")
-        args: list[str | int] = [status, _ms(ttl), self._channels(stream_id)[0]]
-        finished: object = await self._call(
-            f"finish stream {stream_id!r}",
-            lambda: self._finish(keys=self._keys(stream_id), args=args),
-        )
+        known = self._replay.end(stream_id)
+        args: list[str | int] = [status, _ms(ttl), self._channels(stream_id)[0], known or ""]
+
+        async def finish() -> object:
+            return await self._call(
+                f"finish stream {stream_id!r}",
+                lambda: self._finish(keys=self._keys(stream_id), args=args),
+            )
+
+        finished = await finish()
+        if isinstance(finished, list) and known is not None:
+            # Shorter than this store made it: a failover lost appends.
+            await self._append_again(stream_id, int(finished[1]), known)
+            finished = await finish()
         if finished == 0:
             raise StreamNotFoundError(f"no stream {stream_id!r}: unknown, expired or deleted")
+        self._replay.forget(stream_id)
 
     async def wait_cancel_requested(self, stream_id: str) -> None:
         """Return when ``request_cancel`` has been called for the stream.
@@ -813,6 +867,7 @@ class RedisStore:
 
     async def delete(self, stream_id: str) -> None:
         """Forget the stream; readers following it end with ``StreamNotFoundError``."""
+        self._replay.forget(stream_id)
         channel = self._channels(stream_id)[0]
         await self._call(
             f"delete stream {stream_id!r}",
