@@ -17,9 +17,8 @@ the producer writes.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -157,37 +156,40 @@ class Position:
 
 
 class Listener:
-    """A reader following a tail: the one read it has been handed and not yet taken."""
+    """A reader following a tail, for the ``with`` block: the read it has been handed
+    and not yet taken.
 
-    __slots__ = ("arrived", "detached", "pending")
+    The reader ``wait``s, then ``take``s what came: a read, an error to raise,
+    or ``None`` once the tail has let it go.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("detached", "pending", "tail")
+
+    def __init__(self, tail: _Tail) -> None:
+        self.tail = tail
         self.pending: Read | Exception | None = None
-        self.arrived = anyio.Event()
         self.detached = False
         """Let go by the tail (it could not take a read in time, or the tail ended):
         once it has taken what it holds, the reader reads on its own."""
 
-    def hand(self, item: Read | Exception) -> bool:
-        """Give the listener ``item``; ``False`` if it has not taken the last one yet."""
-        if self.pending is not None:
-            return False
-        self.pending = item
-        self.arrived.set()
-        return True
+    def __enter__(self) -> Listener:
+        self.tail.listeners.add(self)
+        return self
 
-    def let_go(self) -> None:
-        self.detached = True
-        self.arrived.set()
+    def __exit__(self, *exc_info: object) -> None:
+        tail = self.tail
+        tail.listeners.discard(self)
+        if not tail.listeners and tail.watch is not None:
+            tail.watch.wake()  # nobody left to read for: the tail ends now
 
-    async def next(self) -> Read | None:
-        """The next read from the tail; ``None`` once let go (and holding nothing)."""
-        await self.arrived.wait()
+    async def wait(self) -> None:
+        """Until something has been handed to the listener, or it has been let go."""
+        if self.pending is None and not self.detached:
+            await self.tail.handed.wait()
+
+    def take(self) -> Read | None:
+        """What has arrived: a read, or ``None`` once let go (and holding nothing)."""
         item, self.pending = self.pending, None
-        if item is None:
-            return None
-        if not self.detached:
-            self.arrived = anyio.Event()
         if isinstance(item, Exception):
             # Each reader raises an exception of its own, not one shared by all.
             raise type(item)(*item.args) from item
@@ -195,7 +197,7 @@ class Listener:
 
 
 class _Tail:
-    __slots__ = ("count", "cursor", "listeners", "stream_id", "watch")
+    __slots__ = ("count", "cursor", "handed", "listeners", "stream_id", "watch")
 
     def __init__(self, stream_id: str, cursor: bytes) -> None:
         self.stream_id = stream_id
@@ -203,19 +205,30 @@ class _Tail:
         self.count = BATCH_ENTRIES[0]
         self.listeners: set[Listener] = set()
         self.watch: Watch | None = None
+        self.handed = anyio.Event()
+        """Set, and replaced, when the listeners have been handed a read, or let go: one
+        event for all of them, rather than one each."""
 
     def hand(self, item: Read | Exception) -> None:
         for listener in list(self.listeners):
-            if not listener.hand(item):
+            if listener.pending is None:
+                listener.pending = item
+            else:
                 # Its client reads slowly: it catches up on its own, and nothing
                 # waits for it here.
                 self.listeners.discard(listener)
-                listener.let_go()
+                listener.detached = True
+        self._wake()
 
     def let_all_go(self) -> None:
         for listener in self.listeners:
-            listener.let_go()
+            listener.detached = True
         self.listeners.clear()
+        self._wake()
+
+    def _wake(self) -> None:
+        self.handed.set()
+        self.handed = anyio.Event()
 
 
 class Tails:
@@ -232,10 +245,10 @@ class Tails:
         self.group: TaskGroup | None = None
         self.block = 1.0
 
-    @contextlib.asynccontextmanager
-    async def following(self, stream_id: str, cursor: bytes) -> AsyncIterator[Listener | None]:
-        """Follow the tail of ``stream_id`` from ``cursor`` for the block; ``None`` if the
-        tail has read past ``cursor``: read on, then try again."""
+    def follow(self, stream_id: str, cursor: bytes) -> Listener | None:
+        """A listener to the tail of ``stream_id`` from ``cursor``, to follow it in a
+        ``with`` block; ``None`` if the tail has read past ``cursor``: read on, then try
+        again."""
         tail = self._tails.get(stream_id)
         if tail is None:
             if self.group is None:
@@ -243,16 +256,8 @@ class Tails:
             tail = self._tails[stream_id] = _Tail(stream_id, cursor)
             self.group.start_soon(self._run, tail, name=f"trio_stream tail {stream_id}")
         if _order(tail.cursor) > _order(cursor):
-            yield None
-            return
-        listener = Listener()
-        tail.listeners.add(listener)
-        try:
-            yield listener
-        finally:
-            tail.listeners.discard(listener)
-            if not tail.listeners and tail.watch is not None:
-                tail.watch.wake()  # nobody left to read for: the tail ends now
+            return None
+        return Listener(tail)
 
     async def _run(self, tail: _Tail) -> None:
         """Read the stream for its listeners, a batch per notice, until none is left."""

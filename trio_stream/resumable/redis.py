@@ -822,14 +822,18 @@ class RedisStore:
             if found.to_the_end:
                 position.check(found, self.block)
                 # Caught up: the stream's tail reads on for every reader here.
-                async with self._tails.following(stream_id, position.cursor) as listener:
-                    while listener is not None and (handed := await listener.next()):
-                        for data in position.take(handed.entries):
-                            yield data
-                        if position.ended:
-                            return
-                        if handed.to_the_end:
-                            position.check(handed, self.block)
+                if (listener := self._tails.follow(stream_id, position.cursor)) is not None:
+                    with listener:
+                        while True:
+                            await listener.wait()
+                            if (handed := listener.take()) is None:
+                                break  # let go: read on alone
+                            for data in position.take(handed.entries):
+                                yield data
+                            if position.ended:
+                                return
+                            if handed.to_the_end:
+                                position.check(handed, self.block)
             found = await self._read_after(stream_id, position.cursor, position.count)
 
     async def _read_after(self, stream_id: str, cursor: bytes, count: int) -> Read:
