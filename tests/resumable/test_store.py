@@ -2,8 +2,11 @@
 
 A store holds a stream's bytes in order with a status; readers start at any
 byte offset, follow the live tail and stop at the end. Writes go at the
-stream's size and never after its end; an append sent again is stored once;
-every write keeps the stream its ttl longer.
+stream's size and never after its end; an append sent again is stored once,
+and so are the closing bytes and the end however often they are sent; every
+write keeps the stream its ttl longer. Every test runs on ``MemoryStore``
+and on ``RedisStore`` on one Redis server, a Redis Cluster and behind
+Sentinel (``store_kind``).
 """
 
 from __future__ import annotations
@@ -279,6 +282,25 @@ async def test_a_finished_stream_takes_no_more_bytes(store: StreamStore) -> None
         await store.finish(stream_id, "running", 60)
     assert await stored(store, stream_id) == ("done", len(WHOLE), WHOLE)
     assert await read_all(store, stream_id) == WHOLE
+
+
+async def test_the_closing_bytes_and_the_end_are_stored_once_however_often_sent(
+    store: StreamStore,
+) -> None:
+    """A producer stopped while it stores a stream's end sends its closing bytes and its
+    final status again, not knowing whether they landed: the stream ends with them once,
+    and its readers stop once, at its end."""
+    stream_id = await create(store)
+    await store.append(stream_id, 0, FRAMES[0])
+    closing = FRAMES[-1]
+    for _ in range(2):
+        await store.append(stream_id, len(FRAMES[0]), closing)
+    for _ in range(2):
+        await store.finish(stream_id, "done", 60)
+    whole = FRAMES[0] + closing
+    assert await stored(store, stream_id) == ("done", len(whole), whole)
+    assert await read_all(store, stream_id) == whole
+    assert await read_all(store, stream_id, len(FRAMES[0])) == closing
 
 
 async def test_every_write_keeps_the_stream_its_ttl_longer(store: StreamStore) -> None:
