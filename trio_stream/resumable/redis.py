@@ -3,7 +3,8 @@
 A stream is four keys, all with the stream id as their hash tag, so that they
 share one cluster slot and one Lua script can touch them all::
 
-    {prefix}{<id>}:meta     hash: media_type, headers (JSON), endings (JSON), status, size, ttl
+    {prefix}{<id>}:meta     hash: media_type, headers (JSON), endings (JSON), status,
+                            size, ttl, and the nonce of the create that made it
     {prefix}{<id>}:frames   Redis Stream: the appended bytes, then an end marker
     {prefix}{<id>}:lease    the producer's lease: a string that expires unless renewed
     {prefix}{<id>}:cancel   Redis Stream: one entry once a cancel is requested
@@ -22,16 +23,19 @@ trip; the scripts that change what a reader or a producer waits for also
 publish a notice on the stream's channel (``{prefix}{<id>}:changed``, or
 ``:cancelled`` for a cancel request). A worker's waiting readers hold no
 connection: one Pub/Sub connection hears the notices (``_notices.py``), and
-the reads they trigger share the client's pool, which coredis multiplexes.
-Readers of one stream at the same place share one read.
+the readers of a worker that have caught up with a stream follow its tail,
+which reads each new batch once for all of them (``_following.py``), on the
+client's pool, which coredis multiplexes.
 
 The store runs on one Redis server, on Redis Cluster, and behind Sentinel.
 While Redis fails over (or restarts), the calls that continue a running
 stream (``append``, ``renew``, ``finish``, reading, waiting for a cancel)
 are sent again, for up to ``failover_timeout`` seconds: each is safe to
-repeat (an append sent again is stored once). The calls that start
-something (``create``, ``info``, ``request_cancel``, ``delete``) fail at
-once, so that a client is answered "try again" instead of waiting.
+repeat (an append sent again is stored once, a create sent again finds its
+own nonce). The calls that start something (``create``, ``info``,
+``request_cancel``, ``delete``) fail at once, so that a client is answered
+"try again" instead of waiting. Appends a failover lost (Redis replicates
+asynchronously) are appended again by the producer's store (``_replay.py``).
 """
 
 from __future__ import annotations
@@ -290,6 +294,18 @@ def _redacted(url: str) -> str:
     return urlunsplit(parts._replace(netloc=user + host))
 
 
+def _check_options(
+    lease: float, block: float | None, timeout: float, failover_timeout: float, connections: int
+) -> None:
+    for name, value in (("lease", lease), ("block", block), ("timeout", timeout)):
+        if value is not None and not value > 0:
+            raise ValueError(f"{name} must be positive, not {value}")
+    if not failover_timeout >= 0:
+        raise ValueError(f"failover_timeout must not be negative, not {failover_timeout}")
+    if connections < 2:
+        raise ValueError(f"max_connections must be at least 2, not {connections}")
+
+
 def _location(address: str) -> TCPLocation:
     """A ``host:port`` or a ``redis://host:port`` URL as a coredis location."""
     parts = urlsplit(address if "//" in address else f"//{address}")
@@ -371,13 +387,7 @@ class RedisStore:
     ) -> None:
         if url is not None and client is not None:
             raise TypeError("pass a url or a client, not both")
-        for name, value in (("lease", lease), ("block", block), ("timeout", timeout)):
-            if value is not None and not value > 0:
-                raise ValueError(f"{name} must be positive, not {value}")
-        if max_connections < 2:
-            raise ValueError(f"max_connections must be at least 2, not {max_connections}")
-        if not failover_timeout >= 0:
-            raise ValueError(f"failover_timeout must not be negative, not {failover_timeout}")
+        _check_options(lease, block, timeout, failover_timeout, max_connections)
         self.lease = lease
         self.prefix = prefix
         self.block = lease / 3 if block is None else block
@@ -408,15 +418,11 @@ class RedisStore:
         self._group: TaskGroup | None = None
         self._exit: contextlib.AsyncExitStack | None = None
         self._after_close: Callable[[], None] = lambda: None
-        register = client.register_script
-        self._create = register(_CREATE)
-        self._append = register(_APPEND)
-        self._renew = register(_RENEW)
-        self._finish = register(_FINISH)
-        self._read = register(_READ)
-        self._cancel = register(_CANCEL)
-        self._delete = register(_DELETE)
         self._scripts = [
+            client.register_script(script)
+            for script in (_CREATE, _APPEND, _RENEW, _FINISH, _READ, _CANCEL, _DELETE)
+        ]
+        (
             self._create,
             self._append,
             self._renew,
@@ -424,7 +430,7 @@ class RedisStore:
             self._read,
             self._cancel,
             self._delete,
-        ]
+        ) = self._scripts
 
     @classmethod
     def cluster(
