@@ -540,9 +540,13 @@ class RedisStore:
         async with contextlib.AsyncExitStack() as stack:
             stack.callback(self._after_close)
             for owned in self._owned:
+                try:
+                    # A cluster client asks the cluster for its layout here.
+                    await owned.__aenter__()
+                except (RedisError, OSError, TimeoutError) as error:
+                    raise self._failure("open the store", error) from error
                 # Not given the block's exception: coredis would wrap it in an
                 # ExceptionGroup along with its task group's.
-                await owned.__aenter__()
                 stack.push_async_callback(owned.__aexit__, None, None, None)
             group = await stack.enter_async_context(anyio.create_task_group())
             await group.start(self._notices.run)
