@@ -31,6 +31,7 @@ MEASUREMENTS = [
     "bench.m7_slow_consumer",
     "bench.m8_decode",
     "bench.m9_remote",
+    "bench.m10_readers",
     "bench.m12_telemetry",
 ]
 

@@ -13,8 +13,11 @@ missing=()
 command -v node >/dev/null || missing+=(nodejs npm)
 command -v curl >/dev/null || missing+=(curl)
 [[ -x /usr/bin/chromium ]] || missing+=(chromium)
-# The resumable stream tests start their own redis-server on a loopback port.
+# The resumable stream tests start their own Redis topologies on loopback
+# ports: single servers, a cluster (formed with redis-cli, from redis-tools)
+# and Sentinels (redis-server --sentinel); bench m10 starts a redis-server too.
 command -v redis-server >/dev/null || missing+=(redis-server)
+command -v redis-cli >/dev/null || missing+=(redis-tools)
 if ((${#missing[@]})); then
     sudo=""
     [[ $(id -u) == 0 ]] || sudo=sudo

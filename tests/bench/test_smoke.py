@@ -38,7 +38,7 @@ def test_every_measurement_runs_for_every_contender(tmp_path: Path) -> None:
     figures = report["figures"]
     modules = {
         *("inprocess", "http", "latency", "tools", "concurrency", "cancel", "slow"),
-        *("decode", "remote", "telemetry"),
+        *("decode", "remote", "readers", "telemetry"),
     }
     assert all(any(m in f["key"] for f in figures) for m in modules), [f["key"] for f in figures]
     assert {f"decode-{name}" for name in FORMATS} <= {f["key"] for f in figures}
@@ -48,6 +48,9 @@ def test_every_measurement_runs_for_every_contender(tmp_path: Path) -> None:
         assert all(value >= 0 for values in runs.values() for value in values), figure
         if figure["key"].startswith("telemetry"):
             assert set(runs) == {"trio-stream · telemetry off", "trio-stream · telemetry on (SDK)"}
+        elif figure["ours"] is not None:
+            # A figure of its own kind (in-process, or of one store) names its contender.
+            assert figure["ours"] in runs, figure["key"]
         elif not figure["key"].startswith(OWN_CONTENDERS):
             assert OURS in runs, figure["key"]
             assert all(name in runs for name in THEIRS), figure["key"]

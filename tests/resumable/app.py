@@ -2,8 +2,12 @@
 
 Served in the test process (``app_for(store)``) or as a worker process
 (``trio-stream serve tests.resumable.app:app``), which takes its store from
-the environment: ``TEST_REDIS_URL`` and ``TEST_REDIS_PREFIX`` for Redis,
-else memory. Each run is the demo's scripted turn, at ``TEST_PACE`` of its
+the environment (``store_from_environment``): a ``RedisStore`` on
+``TEST_REDIS_URL`` (one server), ``TEST_REDIS_SENTINELS`` (``host:port,...``,
+with ``TEST_REDIS_SERVICE``) or ``TEST_REDIS_CLUSTER`` (``url,...``), keys
+under ``TEST_REDIS_PREFIX``, with ``TEST_REDIS_LEASE``,
+``TEST_REDIS_TIMEOUT`` and ``TEST_REDIS_FAILOVER_TIMEOUT`` in seconds if
+set; else memory. Each run is the demo's scripted turn, at ``TEST_PACE`` of its
 pace (0.02 unless set), or with ``/start/<format>?size=N``, N bytes of
 text in 64 KiB deltas, produced as fast as the store takes them; ``?pace=``
 sets the script's pace for one run; ``?fail=message`` makes the run raise
@@ -16,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import AsyncIterator
+from typing import Any
 
 import anyio
 from starlette.applications import Starlette
@@ -106,13 +111,23 @@ def app_for(
     )
 
 
-def _store_from_environment() -> StreamStore:
-    url = os.environ.get("TEST_REDIS_URL")
-    if not url:
-        return MemoryStore()
+def store_from_environment() -> StreamStore:
+    """The store the environment describes (see the module's docstring)."""
     from trio_stream.resumable.redis import RedisStore
 
-    return RedisStore(url, prefix=os.environ.get("TEST_REDIS_PREFIX", "trio-stream:"))
+    options: dict[str, Any] = {"prefix": os.environ.get("TEST_REDIS_PREFIX", "trio-stream:")}
+    for name in ("lease", "timeout", "failover_timeout"):
+        value = os.environ.get(f"TEST_REDIS_{name.upper()}")
+        if value:
+            options[name] = float(value)
+    if url := os.environ.get("TEST_REDIS_URL"):
+        return RedisStore(url, **options)
+    if sentinels := os.environ.get("TEST_REDIS_SENTINELS"):
+        service = os.environ["TEST_REDIS_SERVICE"]
+        return RedisStore.sentinel(sentinels.split(","), service, **options)
+    if nodes := os.environ.get("TEST_REDIS_CLUSTER"):
+        return RedisStore.cluster(nodes.split(","), **options)
+    return MemoryStore()
 
 
-app = app_for(_store_from_environment(), pace=float(os.environ.get("TEST_PACE", "0.02")))
+app = app_for(store_from_environment(), pace=float(os.environ.get("TEST_PACE", "0.02")))

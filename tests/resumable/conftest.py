@@ -1,17 +1,37 @@
-"""Every store test runs against each store: in memory, and Redis on a real server."""
+"""Every store test runs against each store: in memory, and Redis on real servers.
+
+``make_store`` makes open stores of the kind of its parameter: memory and
+one Redis server by default, and also a Redis Cluster and a primary behind
+Sentinel where a module widens ``store_kind`` (``test_store.py``, the
+contract, does). The topologies are started once per session, when a test
+first needs them.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import secrets
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
 
 import pytest
 
 from trio_stream.resumable import MemoryStore, StreamStore
+from trio_stream.resumable.redis import RedisStore
 
-from .redis_server import RedisServer, redis_server
+from .redis_server import (
+    RedisCluster,
+    RedisSentinel,
+    RedisServer,
+    redis_cluster,
+    redis_sentinel,
+    redis_server,
+)
 
-StoreFactory = Callable[..., StreamStore]
+StoreFactory = Callable[..., Awaitable[StreamStore]]
+
+TOPOLOGIES = ["redis", "cluster", "sentinel"]
+"""Every way ``RedisStore`` runs on Redis."""
 
 
 @pytest.fixture(scope="session")
@@ -20,30 +40,55 @@ def redis() -> Iterator[RedisServer]:
         yield server
 
 
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    with redis_cluster(tmp_path_factory.mktemp("cluster")) as servers:
+        yield servers
+
+
+@pytest.fixture(scope="session")
+def sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisSentinel]:
+    with redis_sentinel(tmp_path_factory.mktemp("sentinel")) as servers:
+        yield servers
+
+
+def redis_store(kind: str, request: pytest.FixtureRequest, **options: Any) -> RedisStore:
+    """A ``RedisStore`` on the topology ``kind``, with a key prefix of its own; not open."""
+    options.setdefault("prefix", f"test-{secrets.token_hex(4)}:")
+    if kind == "redis":
+        server: RedisServer = request.getfixturevalue("redis")
+        return RedisStore(server.url, **options)
+    if kind == "cluster":
+        servers: RedisCluster = request.getfixturevalue("cluster")
+        return RedisStore.cluster(servers.urls, **options)
+    assert kind == "sentinel", kind
+    watched: RedisSentinel = request.getfixturevalue("sentinel")
+    return RedisStore.sentinel(watched.addresses, watched.service, **options)
+
+
 @pytest.fixture(params=["memory", "redis"])
-async def make_store(request: pytest.FixtureRequest) -> AsyncIterator[StoreFactory]:
-    """Makes fresh stores of one kind (``make_store(lease=...)``); Redis ones get a key
-    prefix of their own. All are closed after the test."""
-    made: list[StreamStore] = []
-
-    def make(lease: float = 2.0) -> StreamStore:
-        if request.param == "memory":
-            store: StreamStore = MemoryStore(lease=lease)
-        else:
-            from trio_stream.resumable.redis import RedisStore
-
-            server: RedisServer = request.getfixturevalue("redis")
-            store = RedisStore(server.url, prefix=f"test-{secrets.token_hex(4)}:", lease=lease)
-        made.append(store)
-        return store
-
-    try:
-        yield make
-    finally:
-        for store in made:
-            await store.aclose()
+def store_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 @pytest.fixture
-def store(make_store: StoreFactory) -> StreamStore:
-    return make_store()
+async def make_store(
+    store_kind: str, request: pytest.FixtureRequest
+) -> AsyncIterator[StoreFactory]:
+    """Makes fresh, open stores of one kind (``await make_store(lease=...)``), closed
+    after the test."""
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def make(lease: float = 2.0) -> StreamStore:
+            if store_kind == "memory":
+                store: StreamStore = MemoryStore(lease=lease)
+                stack.push_async_callback(store.aclose)
+                return store
+            return await stack.enter_async_context(redis_store(store_kind, request, lease=lease))
+
+        yield make
+
+
+@pytest.fixture
+async def store(make_store: StoreFactory) -> StreamStore:
+    return await make_store()

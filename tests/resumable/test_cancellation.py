@@ -333,7 +333,7 @@ def ending(fmt: str, status: StreamStatus, way: Way) -> list[str]:
 async def test_a_run_left_alone_makes_every_call_it_is_stopped_at_below(
     make_store: StoreFactory, fmt: str
 ) -> None:
-    produced = await produce(make_store(lease=0.3), fmt, None, "cancel")
+    produced = await produce(await make_store(lease=0.3), fmt, None, "cancel")
     assert produced.status == "done"
     assert decoded(fmt, produced.stored) == ("Hello", ending(fmt, "done", "cancel"))
     assert produced.received == produced.stored
@@ -351,7 +351,7 @@ async def test_a_run_stopped_at_any_call_ends_its_stream_once(
     way: Way,
     point: Point,
 ) -> None:
-    store = make_store(lease=0.3)
+    store = await make_store(lease=0.3)
     with caplog.at_level(logging.ERROR, logger="trio_stream"):
         produced = await produce(store, fmt, point, way)
     status, texts = expected(point, way)

@@ -2,8 +2,11 @@
 
 A store holds a stream's bytes in order with a status; readers start at any
 byte offset, follow the live tail and stop at the end. Writes go at the
-stream's size and never after its end; an append sent again is stored once;
-every write keeps the stream its ttl longer.
+stream's size and never after its end; an append sent again is stored once,
+and so are the closing bytes and the end however often they are sent; every
+write keeps the stream its ttl longer. Every test runs on ``MemoryStore``
+and on ``RedisStore`` on one Redis server, a Redis Cluster and behind
+Sentinel (``store_kind``).
 """
 
 from __future__ import annotations
@@ -21,9 +24,17 @@ from trio_stream.resumable import (
     StreamStore,
 )
 
-from .conftest import StoreFactory
+from .conftest import TOPOLOGIES, StoreFactory
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=["memory", *TOPOLOGIES])
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """Every store, on every topology: in memory, one Redis server, a Redis Cluster, and a
+    primary behind Sentinel."""
+    return str(request.param)
+
 
 FRAMES = [b'0:"Hel"\n', b'0:"lo \xc3\xa9"\n', b"e:{}\n", b'd:{"finishReason":"stop"}\n']
 WHOLE = b"".join(FRAMES)
@@ -186,7 +197,7 @@ async def test_a_reader_cancelled_while_it_waits_leaves_the_stream_to_others(
 
 
 async def test_a_deleted_stream_ends_its_readers(make_store: StoreFactory) -> None:
-    store = make_store(lease=0.5)
+    store = await make_store(lease=0.5)
     stream_id = await create(store)
 
     async def renew() -> None:
@@ -209,7 +220,7 @@ async def test_a_deleted_stream_ends_its_readers(make_store: StoreFactory) -> No
 
 
 async def test_a_producer_that_stops_renewing_is_reported_lost(make_store: StoreFactory) -> None:
-    store = make_store(lease=0.3)
+    store = await make_store(lease=0.3)
     stream_id = await create(store)
     await store.append(stream_id, 0, FRAMES[0])
     with anyio.fail_after(5), pytest.raises(ProducerLostError):
@@ -217,7 +228,7 @@ async def test_a_producer_that_stops_renewing_is_reported_lost(make_store: Store
 
 
 async def test_a_renewed_lease_keeps_a_quiet_stream_alive(make_store: StoreFactory) -> None:
-    store = make_store(lease=0.3)
+    store = await make_store(lease=0.3)
     stream_id = await create(store)
     async with anyio.create_task_group() as group:
 
@@ -335,6 +346,25 @@ async def test_a_finished_stream_takes_no_more_bytes(store: StreamStore) -> None
         await store.finish(stream_id, "running", 60)
     assert await stored(store, stream_id) == ("done", len(WHOLE), WHOLE)
     assert await read_all(store, stream_id) == WHOLE
+
+
+async def test_the_closing_bytes_and_the_end_are_stored_once_however_often_sent(
+    store: StreamStore,
+) -> None:
+    """A producer stopped while it stores a stream's end sends its closing bytes and its
+    final status again, not knowing whether they landed: the stream ends with them once,
+    and its readers stop once, at its end."""
+    stream_id = await create(store)
+    await store.append(stream_id, 0, FRAMES[0])
+    closing = FRAMES[-1]
+    for _ in range(2):
+        await store.append(stream_id, len(FRAMES[0]), closing)
+    for _ in range(2):
+        await store.finish(stream_id, "done", 60)
+    whole = FRAMES[0] + closing
+    assert await stored(store, stream_id) == ("done", len(whole), whole)
+    assert await read_all(store, stream_id) == whole
+    assert await read_all(store, stream_id, len(FRAMES[0])) == closing
 
 
 async def test_every_write_keeps_the_stream_its_ttl_longer(store: StreamStore) -> None:

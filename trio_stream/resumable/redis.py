@@ -1,9 +1,10 @@
 """``RedisStore``: resumable streams in Redis, shared by every worker and host.
 
-A stream is four keys, all with the stream id as their hash tag so that they
+A stream is four keys, all with the stream id as their hash tag, so that they
 share one cluster slot and one Lua script can touch them all::
 
-    {prefix}{<id>}:meta     hash: media_type, headers (JSON), endings (JSON), status, size, ttl
+    {prefix}{<id>}:meta     hash: media_type, headers (JSON), endings (JSON), status,
+                            size, ttl, and the nonce of the create that made it
     {prefix}{<id>}:frames   Redis Stream: the appended bytes, then an end marker
     {prefix}{<id>}:lease    the producer's lease: a string that expires unless renewed
     {prefix}{<id>}:cancel   Redis Stream: one entry once a cancel is requested
@@ -14,49 +15,68 @@ is several entries, so a reader holds little whatever the producer writes at
 once). Offsets only grow, so these are valid stream ids, and a reader
 resuming at any byte finds the entry holding it with one ``XREVRANGE``
 instead of scanning from the start. ``finish`` adds an entry ``<size>-2``
-(after every frame, and never the id of one) carrying the final status:
-readers blocked in ``XREAD`` wake up on it and stop.
+(after every frame, and never the id of one) carrying the final status.
 
 Every write is one Lua script, so a stream is never half-updated (a frame
-without its size, a status without its end marker) and needs one round trip.
+without its size, a status without its end marker) and needs one round
+trip; the scripts that change what a reader or a producer waits for also
+publish a notice on the stream's channel (``{prefix}{<id>}:changed``, or
+``:cancelled`` for a cancel request). A worker's waiting readers hold no
+connection: one Pub/Sub connection hears the notices (``_notices.py``), and
+the readers of a worker that have caught up with a stream follow its tail,
+which reads each new batch once for all of them (``_following.py``), on the
+client's pool, which coredis multiplexes.
 
-Readers follow the live tail with ``XREAD BLOCK``, which holds a connection
-for as long as it blocks; those connections are kept apart from the pool
-the writes use (see ``_BlockingConnections``), so a thousand waiting readers
-never delay a producer's ``append``.
+The store runs on one Redis server, on Redis Cluster, and behind Sentinel.
+While Redis fails over (or restarts), the calls that continue a running
+stream (``append``, ``renew``, ``finish``, reading, waiting for a cancel)
+are sent again, for up to ``failover_timeout`` seconds: each is safe to
+repeat (an append sent again is stored once, a create sent again finds its
+own nonce). The calls that start something (``create``, ``info``,
+``request_cancel``, ``delete``) fail at once, so that a client is answered
+"try again" instead of waiting. Appends a failover lost (Redis replicates
+asynchronously) are appended again by the producer's store (``_replay.py``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import json
+import logging
 import math
-from collections.abc import AsyncGenerator, Awaitable, Iterator, Mapping, Sequence
+import secrets
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Final, Self, cast, get_args
+from typing import Any, Final, Self, TypeVar, cast, get_args
 from urllib.parse import urlsplit, urlunsplit
 
 import anyio
-import sniffio
-import trio
-from anyio.abc import TaskStatus
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from anyio.abc import TaskGroup
 
 try:
     import coredis
-    from coredis.connection import BaseConnection, TCPConnection, UnixDomainSocketConnection
+    from coredis.connection import TCPLocation
+    from coredis.exceptions import (
+        ClusterDownError,
+        ClusterError,
+        ReadOnlyError,
+        RedisError,
+        SentinelError,
+        TryAgainError,
+    )
     from coredis.exceptions import ConnectionError as RedisConnectionError
-    from coredis.exceptions import RedisError
     from coredis.retry import NoRetryPolicy
 except ImportError as error:  # pragma: no cover - depends on the environment
     raise ImportError(
         "trio_stream.resumable.redis needs coredis: pip install 'trio-stream[redis]'"
     ) from error
 
+from ._coredis_fixes import ClosingSentinelPool, close_buffers_of, close_cluster_layout
+from ._following import Entry, Position, Read, Tails
+from ._notices import Notices
+from ._replay import Replay
 from ._store import (
-    ProducerLostError,
     StoreError,
     StreamExistsError,
     StreamInfo,
@@ -66,46 +86,57 @@ from ._store import (
 
 __all__ = ["DEFAULT_URL", "RedisStore"]
 
+logger = logging.getLogger("trio_stream")
+
+T = TypeVar("T")
+
 DEFAULT_URL: Final = "redis://127.0.0.1:6379/0"
 
 _ENTRY_BYTES: Final = 64 * 1024
 """The most bytes one entry holds: a larger append is stored as several entries."""
 
-_BATCH_BYTES: Final = 256 * 1024
-"""About how many bytes a reader asks one ``XREAD`` for: what a reader holds at a time,
-whatever the stream's size and however slowly its client reads."""
+_RETRY_DELAYS: Final = (0.05, 0.5)
+"""The first and the longest pause between two tries of a call riding out a failover."""
 
-_BATCH_ENTRIES: Final = (16, 256)
-"""The first ``XREAD``'s count, and the most any asks for. Redis counts entries, not
-bytes: later reads ask for as many frames as ``_BATCH_BYTES`` holds, at the size of
-the frames read last."""
-
-_DELETED_GRACE_MS: Final = 60_000
-"""How long the frames of a deleted stream may outlive ``delete`` if its second step fails."""
+_PASSING: Final = (
+    RedisConnectionError,  # unreachable, restarting, loading its data
+    TimeoutError,
+    ReadOnlyError,  # a primary demoted to a replica
+    ClusterDownError,
+    TryAgainError,
+    ClusterError,  # the cluster client's redirections exhausted mid-failover
+    SentinelError,  # no primary known yet, or a stale one
+)
+"""What Redis raises while it fails over or restarts: a call riding it out is sent again."""
 
 _FINAL: Final = frozenset(s for s in get_args(StreamStatus) if s != "running")
 
 # KEYS: meta, frames, lease, cancel. ARGV: media_type, headers, endings, ttl ms,
-# lease ms.
+# lease ms, nonce.
 # Frames, lease or cancel left without their meta (which expired first) belong
-# to an older stream of the same id: they are dropped, never inherited.
+# to an older stream of the same id: they are dropped, never inherited. The
+# nonce makes a create sent again (its reply lost) succeed instead of finding
+# its own stream in the way.
 _CREATE: Final = """
 if redis.call('EXISTS', KEYS[1]) == 1 then
+    if redis.call('HGET', KEYS[1], 'nonce') == ARGV[6] then
+        return 1
+    end
     return 0
 end
 redis.call('UNLINK', KEYS[2], KEYS[3], KEYS[4])
 redis.call('HSET', KEYS[1], 'media_type', ARGV[1], 'headers', ARGV[2],
-    'endings', ARGV[3], 'status', 'running', 'size', '0', 'ttl', ARGV[4])
+    'endings', ARGV[3], 'status', 'running', 'size', '0', 'ttl', ARGV[4], 'nonce', ARGV[6])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 redis.call('SET', KEYS[3], '1', 'PX', ARGV[5])
 return 1
 """
 
-# KEYS: meta, frames. ARGV: offset, offset + the bytes' length, then an entry
-# id and its bytes per piece. Sizes and offsets are compared as decimal
-# strings computed by Python's exact integers, never as Lua numbers (doubles);
-# only lengths of bytes are counted in Lua. A stream that already ends with
-# the bytes at that offset has had this very append: nothing is added.
+# KEYS: meta, frames. ARGV: the channel, offset, offset + the bytes' length,
+# then an entry id and its bytes per piece. Sizes and offsets are compared as
+# decimal strings computed by Python's exact integers, never as Lua numbers
+# (doubles); only lengths of bytes are counted in Lua. A stream that already
+# ends with the bytes at that offset has had this very append: nothing is added.
 _APPEND: Final = """
 local meta = redis.call('HMGET', KEYS[1], 'status', 'size', 'ttl')
 if not meta[1] then
@@ -114,16 +145,17 @@ end
 if meta[1] ~= 'running' then
     return {1, meta[1]}
 end
-if meta[2] == ARGV[1] then
-    for i = 3, #ARGV, 2 do
+if meta[2] == ARGV[2] then
+    for i = 4, #ARGV, 2 do
         redis.call('XADD', KEYS[2], ARGV[i], 'data', ARGV[i + 1])
     end
-    redis.call('HSET', KEYS[1], 'size', ARGV[2])
-elseif meta[2] ~= ARGV[2] then
+    redis.call('HSET', KEYS[1], 'size', ARGV[3])
+    redis.call('PUBLISH', ARGV[1], 'a')
+elseif meta[2] ~= ARGV[3] then
     return {2, meta[2]}
 else
     local pieces = {}
-    for i = 4, #ARGV, 2 do
+    for i = 5, #ARGV, 2 do
         pieces[#pieces + 1] = ARGV[i]
     end
     local data = table.concat(pieces)
@@ -173,12 +205,20 @@ end
 return 1
 """
 
-# KEYS: meta, frames, lease, cancel. ARGV: status, ttl ms. Finishing twice
-# changes the status but adds no second end marker.
+# KEYS: meta, frames, lease, cancel. ARGV: status, ttl ms, the channel, and
+# the size the producer knows the stream to have, or ''. Finishing twice
+# changes the status but adds no second end marker. A running stream shorter
+# than its producer knows (decimal strings, compared by length first) has
+# lost appends in a failover: it is not finished, and its size is returned.
 _FINISH: Final = """
 local meta = redis.call('HMGET', KEYS[1], 'status', 'size')
 if not meta[1] then
     return 0
+end
+local known = ARGV[4]
+if meta[1] == 'running' and known ~= '' and
+        (#meta[2] < #known or (#meta[2] == #known and meta[2] < known)) then
+    return {2, meta[2]}
 end
 if meta[1] == 'running' then
     redis.call('XADD', KEYS[2], meta[2] .. '-2', 'end', ARGV[1])
@@ -188,30 +228,31 @@ redis.call('DEL', KEYS[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
 redis.call('PEXPIRE', KEYS[4], ARGV[2])
+redis.call('PUBLISH', ARGV[3], 'f')
 return 1
 """
 
-# KEYS: meta, frames. ARGV: the id of a frame starting at the offset read from.
-# The entry at or before it is the frame holding the offset (or, past the end
-# of a finished stream, its end marker).
-_OPEN: Final = """
-if redis.call('EXISTS', KEYS[1]) == 0 then
-    return false
-end
-return redis.call('XREVRANGE', KEYS[2], ARGV[1], '-', 'COUNT', 1)
-"""
-
-# KEYS: meta, lease, frames. ARGV: the last entry id a reader has seen.
-_STATE: Final = """
+# KEYS: meta, frames, lease. ARGV: an entry id, the most entries to return,
+# and '1' to start at the entry holding the byte the id names (for an id
+# '<offset>-1', the entry at or before it: the frame holding that byte or,
+# past the end of a finished stream, its end marker), else after the id.
+# Returns nil for no stream, else its status, whether its lease is held, and
+# the entries.
+_READ: Final = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then
-    return {'', 0, 0}
+    return false
 end
-return {status, redis.call('EXISTS', KEYS[2]),
-    #redis.call('XRANGE', KEYS[3], '(' .. ARGV[1], '+', 'COUNT', 1)}
+local start = '(' .. ARGV[1]
+if ARGV[3] == '1' then
+    local holding = redis.call('XREVRANGE', KEYS[2], ARGV[1], '-', 'COUNT', 1)
+    start = holding[1] and holding[1][1] or '-'
+end
+return {status, redis.call('EXISTS', KEYS[3]),
+    redis.call('XRANGE', KEYS[2], start, '+', 'COUNT', ARGV[2])}
 """
 
-# KEYS: meta, cancel.
+# KEYS: meta, cancel. ARGV: the channel.
 _CANCEL: Final = """
 if redis.call('HGET', KEYS[1], 'status') ~= 'running' then
     return 0
@@ -223,17 +264,15 @@ local ttl = redis.call('PTTL', KEYS[1])
 if ttl > 0 then
     redis.call('PEXPIRE', KEYS[2], ttl)
 end
+redis.call('PUBLISH', ARGV[1], 'c')
 return 1
 """
 
-# KEYS: meta, frames, lease, cancel. ARGV: grace ms. The marker wakes readers
-# blocked on the frames; Redis serves them only once this script has ended,
-# and only if the key still exists then, so the frames are unlinked by a
-# second command (and expire soon if that one never comes).
+# KEYS: meta, frames, lease, cancel. ARGV: the channel. Readers woken by the
+# notice find no stream.
 _DELETE: Final = """
-redis.call('XADD', KEYS[2], '*', 'deleted', '1')
-redis.call('PEXPIRE', KEYS[2], ARGV[1])
-redis.call('UNLINK', KEYS[1], KEYS[3], KEYS[4])
+redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+redis.call('PUBLISH', ARGV[1], 'd')
 return 1
 """
 
@@ -255,7 +294,24 @@ def _redacted(url: str) -> str:
     return urlunsplit(parts._replace(netloc=user + host))
 
 
-Entry = tuple[bytes, dict[bytes, bytes]]
+def _check_options(
+    lease: float, block: float | None, timeout: float, failover_timeout: float, connections: int
+) -> None:
+    for name, value in (("lease", lease), ("block", block), ("timeout", timeout)):
+        if value is not None and not value > 0:
+            raise ValueError(f"{name} must be positive, not {value}")
+    if not failover_timeout >= 0:
+        raise ValueError(f"failover_timeout must not be negative, not {failover_timeout}")
+    if connections < 2:
+        raise ValueError(f"max_connections must be at least 2, not {connections}")
+
+
+def _location(address: str) -> TCPLocation:
+    """A ``host:port`` or a ``redis://host:port`` URL as a coredis location."""
+    parts = urlsplit(address if "//" in address else f"//{address}")
+    if not parts.hostname or parts.port is None:
+        raise ValueError(f"a Redis node is host:port or redis://host:port, not {address!r}")
+    return TCPLocation(parts.hostname, parts.port)
 
 
 def _entries(raw: object) -> list[Entry]:
@@ -264,10 +320,6 @@ def _entries(raw: object) -> list[Entry]:
     for entry_id, flat in cast(list[tuple[bytes, list[bytes]]], raw):
         entries.append((entry_id, dict(zip(flat[::2], flat[1::2], strict=True))))
     return entries
-
-
-def _frame_start(entry_id: bytes) -> int:
-    return int(entry_id.partition(b"-")[0])
 
 
 def _info(stream_id: str, fields: dict[bytes, bytes]) -> StreamInfo:
@@ -288,261 +340,219 @@ def _info(stream_id: str, fields: dict[bytes, bytes]) -> StreamInfo:
     )
 
 
-async def _closing_buffers(connection: BaseConnection, running: Awaitable[None]) -> None:
-    """Run a coredis connection, then close the in-memory streams it made for itself.
-
-    coredis 6.9 makes them when the connection is constructed, and closes them
-    only once it has connected: a connection to an unreachable Redis leaves
-    them to the garbage collector, which warns (``ResourceWarning``) about
-    each of them.
-    """
-    try:
-        await running
-    finally:
-        for value in vars(connection).values():
-            if isinstance(value, MemoryObjectSendStream | MemoryObjectReceiveStream):
-                value.close()
-
-
-class _TCPConnection(TCPConnection):
-    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        await _closing_buffers(self, super().run(task_status=task_status))
-
-
-class _UnixConnection(UnixDomainSocketConnection):
-    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        await _closing_buffers(self, super().run(task_status=task_status))
-
-
-_CLOSING: Final[dict[type[BaseConnection], type[BaseConnection]]] = {
-    TCPConnection: _TCPConnection,
-    UnixDomainSocketConnection: _UnixConnection,
-}
-
-
-class _Started:
-    """Passes a connection's start, or the error that prevented it, to ``TaskGroup.start``."""
-
-    def __init__(self, status: TaskStatus[BaseException | None]) -> None:
-        self._status = status
-        self.done = False
-
-    def started(self, value: None = None) -> None:
-        self.done = True
-        self._status.started(None)
-
-    def failed(self, error: BaseException) -> None:
-        if not self.done:
-            self.done = True
-            self._status.started(error)
-
-
-class _BlockingConnections:
-    """Connections for ``XREAD BLOCK``, each held by one waiting reader at a time.
-
-    A blocking command occupies its connection until it returns, so it
-    cannot share one with other commands the way coredis multiplexes the
-    rest. And a blocking command cancelled half-way (a client going away
-    cancels its reader) leaves its connection with a reply still to come:
-    it must be closed, not reused. coredis 6.9's pool does close it, but
-    loses the pool slot with it, so its pool would run dry after
-    ``max_connections`` cancelled reads. These connections are therefore
-    counted here by a ``CapacityLimiter``, which cancellation cannot
-    corrupt, and run in the client pool's task group like its own.
-    """
-
-    def __init__(self, pool: coredis.ConnectionPool[Any], limit: int) -> None:
-        self._pool = pool
-        self._limiter = anyio.CapacityLimiter(limit)
-        self._idle: list[BaseConnection] = []
-        self._open: set[BaseConnection] = set()
-
-    async def request(
-        self, command: bytes, *args: bytes | str | int, reply_within: float
-    ) -> object:
-        """Run ``command`` on a connection of its own and return its reply.
-
-        Raises ``TimeoutError`` if no reply comes within ``reply_within`` seconds.
-        """
-        async with self._limiter:
-            connection = await self._take()
-            try:
-                reply = await connection.create_request(
-                    command,
-                    *args,
-                    decode=False,
-                    timeout=reply_within,
-                    disconnect_on_cancellation=True,
-                )
-            except BaseException:
-                # The reply may still come: nobody else may read it.
-                connection.invalidate()
-                raise
-            if connection.usable:
-                self._idle.append(connection)
-            return reply
-
-    async def _take(self) -> BaseConnection:
-        while self._idle:
-            idle = self._idle.pop()
-            if idle.usable:
-                return idle
-            idle.invalidate()
-        pool = self._pool
-        if pool.location is None:
-            raise RedisConnectionError("the coredis pool has no location to connect to")
-        connection_class = _CLOSING.get(pool.connection_class, pool.connection_class)
-        connection: BaseConnection = connection_class(pool.location, **pool.connection_kwargs)
-        error: BaseException | None = await pool.task_group.start(self._run, connection)
-        if error is not None:
-            raise error
-        return connection
-
-    async def _run(
-        self,
-        connection: BaseConnection,
-        *,
-        task_status: TaskStatus[BaseException | None] = anyio.TASK_STATUS_IGNORED,
-    ) -> None:
-        started = _Started(task_status)
-        self._open.add(connection)
-        try:
-            await connection.run(task_status=started)
-        except Exception as error:
-            # Runs in the pool's task group: an error raised here would cancel
-            # everything the client serves. It goes to whoever asked instead.
-            started.failed(error)
-        finally:
-            self._open.discard(connection)
-            with contextlib.suppress(ValueError):
-                self._idle.remove(connection)
-
-    def close(self) -> None:
-        """Close every connection, interrupting the commands waiting on them."""
-        for connection in list(self._open):
-            connection.invalidate()
-        self._idle.clear()
-
-
-class _Owner:
-    """A task holding the coredis pool open for a store used without ``async with``."""
-
-    def __init__(self) -> None:
-        self.opened = anyio.Event()
-        self.stop = anyio.Event()
-        self.stopped = anyio.Event()
-        self.failure: Exception | None = None
-        self.task: object = None  # an asyncio task is kept referenced while it runs
-
-    async def hold(self, client: coredis.Redis[bytes]) -> None:
-        try:
-            async with client:
-                self.opened.set()
-                await self.stop.wait()
-        except Exception as error:
-            # Runs outside any nursery of the application: an exception here
-            # would end the whole run (Trio) or go unnoticed (asyncio). The
-            # store reports it to its next caller, and opens a new pool then.
-            self.failure = error
-        finally:
-            self.opened.set()
-            self.stopped.set()
-
-
 class RedisStore:
     """Streams kept in Redis, shared by every process that connects to it.
 
-    ``RedisStore(url)`` connects on first use; ``aclose`` closes its
-    connections (a later use connects again). coredis runs a pool's
-    connections in a task group, which the store opens in a task of its own
-    (a Trio system task, or an asyncio task) unless you give it one: used as
-    ``async with RedisStore(url) as store:``, the pool's task group is the
-    block, and the store closes with it. Or hand it a ``coredis.Redis``
-    client (``decode_responses=False``) that your application has opened
-    already; the store then uses that client's pool and never closes it.
+    Open it as a block, ``async with RedisStore(url) as store:`` (a
+    ``ResumableStreams`` block opens its store): the block holds its
+    connections and the task that hears its notices, and closes them.
+
+    ``RedisStore(url)`` uses one Redis server; ``RedisStore.cluster(urls)``
+    a Redis Cluster; ``RedisStore.sentinel(sentinels, service)`` the primary
+    that Redis Sentinel names, whichever it is. Or hand it a ``coredis``
+    client (``coredis.Redis`` or ``coredis.RedisCluster``, with
+    ``decode_responses=False``) that your application has opened: the store
+    then uses it and never closes it.
 
     ``lease`` is how long a stream stays running without its producer calling
     ``renew``: if the producer's process dies, readers raise
-    ``ProducerLostError`` within ``lease + block`` seconds. ``block`` is how
-    long one ``XREAD`` waits in Redis before a reader checks that the stream
-    and its producer are still there (a third of the lease by default).
-    Finishing and deleting a stream wake its readers at once.
+    ``ProducerLostError`` within ``lease + 2 * block`` seconds. ``block`` is
+    how long a reader waits for news of its stream before it looks for itself
+    (a third of the lease by default); finishing and deleting a stream wake
+    its readers at once.
 
     ``connect_timeout`` bounds connecting and ``timeout`` every command, so a
-    lost Redis raises ``StoreError`` instead of hanging; commands are not
-    retried. ``max_blocking_connections`` is how many reads may wait in Redis
-    at once, each on a connection of its own; more wait for a free one.
-    A store belongs to the event loop that first uses it.
+    lost Redis raises ``StoreError`` instead of hanging. While Redis fails
+    over, the calls that continue a running stream are sent again for up to
+    ``failover_timeout`` seconds (set it above the time your Sentinel or
+    Cluster takes to promote a replica); the calls that start something fail
+    at once. ``max_connections`` bounds the connections the store makes to
+    each Redis server: one for its notices, the others shared by all its
+    commands, which coredis sends without waiting for each other's replies.
+    A store belongs to the event loop that opens it.
     """
 
     def __init__(
         self,
         url: str | None = None,
         *,
-        client: coredis.Redis[bytes] | None = None,
+        client: coredis.Redis[bytes] | coredis.RedisCluster[bytes] | None = None,
         prefix: str = "trio-stream:",
         lease: float = 15.0,
         block: float | None = None,
         connect_timeout: float = 2.0,
         timeout: float = 10.0,
-        max_blocking_connections: int = 1000,
+        failover_timeout: float = 15.0,
+        max_connections: int = 8,
     ) -> None:
         if url is not None and client is not None:
             raise TypeError("pass a url or a client, not both")
-        if lease <= 0:
-            raise ValueError(f"lease must be positive, not {lease}")
-        if block is not None and block <= 0:
-            raise ValueError(f"block must be positive, not {block}")
-        if max_blocking_connections < 1:
-            raise ValueError(
-                f"max_blocking_connections must be at least 1, not {max_blocking_connections}"
-            )
+        _check_options(lease, block, timeout, failover_timeout, max_connections)
         self.lease = lease
         self.prefix = prefix
         self.block = lease / 3 if block is None else block
         self.timeout = timeout
+        self.failover_timeout = failover_timeout
+        self._owned: list[contextlib.AbstractAsyncContextManager[Any]] = []
         if client is None:
             url = DEFAULT_URL if url is None else url
             self.url = _redacted(url)
-            self._owns_client = True
-            self._client: coredis.Redis[bytes] = coredis.Redis.from_url(
+            client = coredis.Redis.from_url(
                 url,
                 connect_timeout=connect_timeout,
                 stream_timeout=timeout,
-                # A retried write could be applied twice (a create seen as a
-                # clash, an append at a stale offset): failures surface at once.
+                max_connections=max_connections,
+                # The store sends again what is safe to send again, and only that.
                 retry_policy=NoRetryPolicy(),
             )
-            pool = self._client.connection_pool
-            pool.connection_class = _CLOSING.get(pool.connection_class, pool.connection_class)
+            close_buffers_of(client.connection_pool)
+            self._owned.append(client)
         else:
             if client.decode_responses:
                 raise ValueError("RedisStore needs a client with decode_responses=False")
-            self.url = f"redis://{client.connection_pool.location}"
-            self._owns_client = False
-            self._client = client
-        self._blocking = _BlockingConnections(
-            self._client.connection_pool, max_blocking_connections
+            self.url = repr(client)
+        self._client: coredis.Redis[bytes] | coredis.RedisCluster[bytes] = client
+        self._notices = Notices(client, timeout=timeout)
+        self._tails = Tails(self._notices, self._read_after, lambda i: self._channels(i)[0])
+        self._replay = Replay()
+        self._group: TaskGroup | None = None
+        self._exit: contextlib.AsyncExitStack | None = None
+        self._after_close: Callable[[], None] = lambda: None
+        self._scripts = [
+            client.register_script(script)
+            for script in (_CREATE, _APPEND, _RENEW, _FINISH, _READ, _CANCEL, _DELETE)
+        ]
+        (
+            self._create,
+            self._append,
+            self._renew,
+            self._finish,
+            self._read,
+            self._cancel,
+            self._delete,
+        ) = self._scripts
+
+    @classmethod
+    def cluster(
+        cls,
+        nodes: str | Sequence[str],
+        *,
+        prefix: str = "trio-stream:",
+        lease: float = 15.0,
+        block: float | None = None,
+        connect_timeout: float = 2.0,
+        timeout: float = 10.0,
+        failover_timeout: float = 15.0,
+        max_connections: int = 8,
+    ) -> RedisStore:
+        """A store on a Redis Cluster, found from ``nodes``: URLs (``redis://[user:pass@]
+        host:port``; credentials are taken from the first) of some of its nodes, any
+        of which may be down."""
+        urls = [nodes] if isinstance(nodes, str) else list(nodes)
+        if not urls:
+            raise ValueError("a cluster needs at least one node to start from")
+        first = urlsplit(urls[0] if "//" in urls[0] else f"//{urls[0]}")
+        client: coredis.RedisCluster[bytes] = coredis.RedisCluster(
+            startup_nodes=[_location(url) for url in urls],
+            decode_responses=False,
+            username=first.username,
+            password=first.password,
+            ssl=first.scheme == "rediss",
+            connect_timeout=connect_timeout,
+            stream_timeout=timeout,
+            max_connections=max_connections,
+            max_connections_per_node=True,
+            retry_policy=NoRetryPolicy(),
         )
-        self._entered = False  # by ``async with``
-        self._owner: _Owner | None = None  # or by a task of its own
-        register = self._client.register_script
-        self._create = register(_CREATE)
-        self._append = register(_APPEND)
-        self._renew = register(_RENEW)
-        self._finish = register(_FINISH)
-        self._open = register(_OPEN)
-        self._state = register(_STATE)
-        self._cancel = register(_CANCEL)
-        self._delete = register(_DELETE)
+        store = cls(
+            client=client,
+            prefix=prefix,
+            lease=lease,
+            block=block,
+            connect_timeout=connect_timeout,
+            timeout=timeout,
+            failover_timeout=failover_timeout,
+            max_connections=max_connections,
+        )
+        close_buffers_of(client.connection_pool)
+        store._owned.append(client)
+        store._after_close = lambda: close_cluster_layout(client)
+        store.url = "cluster " + ",".join(repr(_location(url)) for url in urls)
+        return store
+
+    @classmethod
+    def sentinel(
+        cls,
+        sentinels: Sequence[str],
+        service: str,
+        *,
+        db: int = 0,
+        username: str | None = None,
+        password: str | None = None,
+        prefix: str = "trio-stream:",
+        lease: float = 15.0,
+        block: float | None = None,
+        connect_timeout: float = 2.0,
+        timeout: float = 10.0,
+        failover_timeout: float = 15.0,
+        max_connections: int = 8,
+    ) -> RedisStore:
+        """A store on the primary of ``service`` that the Redis Sentinels at ``sentinels``
+        (``host:port`` each) name, asking them again when it fails over. ``username``
+        and ``password`` are the primary's."""
+        if not sentinels:
+            raise ValueError("Sentinel needs at least one sentinel to ask")
+        manager: coredis.Sentinel[bytes] = coredis.Sentinel(
+            [_location(address) for address in sentinels],
+            connect_timeout=connect_timeout,
+            stream_timeout=timeout,
+        )
+        for asked in manager.sentinels:
+            close_buffers_of(asked.connection_pool)
+        client = manager.primary_for(
+            service,
+            connection_pool_class=ClosingSentinelPool,
+            max_connections=max_connections,
+            db=db,
+            username=username,
+            password=password,
+        )
+        store = cls(
+            client=client,
+            prefix=prefix,
+            lease=lease,
+            block=block,
+            connect_timeout=connect_timeout,
+            timeout=timeout,
+            failover_timeout=failover_timeout,
+            max_connections=max_connections,
+        )
+        store._owned += [manager, client]
+        store.url = f"sentinel service {service!r} via {','.join(sentinels)}"
+        return store
 
     def __repr__(self) -> str:
         return f"RedisStore({self.url!r}, prefix={self.prefix!r})"
 
     async def __aenter__(self) -> Self:
-        if self._owns_client and self._owner is None and not self._entered:
-            await self._client.__aenter__()
-            self._entered = True
+        if self._group is not None:
+            raise RuntimeError(f"{self!r} is open already")
+        async with contextlib.AsyncExitStack() as stack:
+            stack.callback(self._after_close)
+            for owned in self._owned:
+                try:
+                    # A cluster client asks the cluster for its layout here.
+                    await owned.__aenter__()
+                except (RedisError, OSError, TimeoutError) as error:
+                    raise self._failure("open the store", error) from error
+                # Not given the block's exception: coredis would wrap it in an
+                # ExceptionGroup along with its task group's.
+                stack.push_async_callback(owned.__aexit__, None, None, None)
+            group = await stack.enter_async_context(anyio.create_task_group())
+            await group.start(self._notices.run)
+            group.start_soon(self._load_scripts)
+            self._tails.group, self._tails.block = group, self.block
+            self._group, self._exit = group, stack.pop_all()
         return self
 
     async def __aexit__(
@@ -551,80 +561,86 @@ class RedisStore:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        try:
-            await self.aclose()
-        finally:
-            if self._entered:
-                self._entered = False
-                # The block's own exception is not passed on: coredis would
-                # wrap it in an ExceptionGroup along with its task group's.
-                await self._client.__aexit__(None, None, None)
+        group, stack = self._group, self._exit
+        if group is None or stack is None:
+            return
+        self._group = self._exit = self._tails.group = None
+        group.cancel_scope.cancel()
+        await stack.__aexit__(None, None, None)
+
+    async def _load_scripts(self) -> None:
+        """Load the scripts into Redis once, rather than have every first call of each
+        find it missing and load it (coredis's ``Script`` does, which is what covers a
+        Redis restarted or failed over since)."""
+        for script in self._scripts:
+            try:
+                await self._client.script_load(script.script)
+            except (RedisError, OSError, TimeoutError) as error:
+                logger.debug("scripts not loaded into Redis at %s: %r", self.url, error)
+                return
 
     async def aclose(self) -> None:
-        """Close the store's connections; using the store again reconnects.
+        """Close the store's connections; an open store connects again when next used.
 
-        A client handed to the store stays open: it belongs to the caller.
+        The store itself closes at the end of its ``async with`` block; a
+        client handed to the store is the caller's, and stays open.
         """
-        self._blocking.close()
-        if self._entered:
+        if self._group is not None:
             self._client.connection_pool.disconnect()
-        owner, self._owner = self._owner, None
-        if owner is not None:
-            owner.stop.set()
-            await owner.stopped.wait()
 
-    async def _ready(self) -> None:
-        """Open the pool if nobody has: in a task of the store's own."""
-        if self._entered:
-            return
-        if not self._owns_client:
-            try:
-                self._client.connection_pool.task_group  # noqa: B018 - raises if not open
-            except RuntimeError as error:
-                raise StoreError(
-                    f"the coredis client of {self!r} is not open: enter it with `async with`"
-                ) from error
-            return
-        owner = self._owner
-        if owner is not None and owner.opened.is_set() and not owner.stopped.is_set():
-            return  # open: the common case, without a checkpoint
-        if owner is None or owner.stopped.is_set():
-            owner = self._owner = _Owner()
-            library = sniffio.current_async_library()
-            if library == "trio":
-                trio.lowlevel.spawn_system_task(owner.hold, self._client, name=repr(self))
-            elif library == "asyncio":
-                owner.task = asyncio.get_running_loop().create_task(owner.hold(self._client))
-            else:  # pragma: no cover - coredis runs on these two only
-                raise StoreError(f"RedisStore runs on Trio or asyncio, not {library}")
-        await owner.opened.wait()
-        if owner.failure is not None:
-            raise StoreError(
-                f"cannot open a connection pool to Redis at {self.url}: {owner.failure}"
-            ) from owner.failure
-
-    # -- keys and errors -----------------------------------------------------
+    # -- keys, channels and calls ---------------------------------------------
 
     def _keys(self, stream_id: str) -> tuple[str, str, str, str]:
         """meta, frames, lease, cancel: the hash tag ``{<id>}`` puts them on one slot."""
         base = f"{self.prefix}{{{stream_id}}}:"
         return f"{base}meta", f"{base}frames", f"{base}lease", f"{base}cancel"
 
-    @contextlib.contextmanager
-    def _translated(self, action: str) -> Iterator[None]:
-        """Raise what Redis or the network raised as ``StoreError``, naming the server."""
-        try:
-            yield
-        except RedisConnectionError as error:
-            raise StoreError(f"{action}: cannot reach Redis at {self.url} ({error})") from error
-        except TimeoutError as error:
-            raise StoreError(
-                f"{action}: Redis at {self.url} did not answer in time ({error})"
-            ) from error
-        except (RedisError, OSError) as error:
-            raise StoreError(
-                f"{action}: Redis at {self.url} failed ({type(error).__name__}: {error})"
-            ) from error
+    def _channels(self, stream_id: str) -> tuple[str, str]:
+        """Where news of a stream is published: its changes, and a cancel request."""
+        base = f"{self.prefix}{{{stream_id}}}:"
+        return f"{base}changed", f"{base}cancelled"
+
+    async def _call(
+        self, action: str, request: Callable[[], Awaitable[T]], *, ride_out: bool = True
+    ) -> T:
+        """``request()``, raising what Redis or the network raised as ``StoreError``.
+
+        While Redis fails over or restarts (``_PASSING``), a request that
+        ``ride_out`` allows is sent again, for up to ``failover_timeout``
+        seconds: it must be safe to repeat.
+        """
+        if self._group is None:
+            raise StoreError(f"{self!r} is not open: use it as `async with store:`")
+        give_up_at: float | None = None
+        delay = _RETRY_DELAYS[0]
+        while True:
+            try:
+                return await request()
+            except _PASSING as error:
+                now = anyio.current_time()
+                if give_up_at is None:
+                    give_up_at = now + (self.failover_timeout if ride_out else 0.0)
+                if now >= give_up_at:
+                    raise self._failure(action, error) from error
+                logger.debug("%s: Redis at %s: %r; trying again", action, self.url, error)
+                if isinstance(self._client, coredis.RedisCluster):
+                    # What the client's own retries would do: the errors it is told
+                    # of make it ask the cluster again which node holds which slot.
+                    await self._client.on_retry_error(error)
+            except (RedisError, OSError) as error:
+                raise self._failure(action, error) from error
+            await anyio.sleep(min(delay, give_up_at - now))
+            delay = min(delay * 2, _RETRY_DELAYS[1])
+
+    def _failure(self, action: str, error: Exception) -> StoreError:
+        """What ``error`` means for the store's caller, naming the server."""
+        if isinstance(error, RedisConnectionError):
+            return StoreError(f"{action}: cannot reach Redis at {self.url} ({error})")
+        if isinstance(error, TimeoutError):
+            return StoreError(f"{action}: Redis at {self.url} did not answer in time ({error})")
+        return StoreError(
+            f"{action}: Redis at {self.url} failed ({type(error).__name__}: {error})"
+        )
 
     # -- the producer's side -------------------------------------------------
 
@@ -643,12 +659,19 @@ class RedisStore:
         """
         encoded = json.dumps([[name, value] for name, value in headers])
         ends = json.dumps({kind: base64.b64encode(end).decode() for kind, end in endings.items()})
-        await self._ready()
-        with self._translated(f"create stream {stream_id!r}"):
-            created: object = await self._create(
-                keys=self._keys(stream_id),
-                args=[media_type, encoded, ends, _ms(ttl), _ms(self.lease)],
-            )
+        args: list[str | int] = [
+            media_type,
+            encoded,
+            ends,
+            _ms(ttl),
+            _ms(self.lease),
+            secrets.token_hex(8),
+        ]
+        created: object = await self._call(
+            f"create stream {stream_id!r}",
+            lambda: self._create(keys=self._keys(stream_id), args=args),
+            ride_out=False,
+        )
         if created == 0:
             raise StreamExistsError(f"a stream {stream_id!r} exists already")
 
@@ -665,16 +688,12 @@ class RedisStore:
             raise ValueError("append needs bytes to add")
         if offset < 0:
             raise ValueError(f"offset must not be negative, not {offset}")
-        meta, frames, _, _ = self._keys(stream_id)
-        # Entries of at most ``_ENTRY_BYTES``, so that what a reader holds stays
-        # bounded however much the producer appends at once.
         data = bytes(data)
-        args: list[str | bytes | int] = [offset, offset + len(data)]
-        for start in range(0, len(data), _ENTRY_BYTES):
-            args += [f"{offset + start}-1", data[start : start + _ENTRY_BYTES]]
-        await self._ready()
-        with self._translated(f"append to stream {stream_id!r}"):
-            code, value = cast(list[Any], await self._append(keys=[meta, frames], args=args))
+        code, value = await self._append_once(stream_id, offset, data)
+        if code == 2 and int(value) < offset and self._replay.end(stream_id) == offset:
+            # Shorter than this store made it: a failover lost appends.
+            await self._append_again(stream_id, int(value), offset)
+            code, value = await self._append_once(stream_id, offset, data)
         if code == 0:
             raise StreamNotFoundError(f"no stream {stream_id!r}: unknown, expired or deleted")
         if code == 1:
@@ -683,14 +702,55 @@ class RedisStore:
             raise ValueError(
                 f"append at {offset}, but stream {stream_id!r} has {value.decode()} bytes"
             )
+        self._replay.remember(stream_id, offset, data)
+
+    async def _append_once(self, stream_id: str, offset: int, data: bytes) -> tuple[int, bytes]:
+        """The append script's answer: its code, and the status or size it names."""
+        meta, frames, _, _ = self._keys(stream_id)
+        # Entries of at most ``_ENTRY_BYTES``, so that what a reader holds stays
+        # bounded however much the producer appends at once.
+        args: list[str | bytes | int] = [self._channels(stream_id)[0], offset, offset + len(data)]
+        for start in range(0, len(data), _ENTRY_BYTES):
+            args += [f"{offset + start}-1", data[start : start + _ENTRY_BYTES]]
+        code, value = cast(
+            list[Any],
+            await self._call(
+                f"append to stream {stream_id!r}",
+                lambda: self._append(keys=[meta, frames], args=args),
+            ),
+        )
+        return int(code), bytes(value)
+
+    async def _append_again(self, stream_id: str, size: int, end: int) -> None:
+        """Append again what took the stream from ``size`` bytes to ``end``, as it was
+        appended; raise ``StoreError`` if this store no longer has it all."""
+        pieces = self._replay.since(stream_id, size, end)
+        if pieces is None:
+            raise StoreError(
+                f"stream {stream_id!r} in Redis at {self.url} lost bytes {size} to {end} "
+                "(a failover to a replica that had not received them), more than this "
+                "worker can append again"
+            )
+        logger.warning(
+            "resumable stream %s: Redis lost bytes %d to %d (a failover?); appending them again",
+            stream_id,
+            size,
+            end,
+        )
+        for offset, data in pieces:
+            code, value = await self._append_once(stream_id, offset, data)
+            if code != 3:
+                raise StoreError(
+                    f"stream {stream_id!r} in Redis at {self.url} changed while its lost "
+                    f"bytes were appended again ({code}, {value!r})"
+                )
 
     async def renew(self, stream_id: str, ttl: float) -> None:
         """Extend the producer's lease, and the stream's ``ttl``."""
-        await self._ready()
-        with self._translated(f"renew stream {stream_id!r}"):
-            renewed: object = await self._renew(
-                keys=self._keys(stream_id), args=[_ms(ttl), _ms(self.lease)]
-            )
+        renewed: object = await self._call(
+            f"renew stream {stream_id!r}",
+            lambda: self._renew(keys=self._keys(stream_id), args=[_ms(ttl), _ms(self.lease)]),
+        )
         if renewed == 0:
             raise StreamNotFoundError(f"no stream {stream_id!r}: unknown, expired or deleted")
 
@@ -698,22 +758,51 @@ class RedisStore:
         """Mark the stream ended with ``status``; it stays readable for ``ttl`` seconds."""
         if status not in _FINAL:
             raise ValueError(f"a stream ends done, failed or cancelled, not {status!r}")
-        await self._ready()
-        with self._translated(f"finish stream {stream_id!r}"):
-            finished: object = await self._finish(
-                keys=self._keys(stream_id), args=[status, _ms(ttl)]
+        known = self._replay.end(stream_id)
+        args: list[str | int] = [status, _ms(ttl), self._channels(stream_id)[0], known or ""]
+
+        async def finish() -> object:
+            return await self._call(
+                f"finish stream {stream_id!r}",
+                lambda: self._finish(keys=self._keys(stream_id), args=args),
             )
+
+        finished = await finish()
+        if isinstance(finished, list) and known is not None:
+            # Shorter than this store made it: a failover lost appends.
+            await self._append_again(stream_id, int(finished[1]), known)
+            finished = await finish()
         if finished == 0:
             raise StreamNotFoundError(f"no stream {stream_id!r}: unknown, expired or deleted")
+        self._replay.forget(stream_id)
+
+    async def wait_cancel_requested(self, stream_id: str) -> None:
+        """Return when ``request_cancel`` has been called for the stream.
+
+        Raises ``StreamNotFoundError`` if there is no such stream when called.
+        """
+        meta, _, _, cancel = self._keys(stream_id)
+        action = f"wait for a cancel of stream {stream_id!r}"
+        if not await self._call(action, lambda: self._client.exists([meta])):
+            raise StreamNotFoundError(f"no stream {stream_id!r}: unknown, expired or deleted")
+        channel = self._channels(stream_id)[1]
+        async with self._notices.watching(channel, wait=self.block) as watch:
+            while True:
+                # From before looking: a request made while we look wakes us.
+                changed = watch.changed
+                if await self._call(action, lambda: self._client.exists([cancel])):
+                    return
+                with anyio.move_on_after(self.block):
+                    await changed.wait()
 
     # -- anyone's side -------------------------------------------------------
 
     async def info(self, stream_id: str) -> StreamInfo | None:
         """The stream's record, or ``None`` if there is no such stream."""
         meta = self._keys(stream_id)[0]
-        await self._ready()
-        with self._translated(f"read stream {stream_id!r}"):
-            fields = await self._client.hgetall(meta)
+        fields = await self._call(
+            f"read stream {stream_id!r}", lambda: self._client.hgetall(meta), ride_out=False
+        )
         if not fields:
             return None
         try:
@@ -727,72 +816,53 @@ class RedisStore:
 
         Raises ``StreamNotFoundError`` (before yielding) for an unknown id,
         ``ProducerLostError`` if the producer's lease runs out while the
-        stream is running, and ``StoreError`` if the store is lost. An offset
-        past the end of a finished stream yields nothing.
+        stream is running, and ``StoreError`` if the store is lost, or has
+        lost bytes this reader has had. An offset past the end of a finished
+        stream yields nothing.
         """
         if offset < 0:
             raise ValueError(f"offset must not be negative, not {offset}")
-        meta, frames, lease, _ = self._keys(stream_id)
-        action = f"read stream {stream_id!r}"
-        await self._ready()
-        with self._translated(action):
-            found: object = await self._open(keys=[meta, frames], args=[f"{offset}-1"])
-        if found is None:
-            raise StreamNotFoundError(f"no stream {stream_id!r}: unknown, expired or deleted")
-        batch = _entries(found)
-        # ``cursor`` is the last entry seen, ``expected`` where the next frame
-        # must start (anywhere, for the one found holding ``offset``): a gap
-        # means the stream was replaced under this reader.
-        cursor, expected = b"0-0", None if batch else 0
-        count, most = _BATCH_ENTRIES
-        block_ms = _ms(self.block)
+        position = Position(stream_id, offset)
+        found = await self._read_stream(stream_id, f"{offset}-1", position.count, holding=True)
         while True:
-            if batch:
-                held = sum(len(fields.get(b"data", b"")) for _, fields in batch)
-                count = max(1, min(most, _BATCH_BYTES * len(batch) // max(held, 1)))
-            for entry_id, fields in batch:
-                data = fields.get(b"data")
-                if data is None:
-                    if b"deleted" in fields:
-                        raise StreamNotFoundError(f"stream {stream_id!r} was deleted")
-                    return  # the end marker
-                start = _frame_start(entry_id)
-                if expected is not None and start != expected:
-                    raise StreamNotFoundError(f"stream {stream_id!r} was deleted or replaced")
-                cursor, expected = entry_id, start + len(data)
-                if expected > offset:
-                    yield data[max(offset - start, 0) :]
-            await self._ready()
-            with self._translated(action):
-                reply = await self._blocking.request(
-                    b"XREAD",
-                    b"COUNT",
-                    count,
-                    b"BLOCK",
-                    block_ms,
-                    b"STREAMS",
-                    frames,
-                    cursor,
-                    reply_within=self.block + self.timeout,
-                )
-            if reply is not None:
-                # One stream asked for, so one in the reply.
-                (entries,) = cast(dict[bytes, object], reply).values()
-                batch = _entries(entries)
-                continue
-            batch = []
-            # Nothing for ``block`` seconds: is anyone still writing?
-            await self._ready()
-            with self._translated(action):
-                status, alive, more = cast(
-                    list[Any], await self._state(keys=[meta, lease, frames], args=[cursor])
-                )
-            if not status:
-                raise StreamNotFoundError(f"stream {stream_id!r} was deleted or expired")
-            if status == b"running" and not alive and not more:
-                raise ProducerLostError(
-                    f"stream {stream_id!r} is running, but its producer stopped renewing its lease"
-                )
+            for data in position.take(found.entries):
+                yield data
+            if position.ended:
+                return
+            if found.to_the_end:
+                position.check(found, self.block)
+                # Caught up: the stream's tail reads on for every reader here.
+                if (listener := self._tails.follow(stream_id, position.cursor)) is not None:
+                    with listener:
+                        while True:
+                            await listener.wait()
+                            if (handed := listener.take()) is None:
+                                break  # let go: read on alone
+                            for data in position.take(handed.entries):
+                                yield data
+                            if position.ended:
+                                return
+                            if handed.to_the_end:
+                                position.check(handed, self.block)
+            found = await self._read_after(stream_id, position.cursor, position.count)
+
+    async def _read_after(self, stream_id: str, cursor: bytes, count: int) -> Read:
+        return await self._read_stream(stream_id, cursor.decode(), count)
+
+    async def _read_stream(
+        self, stream_id: str, start: str, count: int, *, holding: bool = False
+    ) -> Read:
+        """Up to ``count`` entries after the entry ``start`` (from the one holding it, if
+        ``holding``), with the stream's status and lease."""
+        meta, frames, lease, _ = self._keys(stream_id)
+        args: list[str | int] = [start, count, "1" if holding else "0"]
+        raw: object = await self._call(
+            f"read stream {stream_id!r}", lambda: self._read(keys=[meta, frames, lease], args=args)
+        )
+        if raw is None:
+            raise StreamNotFoundError(f"no stream {stream_id!r}: unknown, expired or deleted")
+        status, leased, entries = cast(list[Any], raw)
+        return Read(status, bool(leased), _entries(entries), count)
 
     async def request_cancel(self, stream_id: str) -> bool:
         """Ask the stream's producer, wherever it runs, to cancel the run.
@@ -800,45 +870,21 @@ class RedisStore:
         Returns whether the stream exists and was running.
         """
         meta, _, _, cancel = self._keys(stream_id)
-        await self._ready()
-        with self._translated(f"cancel stream {stream_id!r}"):
-            return bool(await self._cancel(keys=[meta, cancel]))
-
-    async def wait_cancel_requested(self, stream_id: str) -> None:
-        """Return when ``request_cancel`` has been called for the stream.
-
-        Raises ``StreamNotFoundError`` if there is no such stream when called.
-        """
-        meta, _, _, cancel = self._keys(stream_id)
-        action = f"wait for a cancel of stream {stream_id!r}"
-        await self._ready()
-        with self._translated(action):
-            exists = await self._client.exists([meta])
-        if not exists:
-            raise StreamNotFoundError(f"no stream {stream_id!r}: unknown, expired or deleted")
-        block_ms = _ms(self.block)
-        while True:
-            # From 0-0, so a request made before this call counts too.
-            await self._ready()
-            with self._translated(action):
-                reply = await self._blocking.request(
-                    b"XREAD",
-                    b"COUNT",
-                    1,
-                    b"BLOCK",
-                    block_ms,
-                    b"STREAMS",
-                    cancel,
-                    b"0-0",
-                    reply_within=self.block + self.timeout,
-                )
-            if reply is not None:
-                return
+        channel = self._channels(stream_id)[1]
+        return bool(
+            await self._call(
+                f"cancel stream {stream_id!r}",
+                lambda: self._cancel(keys=[meta, cancel], args=[channel]),
+                ride_out=False,
+            )
+        )
 
     async def delete(self, stream_id: str) -> None:
         """Forget the stream; readers following it end with ``StreamNotFoundError``."""
-        keys = self._keys(stream_id)
-        await self._ready()
-        with self._translated(f"delete stream {stream_id!r}"):
-            await self._delete(keys=keys, args=[_DELETED_GRACE_MS])
-            await self._client.unlink([keys[1]])
+        self._replay.forget(stream_id)
+        channel = self._channels(stream_id)[0]
+        await self._call(
+            f"delete stream {stream_id!r}",
+            lambda: self._delete(keys=self._keys(stream_id), args=[channel]),
+            ride_out=False,
+        )
