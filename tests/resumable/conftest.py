@@ -76,15 +76,18 @@ async def make_store(
     store_kind: str, request: pytest.FixtureRequest
 ) -> AsyncIterator[StoreFactory]:
     """Makes fresh, open stores of one kind (``await make_store(lease=...)``), closed
-    after the test."""
+    after the test; with ``opened=False``, stores for a ``ResumableStreams`` to open."""
     async with contextlib.AsyncExitStack() as stack:
 
-        async def make(lease: float = 2.0) -> StreamStore:
+        async def make(lease: float = 2.0, *, opened: bool = True) -> StreamStore:
             if store_kind == "memory":
                 store: StreamStore = MemoryStore(lease=lease)
                 stack.push_async_callback(store.aclose)
                 return store
-            return await stack.enter_async_context(redis_store(store_kind, request, lease=lease))
+            unopened = redis_store(store_kind, request, lease=lease)
+            if not opened:
+                return unopened
+            return await stack.enter_async_context(unopened)
 
         yield make
 

@@ -88,7 +88,7 @@ class Hooks:
 
 async def test_hooks_see_a_stream_start_grow_be_read_and_end(make_store: StoreFactory) -> None:
     hooks = Hooks()
-    async with ResumableStreams(make_store(), **hooks.kwargs()) as streams:
+    async with ResumableStreams(await make_store(opened=False), **hooks.kwargs()) as streams:
         started = await streams.start(
             create_run(say), encoder=DataStreamEncoder(), stream_id=STREAM_ID
         )
@@ -109,7 +109,7 @@ async def test_a_failing_run_reports_its_exception_and_ends_failed(
     make_store: StoreFactory,
 ) -> None:
     hooks = Hooks()
-    store = make_store()
+    store = await make_store(opened=False)
     async with ResumableStreams(store, **hooks.kwargs()) as streams:
         started = await streams.start(
             create_run(fail), encoder=DataStreamEncoder(), stream_id=STREAM_ID
@@ -135,7 +135,7 @@ async def test_a_cancelled_stream_ends_cancelled_without_an_error(
         controller.append_text("waiting")
         await anyio.sleep_forever()
 
-    async with ResumableStreams(make_store(), **hooks.kwargs()) as streams:
+    async with ResumableStreams(await make_store(opened=False), **hooks.kwargs()) as streams:
         await streams.start(create_run(forever), encoder=DataStreamEncoder(), stream_id=STREAM_ID)
         assert json_of(await streams.cancel(STREAM_ID)) == (200, {"cancelled": True})
         await hooks.finished.wait()
@@ -152,7 +152,7 @@ async def test_a_stream_cut_by_a_shutdown_ends_cancelled_and_says_so(
         controller.append_text("waiting")
         await anyio.sleep_forever()
 
-    async with ResumableStreams(make_store(), **hooks.kwargs()) as streams:
+    async with ResumableStreams(await make_store(opened=False), **hooks.kwargs()) as streams:
         await streams.start(create_run(forever), encoder=DataStreamEncoder(), stream_id=STREAM_ID)
     # Leaving the block stops its producers, each storing its stream's end first.
     assert hooks.of("finish") == [
@@ -167,7 +167,7 @@ async def test_hooks_that_raise_break_nothing_and_are_logged(
     def boom(*args: Any) -> None:
         raise RuntimeError("the hook is broken")
 
-    store = make_store()
+    store = await make_store(opened=False)
     done: list[Awaitable[None]] = []
     names = ("acquire", "append", "finish", "error")
     with caplog.at_level(logging.ERROR, logger="trio_stream"):
@@ -201,7 +201,7 @@ async def test_hooks_that_raise_break_nothing_and_are_logged(
 async def test_wait_until_is_given_what_ends_with_the_producer(
     make_store: StoreFactory,
 ) -> None:
-    store = make_store()
+    store = await make_store(opened=False)
     waited: list[Awaitable[None]] = []
     release = anyio.Event()
 
@@ -238,7 +238,9 @@ async def test_at_most_max_streams_run_at_once_and_the_next_start_is_a_503(
         controller.append_text("…")
         await release.wait()
 
-    async with ResumableStreams(make_store(), max_streams=2, wait_until=done.append) as streams:
+    async with ResumableStreams(
+        await make_store(opened=False), max_streams=2, wait_until=done.append
+    ) as streams:
         for _ in range(2):
             started = await streams.start(create_run(waits), encoder=DataStreamEncoder())
             assert started.status_code == 200
@@ -257,7 +259,9 @@ async def test_at_most_max_streams_run_at_once_and_the_next_start_is_a_503(
 
 async def test_a_refused_start_holds_no_place_among_max_streams(make_store: StoreFactory) -> None:
     done: list[Awaitable[None]] = []
-    async with ResumableStreams(make_store(), max_streams=1, wait_until=done.append) as streams:
+    async with ResumableStreams(
+        await make_store(opened=False), max_streams=1, wait_until=done.append
+    ) as streams:
         first = await streams.start(
             create_run(say), encoder=DataStreamEncoder(), stream_id=STREAM_ID
         )
@@ -277,7 +281,7 @@ async def test_a_chunk_over_max_chunk_bytes_stops_the_run_after_what_came_before
     make_store: StoreFactory,
 ) -> None:
     hooks = Hooks()
-    store = make_store()
+    store = await make_store(opened=False)
 
     async def big_result(controller: RunController) -> None:
         controller.append_text("small")
@@ -310,7 +314,9 @@ async def test_a_stream_with_more_than_max_entries_writes_is_stopped(
             await stored_sizes.receive()  # stored: the next word is a write of its own
 
     kwargs = {**hooks.kwargs(), "on_append": lambda _, size: stored.send_nowait(size)}
-    async with ResumableStreams(make_store(), max_entries=3, **kwargs) as streams:
+    async with ResumableStreams(
+        await make_store(opened=False), max_entries=3, **kwargs
+    ) as streams:
         started = await streams.start(
             create_run(one_write_a_word), encoder=DataStreamEncoder(), stream_id=STREAM_ID
         )
@@ -348,7 +354,7 @@ async def test_extra_headers_go_on_every_stream_response_but_cannot_change_its_i
     make_store: StoreFactory,
 ) -> None:
     headers = {"Cache-Control": "private, max-age=0", STREAM_ID_HEADER: "spoofed-stream-id"}
-    async with ResumableStreams(make_store()) as streams:
+    async with ResumableStreams(await make_store(opened=False)) as streams:
         started = await streams.start(
             create_run(say), encoder=DataStreamEncoder(), stream_id=STREAM_ID, headers=headers
         )
@@ -367,7 +373,7 @@ async def test_a_producer_whose_stream_was_deleted_reports_it_and_no_end(
     """The stream of a run still going on is deleted and started again under its id
     (see test_streams): the first producer reports the loss, and only the second
     stream's end is reported."""
-    store = make_store()
+    store = await make_store(opened=False)
     hooks = Hooks()
     release_old = anyio.Event()
     done: list[Awaitable[None]] = []

@@ -330,7 +330,7 @@ async def test_a_producer_whose_stream_was_deleted_never_touches_its_successor(
     """An app that picks its own ids may delete a stream and start another one under the
     same id while the first run still goes on: that run's producer stops at its next
     write, or at its end, and the new stream keeps only its own bytes and its own end."""
-    store = make_store()
+    store = await make_store(opened=False)
     release_old = anyio.Event()
     new_written = anyio.Event()
 
