@@ -32,13 +32,15 @@ def test_every_measurement_runs_for_every_contender(tmp_path: Path) -> None:
     report = json.loads((tmp_path / "latest.json").read_text())
     assert report["environment"]["smoke"] is True
     figures = report["figures"]
-    modules = {"inprocess", "http", "latency", "tools", "concurrency", "cancel", "slow"}
+    modules = {"inprocess", "http", "latency", "tools", "concurrency", "cancel", "slow", "workers"}
     assert all(any(m in f["key"] for f in figures) for m in modules), [f["key"] for f in figures]
     for figure in figures:
         runs = figure["runs"]
         assert runs, figure["key"]
         assert all(value >= 0 for values in runs.values() for value in values), figure
-        if not figure["key"].startswith("inprocess"):
+        if figure["ours"] is not None:  # a figure with contenders of its own
+            assert {figure["ours"], figure["reference"]} <= runs.keys(), figure["key"]
+        elif not figure["key"].startswith("inprocess"):
             assert OURS in runs, figure["key"]
             assert all(name in runs for name in THEIRS), figure["key"]
         assert (tmp_path / f"{figure['key']}.png").stat().st_size > 1000
