@@ -21,13 +21,15 @@ never did.
 
 Contenders: ``trio-stream serve --workers 1`` and ``--workers 2`` (the
 command as users run it, with its garbage collector thresholds), and the
-peer's app on ``uvicorn --workers 2`` (uvloop and httptools, Python's
-collector defaults), none with an access log, all with a backlog of 4,096.
-The target: two workers keep at least ``TARGET`` times the streams of one on
-time. The client is one process (``python -m bench.m8_workers --client``) on
-uvloop with bare ``asyncio.Protocol`` connections, as in m5; on a two-core
-machine it shares the cores with the workers, and its CPU time goes into the
-note, with the servers' and how it was split between the workers.
+peer's app on ``uvicorn --workers 1`` and ``--workers 2`` (uvloop and
+httptools, Python's collector defaults), none with an access log, all with a
+backlog of 4,096. The target: two workers keep at least ``TARGET`` times the
+streams of one on time. The client is one process (``python -m
+bench.m8_workers --client``) on uvloop with bare ``asyncio.Protocol``
+connections, as in m5. On a two-core machine the client shares the cores
+with the workers, and so does anything else running: the note gives, for
+each rung, the CPU time of the server (and of its busiest workers), of the
+client, and of the machine's other processes, against the seconds it took.
 """
 
 from __future__ import annotations
@@ -68,6 +70,9 @@ ONE = Contender(
 )
 TWO = Contender(
     "trio-stream · hypercorn-trio · 2 workers", "bench.apps_load:trio_app", "hypercorn-trio", 2
+)
+PEER_ONE = Contender(
+    "assistant-stream · uvicorn · 1 worker", "bench.apps_load:assistant_app", "uvicorn", 1
 )
 PEER = Contender(
     "assistant-stream · uvicorn · 2 workers", "bench.apps_load:assistant_app", "uvicorn", 2
@@ -238,6 +243,13 @@ def _cpu_seconds(pids: list[int]) -> dict[int, float]:
     return seconds
 
 
+def _machine_busy_seconds() -> float:
+    """CPU seconds all processes of the machine have used since it started (Linux's /proc)."""
+    fields = [int(field) for field in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle and waiting for I/O
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def _every_worker_answers(url: str, workers: int) -> None:
     """Wait until ``workers`` processes have answered ``GET /pid``, ten requests at a time."""
     seen: set[str] = set()
@@ -260,11 +272,15 @@ def _trial(contender: Contender, plan: Plan, n: int) -> dict[str, Any]:
         _every_worker_answers(server.url, contender.workers or 1)
         _run_client(server, Plan(20, 1, 2, 0.05, 0.0), 20)  # imports, first allocations
         processes = _tree(server.pid)
-        before = _cpu_seconds(processes)
+        before, busy, began = _cpu_seconds(processes), _machine_busy_seconds(), time.monotonic()
         result = _run_client(server, plan, n)
-        after = _cpu_seconds(processes)
+        after, busy = _cpu_seconds(processes), _machine_busy_seconds() - busy
+        result["seconds"] = round(time.monotonic() - began, 1)
     used = {pid: after[pid] - before[pid] for pid in after if pid in before}
     result["server_cpu"] = round(sum(used.values()), 2)
+    # What the rest of the machine used meanwhile: on a shared machine, cores the
+    # workers could not have.
+    result["others_cpu"] = round(max(busy - result["server_cpu"] - result["client_cpu"], 0), 1)
     busiest = sorted(used.values(), reverse=True)[: contender.workers or 1]
     result["worker_cpu"] = [round(seconds, 1) for seconds in busiest]
     return result
@@ -306,7 +322,8 @@ def _describe(trial: dict[str, Any]) -> str:
         f"p50 {trial['p50']} s, p99 {trial['p99']} s late"
         + (f", failed: {failed}" if failed else "")
         + f"; CPU: server {trial['server_cpu']} s (workers {trial['worker_cpu']}),"
-        f" client {trial['client_cpu']} s"
+        f" client {trial['client_cpu']} s, other processes {trial['others_cpu']} s,"
+        f" in {trial['seconds']} s"
     )
 
 
@@ -329,7 +346,7 @@ def measure(smoke: bool) -> list[Figure]:
     )
     ladders: dict[str, list[list[dict[str, Any]]]] = {}
     for _ in range(repeats):
-        for contender in (ONE, TWO, PEER):
+        for contender in (ONE, TWO, PEER_ONE, PEER):
             trials = _ladder(contender, plan)
             figure.add(contender.name, round(_capacity(trials)))
             ladders.setdefault(contender.name, []).append(trials)

@@ -225,6 +225,25 @@ def test_a_worker_that_cannot_shut_down_is_killed_after_the_graceful_timeout(
     assert still_running(set(pids)) == set()
 
 
+def test_a_second_signal_kills_the_workers_at_once(tmp_path: Path) -> None:
+    log_path = tmp_path / "server.log"
+    with server_process(log_path, *workers()) as (url, parent):
+        pids = serving_pids(log_path, 2)
+        with httpx.stream("GET", f"{url}/stuck", timeout=30) as response:
+            next(response.iter_raw())
+            parent.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+            signalled_again_at = time.monotonic()
+            parent.send_signal(signal.SIGINT)
+            exit_status = parent.wait(timeout=GRACEFUL_TIMEOUT + EXIT_MARGIN + 5)
+        exited_after = time.monotonic() - signalled_again_at
+    log = log_path.read_text()
+    assert exit_status == 0
+    assert exited_after < 1
+    assert "SIGINT again: killing the workers" in log
+    assert still_running(set(pids)) == set()
+
+
 def test_an_app_that_cannot_be_imported_stops_the_parent_at_once() -> None:
     started = time.monotonic()
     result = subprocess.run(
