@@ -85,6 +85,7 @@ class Stream:
         self.pid = 0
         self.body = b""
         self.started = trio.Event()
+        self.ended = trio.Event()
         self.ended_at = 0.0
         self.error: httpx.HTTPError | None = None
 
@@ -105,6 +106,7 @@ class Stream:
             self.error = exc
         self.ended_at = time.monotonic()
         self.started.set()
+        self.ended.set()
 
 
 async def open_streams_on_each(
@@ -181,6 +183,31 @@ def test_a_worker_lost_is_replaced_and_the_loss_logged(tmp_path: Path) -> None:
     assert re.search(
         rf"worker \d \(pid {first}\) lost: killed by SIGKILL; starting another in 0.1 s", log
     ), log
+
+
+def test_a_worker_sent_sigterm_drains_and_is_replaced(tmp_path: Path) -> None:
+    log_path = tmp_path / "server.log"
+    with server_process(log_path, *workers()) as (url, parent):
+        pids = serving_pids(log_path, 2)
+
+        async def main() -> list[Stream]:
+            async with trio.open_nursery() as nursery:
+                streams = await open_streams_on_each(nursery, url, pids, at_least=1)
+                os.kill(pids[0], signal.SIGTERM)
+                with trio.fail_after(GRACEFUL_TIMEOUT + 5):
+                    for stream in streams:
+                        if stream.pid == pids[0]:
+                            await stream.ended.wait()
+                nursery.cancel_scope.cancel()  # the other worker's streams go on
+            return streams
+
+        streams = trio.run(main)
+        *_, replacement = serving_pids(log_path, 3)
+        assert descendants(parent.pid) == {pids[1], replacement}
+    drained = [stream for stream in streams if stream.pid == pids[0]]
+    assert drained
+    assert all(stream.body.endswith(CUT_SHORT) for stream in drained)
+    assert re.search(rf"\(pid {pids[0]}\) lost: exited with status 0", log_path.read_text())
 
 
 def test_the_workers_stop_when_the_parent_is_killed(tmp_path: Path) -> None:

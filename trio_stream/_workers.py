@@ -48,9 +48,8 @@ import contextlib
 import logging
 import signal
 import socket
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from functools import partial
 
 import trio
 from hypercorn.config import Config
@@ -269,43 +268,45 @@ async def serve_as_worker(
 ) -> None:
     """Serve ``app`` on the inherited ``listener_fd`` until the parent says stop, or is gone.
 
-    A SIGTERM or SIGINT of the worker's own starts the graceful shutdown too;
-    later ones are ignored, so that the one the parent's stop adds, or the
-    second of a service manager's, does not kill the worker mid-shutdown.
+    A SIGTERM or SIGINT of the worker's own starts the graceful shutdown too,
+    even one that comes while the app starts; later ones are ignored, so that
+    the one the parent's stop adds, or the second of a service manager's, does
+    not kill the worker mid-shutdown.
     """
     config.bind = [f"fd://{listener_fd}"]
     lifeline = trio.socket.from_stdlib_socket(socket.socket(fileno=lifeline_fd))
-    # Ignored outside the receiver below: before it opens and after it closes.
+    stop = trio.Event()
+    # What the receiver restores when it closes, and redelivers then to itself.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    with lifeline:
+    with lifeline, trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with trio.open_nursery() as nursery:
-            await nursery.start(
-                partial(serve, app, config=config, shutdown_trigger=partial(_stop_asked, lifeline))
-            )
-            with contextlib.suppress(OSError):  # the parent is gone: _stop_asked sees it too
+            nursery.start_soon(_stop_on_signals, signals, stop)
+            nursery.start_soon(_stop_at_end_of_file, lifeline, stop)
+            await nursery.start(_serve_until, app, config, stop, nursery.cancel_scope)
+            with contextlib.suppress(OSError):  # the parent is gone: the lifeline ends too
                 await lifeline.send(_READY)
 
 
-async def _stop_asked(lifeline: trio.socket.SocketType) -> None:
-    """Return once the parent shuts the lifeline or exits, or on SIGTERM or SIGINT."""
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(_first_of, nursery, partial(_end_of_file, lifeline))
-        nursery.start_soon(_first_of, nursery, _signalled)
+async def _serve_until(
+    app: ASGIApp,
+    config: Config,
+    stop: trio.Event,
+    watchers: trio.CancelScope,
+    task_status: trio.TaskStatus[list[str]],
+) -> None:
+    """``serve`` until ``stop`` is set, then end the watchers of signals and lifeline."""
+    await serve(app, config=config, shutdown_trigger=stop.wait, task_status=task_status)
+    watchers.cancel()
 
 
-async def _first_of(nursery: trio.Nursery, wait: Callable[[], Awaitable[None]]) -> None:
-    await wait()
-    nursery.cancel_scope.cancel()
+async def _stop_on_signals(signals: AsyncIterator[int], stop: trio.Event) -> None:
+    async for _ in signals:
+        stop.set()  # and go on receiving, so that the ones after it do nothing
 
 
-async def _end_of_file(lifeline: trio.socket.SocketType) -> None:
+async def _stop_at_end_of_file(lifeline: trio.socket.SocketType, stop: trio.Event) -> None:
     with contextlib.suppress(OSError):  # reset: the parent is gone all the same
         while await lifeline.recv(64):
             pass
-
-
-async def _signalled() -> None:
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async for _ in signals:
-            return
+    stop.set()
