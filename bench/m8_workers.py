@@ -6,18 +6,22 @@ their lateness at most ``LATENESS``. Each stream is ``GET /paced``
 (``bench.apps_load``): delta ``i`` is produced ``i * interval`` seconds
 after the run began, as a model's tokens come, whatever became of the ones
 before. A delta's lateness is how long after its schedule it arrives at the
-client, the schedule being the arrival of the stream's first delta plus
-``interval`` for each delta since. A server with time to spare delivers
-within a millisecond or two; one that cannot keep up falls further behind
-with every second, so the lateness climbs steeply past its capacity.
+client, the schedule being deltas ``interval`` apart from the earliest start
+the stream's arrivals allow (the least of each delta's arrival less ``i *
+interval``). A server with time to spare delivers within a millisecond or
+two; one that cannot keep up falls further behind with every second, so the
+lateness climbs steeply past its capacity.
 
 A trial opens N streams at an even rate over ``ramp`` seconds, as a burst of
 chat users would arrive, on a fresh server whose every worker has answered
-(``GET /pid``) and served a few warm-up streams. The trials climb a ladder of
-N, each rung ``STEP`` times the one below, until the p99 lateness exceeds
-``LATENESS`` or a stream fails; the capacity is where the lateness crosses
-``LATENESS`` between the last two rungs (linear in N), or the last rung if it
-never did.
+(``GET /pid``) and served a few warm-up streams. The contenders climb a
+ladder of N together, each rung ``STEP`` times the one below, taking turns
+on each rung, so that whatever else runs on the machine meanwhile weighs on
+them alike. A contender leaves the ladder at its first rung late (p99 above
+``LATENESS``, or a stream failed), once a second trial on that rung agrees:
+other processes can only make a trial later, so the better of the two
+counts. Its capacity is where the lateness crosses ``LATENESS`` between its
+last two rungs (linear in N), or its last rung if it never did.
 
 Contenders: ``trio-stream serve --workers 1`` and ``--workers 2`` (the
 command as users run it, with its garbage collector thresholds), and the
@@ -132,7 +136,8 @@ class _Paced(asyncio.Protocol):
         if len(ends) != tokens:
             return f"{len(ends)} of {tokens} tokens"
         times = [self.arrivals[bisect.bisect_left(self.received, end)] for end in ends]
-        return [at - (times[0] + index * interval) for index, at in enumerate(times)]
+        offsets = [at - index * interval for index, at in enumerate(times)]
+        return [offset - min(offsets) for offset in offsets]
 
 
 async def _client(url: str, plan: Plan, n: int) -> dict[str, Any]:
@@ -303,14 +308,26 @@ def _capacity(trials: list[dict[str, Any]]) -> float:
     return float(below["n"] + share * (above["n"] - below["n"]))
 
 
-def _ladder(contender: Contender, plan: Plan) -> list[dict[str, Any]]:
-    """Trials up the ladder until one is late (or the rungs run out)."""
-    trials: list[dict[str, Any]] = []
+def _late(trial: dict[str, Any]) -> tuple[int, float]:
+    """How badly a trial missed: failed streams first, then the p99 lateness."""
+    return sum(trial["failures"].values()), trial["p99"] or 0.0
+
+
+def _ladders(contenders: list[Contender], plan: Plan) -> dict[str, list[dict[str, Any]]]:
+    """Every contender's trials, up the ladder until each one is late (or the rungs run out)."""
+    trials: dict[str, list[dict[str, Any]]] = {contender.name: [] for contender in contenders}
+    climbing = list(contenders)
     n = plan.start
     for _ in range(plan.rungs):
-        trials.append(_trial(contender, plan, n))
-        print(f"   {contender.name:40} {n:>6} streams: {_describe(trials[-1])}", flush=True)
-        if not _on_time(trials[-1]):
+        for contender in list(climbing):
+            trial = _trial(contender, plan, n)
+            if not _on_time(trial):  # a second look: the machine may have been busy
+                trial = min(trial, _trial(contender, plan, n), key=_late)
+                trial["tries"] = 2
+                climbing.remove(contender)
+            trials[contender.name].append(trial)
+            print(f"   {contender.name:40} {n:>6} streams: {_describe(trial)}", flush=True)
+        if not climbing:
             break
         n = round(n * STEP)
     return trials
@@ -324,6 +341,7 @@ def _describe(trial: dict[str, Any]) -> str:
         + f"; CPU: server {trial['server_cpu']} s (workers {trial['worker_cpu']}),"
         f" client {trial['client_cpu']} s, other processes {trial['others_cpu']} s,"
         f" in {trial['seconds']} s"
+        + (" (the better of 2 trials)" if trial.get("tries") == 2 else "")
     )
 
 
@@ -346,16 +364,15 @@ def measure(smoke: bool) -> list[Figure]:
     )
     ladders: dict[str, list[list[dict[str, Any]]]] = {}
     for _ in range(repeats):
-        for contender in (ONE, TWO, PEER_ONE, PEER):
-            trials = _ladder(contender, plan)
-            figure.add(contender.name, round(_capacity(trials)))
-            ladders.setdefault(contender.name, []).append(trials)
+        for name, trials in _ladders([ONE, TWO, PEER_ONE, PEER], plan).items():
+            figure.add(name, round(_capacity(trials)))
+            ladders.setdefault(name, []).append(trials)
     figure.met = figure.ratio(TWO.name, ONE.name) >= TARGET
     lines = [
         f"Streams of {plan.tokens} deltas, one every {plan.interval:g} s, opened at an even "
         f"rate over {plan.ramp:g} s; rungs from {plan.start:,} streams, each {STEP:g}x the "
-        "one below, until the p99 lateness passes the limit. Ladders (streams: lateness, "
-        "CPU seconds):"
+        "one below, the contenders taking turns, until the p99 lateness passes the limit "
+        "in two trials. Ladders (streams: lateness, CPU seconds):"
     ]
     for name, runs in ladders.items():
         for trials in runs:
