@@ -6,11 +6,11 @@ their lateness at most ``LATENESS``. Each stream is ``GET /paced``
 (``bench.apps_load``): delta ``i`` is produced ``i * interval`` seconds
 after the run began, as a model's tokens come, whatever became of the ones
 before. A delta's lateness is how long after its schedule it arrives at the
-client, the schedule being deltas ``interval`` apart from the earliest start
-the stream's arrivals allow (the least of each delta's arrival less ``i *
-interval``). A server with time to spare delivers within a millisecond or
-two; one that cannot keep up falls further behind with every second, so the
-lateness climbs steeply past its capacity.
+client, the schedule being ``i * interval`` seconds after the client sent
+its request: the time a connection waits to be accepted and the stream to
+start counts too. A server with time to spare delivers within a millisecond
+or two; one that cannot keep up falls further behind with every second, so
+the lateness climbs steeply past its capacity.
 
 A trial opens N streams at an even rate over ``ramp`` seconds, as a burst of
 chat users would arrive, on a fresh server whose every worker has answered
@@ -110,10 +110,12 @@ class _Paced(asyncio.Protocol):
         self.received: list[int] = []
         """``received[i]``: bytes received in all once ``arrivals[i]`` came."""
         self.transport: asyncio.Transport | None = None
+        self.sent_at = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         self.transport.write(self.request)
+        self.sent_at = time.monotonic()
 
     def data_received(self, data: bytes) -> None:
         self.data += data
@@ -136,8 +138,7 @@ class _Paced(asyncio.Protocol):
         if len(ends) != tokens:
             return f"{len(ends)} of {tokens} tokens"
         times = [self.arrivals[bisect.bisect_left(self.received, end)] for end in ends]
-        offsets = [at - index * interval for index, at in enumerate(times)]
-        return [offset - min(offsets) for offset in offsets]
+        return [at - (self.sent_at + index * interval) for index, at in enumerate(times)]
 
 
 async def _client(url: str, plan: Plan, n: int) -> dict[str, Any]:
