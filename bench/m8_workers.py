@@ -325,6 +325,7 @@ def _ladders(contenders: list[Contender], plan: Plan) -> dict[str, list[dict[str
             if not _on_time(trial):  # a second look: the machine may have been busy
                 trial = min(trial, _trial(contender, plan, n), key=_late)
                 trial["tries"] = 2
+            if not _on_time(trial):
                 climbing.remove(contender)
             trials[contender.name].append(trial)
             print(f"   {contender.name:40} {n:>6} streams: {_describe(trial)}", flush=True)
