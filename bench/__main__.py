@@ -29,7 +29,7 @@ MEASUREMENTS = [
     "bench.m5_concurrency",
     "bench.m6_cancellation",
     "bench.m7_slow_consumer",
-    "bench.m8_workers",
+    "bench.m11_workers",
 ]
 
 RESULTS = Path(__file__).parent / "results"

@@ -15,7 +15,7 @@ Routes:
 ``GET /tokens?n=&interval=``
     m5: ``n`` text deltas, one every ``interval`` seconds.
 ``GET /paced?n=&interval=``
-    m8: ``n`` text deltas, delta ``i`` at ``i * interval`` seconds after the
+    m11: ``n`` text deltas, delta ``i`` at ``i * interval`` seconds after the
     run began, as a model's tokens arrive: a delta delivered late does not
     push the later ones back.
 ``GET /cancel?trial=&tools=&heartbeat=``
@@ -34,7 +34,7 @@ Routes:
     of ``chunk`` characters, each a new string (as a model's would be), the
     producer yielding to the loop after each one (as a network read would).
 ``GET /pid``
-    m8: the process id of the worker that answers, so that the harness can
+    m11: the process id of the worker that answers, so that the harness can
     tell when every worker of a server serves.
 """
 

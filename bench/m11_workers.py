@@ -1,4 +1,4 @@
-"""m8 · Workers: how many paced streams a server keeps on time, with 1 and 2 worker processes.
+"""m11 · Workers: how many paced streams a server keeps on time, with 1 and 2 worker processes.
 
 What is measured: the *capacity* of a server for paced streams, the largest
 number of streams open at once whose text deltas all arrive on time, p99 of
@@ -36,7 +36,7 @@ peer's app on ``uvicorn --workers 1`` and ``--workers 2`` (uvloop and
 httptools, Python's collector defaults), none with an access log, all with a
 backlog of 4,096. The target: two workers keep at least ``TARGET`` times the
 streams of one on time. The client is one process (``python -m
-bench.m8_workers --client``) on uvloop with bare ``asyncio.Protocol``
+bench.m11_workers --client``) on uvloop with bare ``asyncio.Protocol``
 connections, as in m5. On a two-core machine the client shares the cores
 with the workers, and so does anything else running: the note gives, for
 each rung, the CPU time of the server (and of its busiest workers), of the
@@ -222,12 +222,12 @@ def _client_main(argv: list[str]) -> None:
 
 
 def _run_client(server: Server, plan: Plan, n: int) -> dict[str, Any]:
-    argv = [sys.executable, "-m", "bench.m8_workers", "--client", server.url, "--n", str(n)]
+    argv = [sys.executable, "-m", "bench.m11_workers", "--client", server.url, "--n", str(n)]
     argv += ["--tokens", str(plan.tokens), "--interval", str(plan.interval)]
     argv += ["--ramp", str(plan.ramp)]
     done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=900)
     if done.returncode != 0:
-        raise RuntimeError(f"the m8 client failed:\n{done.stderr}")
+        raise RuntimeError(f"the m11 client failed:\n{done.stderr}")
     result: dict[str, Any] = json.loads(done.stdout)
     return result
 
@@ -399,7 +399,7 @@ def measure(smoke: bool) -> list[Figure]:
         repeats = 1
     figure = Figure(
         key="workers-capacity",
-        title=f"m8 · Paced streams kept on time (p99 lateness ≤ {LATENESS:g} s)",
+        title=f"m11 · Paced streams kept on time (p99 lateness ≤ {LATENESS:g} s)",
         unit="streams",
         better="higher",
         target=f"2 workers ≥ {TARGET:g}x 1 worker",
