@@ -32,6 +32,7 @@ MEASUREMENTS = [
     "bench.m8_decode",
     "bench.m9_remote",
     "bench.m10_readers",
+    "bench.m11_workers",
     "bench.m12_telemetry",
 ]
 

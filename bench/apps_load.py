@@ -14,6 +14,10 @@ Routes:
 
 ``GET /tokens?n=&interval=``
     m5: ``n`` text deltas, one every ``interval`` seconds.
+``GET /paced?n=&interval=``
+    m11: ``n`` text deltas, delta ``i`` at ``i * interval`` seconds after the
+    run began, as a model's tokens arrive: a delta delivered late does not
+    push the later ones back.
 ``GET /cancel?trial=&tools=&heartbeat=``
     m6: ``tools`` tool calls, each a task blocked on a socket that never
     receives data; once all of them wait, the text ``ready`` goes out. Each
@@ -29,6 +33,9 @@ Routes:
     m7: ``total`` characters of text through ``add_stream``, in text deltas
     of ``chunk`` characters, each a new string (as a model's would be), the
     producer yielding to the loop after each one (as a network read would).
+``GET /pid``
+    m11: the process id of the worker that answers, so that the harness can
+    tell when every worker of a server serves.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ import asyncio
 import contextlib
 import functools
 import json
+import os
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -52,7 +60,7 @@ from assistant_stream.serialization.data_stream import (  # type: ignore[import-
 )
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from trio_stream import RunController, ToolCallController, create_run
@@ -110,6 +118,10 @@ def _heartbeat(request: Request) -> bool:
     return request.query_params.get("heartbeat", "1") != "0"
 
 
+async def _pid(request: Request) -> Response:
+    return PlainTextResponse(str(os.getpid()))
+
+
 # -- trio-stream --------------------------------------------------------------
 
 _trio_trials: dict[str, _Trial] = {}
@@ -122,6 +134,18 @@ async def _trio_tokens(request: Request) -> Response:
         for i in range(n):
             controller.append_text(f"token{i} ")
             await trio.sleep(interval)
+
+    return DataStreamResponse(create_run(run), heartbeat=HEARTBEAT)
+
+
+async def _trio_paced(request: Request) -> Response:
+    n, interval = _int(request, "n", 10), _float(request, "interval", 1.0)
+
+    async def run(controller: RunController) -> None:
+        began = trio.current_time()
+        for i in range(n):
+            await trio.sleep_until(began + i * interval)
+            controller.append_text(f"token{i} ")
 
     return DataStreamResponse(create_run(run), heartbeat=HEARTBEAT)
 
@@ -190,9 +214,11 @@ async def _trio_bulk(request: Request) -> Response:
 trio_app = Starlette(
     routes=[
         Route("/tokens", _trio_tokens),
+        Route("/paced", _trio_paced),
         Route("/cancel", _trio_cancel),
         Route("/cancel-times", _trio_cancel_times),
         Route("/bulk", _trio_bulk),
+        Route("/pid", _pid),
     ]
 )
 
@@ -209,6 +235,20 @@ async def _as_tokens(request: Request) -> Response:
         for i in range(n):
             controller.append_text(f"token{i} ")
             await asyncio.sleep(interval)
+
+    response: Response = AsDataStreamResponse(as_create_run(run), heartbeat=HEARTBEAT)
+    return response
+
+
+async def _as_paced(request: Request) -> Response:
+    n, interval = _int(request, "n", 10), _float(request, "interval", 1.0)
+
+    async def run(controller: Any) -> None:
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        for i in range(n):
+            await asyncio.sleep(max(0.0, began + i * interval - loop.time()))
+            controller.append_text(f"token{i} ")
 
     response: Response = AsDataStreamResponse(as_create_run(run), heartbeat=HEARTBEAT)
     return response
@@ -281,8 +321,10 @@ async def _as_bulk(request: Request) -> Response:
 assistant_app = Starlette(
     routes=[
         Route("/tokens", _as_tokens),
+        Route("/paced", _as_paced),
         Route("/cancel", _as_cancel),
         Route("/cancel-times", _as_cancel_times),
         Route("/bulk", _as_bulk),
+        Route("/pid", _pid),
     ]
 )

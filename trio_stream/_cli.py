@@ -9,15 +9,18 @@ import importlib
 import importlib.util
 import logging
 import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 
 import trio
+from hypercorn.config import Config
 from starlette.types import ASGIApp
 
 from ._server import default_config, serve
 from ._telemetry import log_extra
+from ._workers import Supervisor, listen, serve_as_worker
 
 logger = logging.getLogger("trio_stream")
 
@@ -57,11 +60,16 @@ def _load(target: str) -> ASGIApp:
     return app
 
 
-def _run(serving: Callable[..., Awaitable[None]], graceful_timeout: float) -> None:
-    """``serving(config=...)`` on Trio, with the command line's configuration."""
+def _config(args: argparse.Namespace) -> Config:
+    """hypercorn's configuration, as the command line sets it."""
     config = default_config()
-    config.accesslog = "-"
-    config.graceful_timeout = graceful_timeout
+    config.accesslog = "-" if args.access_log else None
+    config.graceful_timeout = args.graceful_timeout
+    return config
+
+
+def _run(serving: Callable[..., Awaitable[None]], config: Config) -> None:
+    """``serving(config=...)`` on Trio, in this process: the server, or one of its workers."""
     gc.set_threshold(*GC_THRESHOLDS)
     # SIGINT and SIGTERM start a graceful shutdown; a second SIGINT stops at once.
     with contextlib.suppress(KeyboardInterrupt):
@@ -88,6 +96,22 @@ def _parser() -> argparse.ArgumentParser:
             help="on SIGTERM or SIGINT, how long open responses get to end; streams still "
             "running one second before that end with an error chunk (default 3)",
         )
+        command.add_argument(
+            "--access-log",
+            action=argparse.BooleanOptionalAction,
+            default=True,
+            help="a line per request on standard output (default: on)",
+        )
+    serve_app.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="serve with N worker processes sharing the port, under a parent that replaces "
+        "a worker lost and stops them all on SIGTERM or SIGINT (default: this process serves)",
+    )
+    # Set by the parent of --workers on each worker's command line: the listening
+    # socket's and the lifeline's file descriptors.
+    serve_app.add_argument("--worker-fds", help=argparse.SUPPRESS)
     demo.add_argument(
         "--format",
         choices=("data-stream", "assistant-transport", "ui-message-stream"),
@@ -156,6 +180,56 @@ def _demo(args: argparse.Namespace) -> Callable[..., Awaitable[None]]:
     return partial(serve, app, host=args.host, port=args.port)
 
 
+def _supervise(args: argparse.Namespace) -> int:
+    """``serve --workers N``: bind the port, then start and keep the workers; the exit status."""
+    config = _config(args)
+    config.bind = [f"{args.host}:{args.port}"]
+    try:
+        listener = listen(config)
+    except OSError as exc:
+        raise SystemExit(
+            f"trio-stream serve: cannot listen on {args.host}:{args.port}: {exc}"
+        ) from None
+    host, port = listener.getsockname()[:2]
+    logger.info(
+        "serving %s on http://%s:%d with %d workers (parent pid %d)",
+        args.app,
+        f"[{host}]" if ":" in host else host,
+        port,
+        args.workers,
+        os.getpid(),
+    )
+
+    def worker_command(lifeline_fd: int) -> list[str]:
+        return [
+            *(sys.executable, "-m", "trio_stream", "serve", args.app),
+            *("--graceful-timeout", repr(args.graceful_timeout)),
+            "--access-log" if args.access_log else "--no-access-log",
+            *("--worker-fds", f"{listener.fileno()},{lifeline_fd}"),
+        ]
+
+    supervisor = Supervisor(
+        worker_command,
+        workers=args.workers,
+        listener=listener,
+        graceful_timeout=args.graceful_timeout,
+    )
+    return trio.run(supervisor.run)
+
+
+def _serve_worker(args: argparse.Namespace) -> Callable[..., Awaitable[None]]:
+    """What one worker of ``serve --workers N`` serves, on the parent's socket."""
+    # Ctrl+C reaches the worker with its parent; until it serves, the parent decides.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    listener_fd, _, lifeline_fd = args.worker_fds.partition(",")
+    return partial(
+        serve_as_worker,
+        _load(args.app),
+        listener_fd=int(listener_fd),
+        lifeline_fd=int(lifeline_fd),
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``trio-stream`` console script."""
     parser = _parser()
@@ -164,10 +238,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.error(f"--graceful-timeout must not be negative, not {args.graceful_timeout}")
     if args.command == "demo" and not args.pace >= 0:
         parser.error(f"--pace must not be negative, not {args.pace}")
+    if args.command == "serve" and args.workers is not None and args.workers < 1:
+        parser.error(f"--workers must be at least 1, not {args.workers}")
     logger.setLevel(logging.INFO)
     logger.addHandler(logging.StreamHandler())
     if args.command == "demo":
         serving = _demo(args)
+    elif args.worker_fds:
+        serving = _serve_worker(args)
+    elif args.workers is not None:
+        with contextlib.suppress(KeyboardInterrupt):
+            raise SystemExit(_supervise(args))
+        return
     else:
         serving = partial(serve, _load(args.app), host=args.host, port=args.port)
-    _run(serving, args.graceful_timeout)
+    _run(serving, _config(args))

@@ -38,7 +38,7 @@ def test_every_measurement_runs_for_every_contender(tmp_path: Path) -> None:
     figures = report["figures"]
     modules = {
         *("inprocess", "http", "latency", "tools", "concurrency", "cancel", "slow"),
-        *("decode", "remote", "readers", "telemetry"),
+        *("decode", "remote", "readers", "workers", "telemetry"),
     }
     assert all(any(m in f["key"] for f in figures) for m in modules), [f["key"] for f in figures]
     assert {f"decode-{name}" for name in FORMATS} <= {f["key"] for f in figures}
@@ -49,8 +49,9 @@ def test_every_measurement_runs_for_every_contender(tmp_path: Path) -> None:
         if figure["key"].startswith("telemetry"):
             assert set(runs) == {"trio-stream · telemetry off", "trio-stream · telemetry on (SDK)"}
         elif figure["ours"] is not None:
-            # A figure of its own kind (in-process, or of one store) names its contender.
+            # A figure with contenders of its own names them.
             assert figure["ours"] in runs, figure["key"]
+            assert figure["reference"] is None or figure["reference"] in runs, figure["key"]
         elif not figure["key"].startswith(OWN_CONTENDERS):
             assert OURS in runs, figure["key"]
             assert all(name in runs for name in THEIRS), figure["key"]
