@@ -8,7 +8,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from ._results import Figure
+from ._results import Figure, Target
 
 REFERENCE = "assistant-stream · uvicorn"
 OURS = "trio-stream · hypercorn-trio"
@@ -74,6 +74,7 @@ def write_report(figures: list[Figure], env: dict[str, Any], out: Path) -> None:
         "contender of that row; on our own row, than the figure's reference "
         f"({REFERENCE}, unless a figure names another). Above 1 is better.",
         "",
+        *_targets(figures),
     ]
     for figure in figures:
         lines += [f"## {figure.title}", ""]
@@ -98,7 +99,15 @@ def write_report(figures: list[Figure], env: dict[str, Any], out: Path) -> None:
                 f"{len(runs)} | {ratio} |"
             )
         lines.append("")
-        if figure.target:
+        if figure.targets:
+            lines += [
+                *(
+                    f"- Target: {t.text}: {t.measured}. {'met' if t.met else '**missed**'}"
+                    for t in figure.targets
+                ),
+                "",
+            ]
+        elif figure.target:
             verdict = {True: "met", False: "**missed**", None: ""}[figure.met]
             lines += [f"Target: {figure.target}. {verdict}".rstrip(), ""]
         if figure.note:
@@ -106,6 +115,44 @@ def write_report(figures: list[Figure], env: dict[str, Any], out: Path) -> None:
         lines += [f"![{figure.title}]({figure.key}.png)", ""]
         _plot(figure, out / f"{figure.key}.png")
     (out / "latest.md").write_text("\n".join(lines))
+
+
+def _targets_of(figure: Figure) -> list[Target]:
+    """The figure's targets; one stated in words only is measured as our median and ratio."""
+    if figure.targets:
+        return figure.targets
+    if not figure.target or figure.met is None:
+        return []
+    ours, reference = figure.ours or OURS, figure.reference or REFERENCE
+    if ours not in figure.runs:
+        return [Target(figure.target, "not measured", figure.met)]
+    measured = f"{_value(figure.median(ours), figure.unit)} {figure.unit}"
+    if reference in figure.runs:
+        measured += f", {figure.ratio(ours, reference):.2f}x {reference}"
+    return [Target(figure.target, measured, figure.met)]
+
+
+def _targets(figures: list[Figure]) -> list[str]:
+    """The summary table: every target of the run, what was measured, met or missed."""
+    rows = [
+        f"| {figure.title} | {target.text} | {target.measured} | "
+        f"{'met' if target.met else '**missed**'} |"
+        for figure in figures
+        for target in _targets_of(figure)
+    ]
+    if not rows:
+        return []
+    return [
+        "## Targets",
+        "",
+        "Every target of this run, what was measured against it and the verdict; ratios "
+        "are medians against medians of the same run.",
+        "",
+        "| figure | target | measured | verdict |",
+        "| --- | --- | --- | --- |",
+        *rows,
+        "",
+    ]
 
 
 def _plot(figure: Figure, path: Path) -> None:

@@ -8,6 +8,17 @@ from typing import Any, Literal
 
 
 @dataclasses.dataclass
+class Target:
+    """One target of a figure, what was measured against it, and the verdict."""
+
+    text: str
+    """The target, in words (e.g. ``<= 0.8x assistant-stream · uvicorn``)."""
+    measured: str
+    """What this run measured, in the target's terms (e.g. ``0.65x: 47.8 against 31.1``)."""
+    met: bool
+
+
+@dataclasses.dataclass
 class Figure:
     """One quantity measured for every contender, several runs each."""
 
@@ -30,6 +41,8 @@ class Figure:
 
     In-process figures have no server, so they name their own pair.
     """
+    targets: list[Target] = dataclasses.field(default_factory=list)
+    """Targets checked one by one (``check``); the report lists each with its verdict."""
 
     def add(self, contender: str, value: float) -> None:
         self.runs.setdefault(contender, []).append(value)
@@ -43,6 +56,12 @@ class Figure:
         if self.better == "higher":
             return mine / theirs if theirs else float("inf")
         return theirs / mine if mine else float("inf")
+
+    def check(self, text: str, measured: str, met: bool) -> None:
+        """Record one target and its verdict; ``target`` and ``met`` then sum them all up."""
+        self.targets.append(Target(text, measured, met))
+        self.target = "; ".join(target.text for target in self.targets)
+        self.met = all(target.met for target in self.targets)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -17,7 +17,19 @@ from typing import Literal
 
 ROOT = Path(__file__).parent.parent
 
-ServerKind = Literal["hypercorn-trio", "hypercorn-asyncio", "uvicorn"]
+ServerKind = Literal["trio-stream serve", "hypercorn-trio", "hypercorn-asyncio", "uvicorn"]
+"""How a contender is served.
+
+``trio-stream serve``: the command as users run it (hypercorn's Trio worker
+with what the command ships: its backlog, its collector thresholds, its
+graceful shutdown). ``uvicorn``: uvicorn's command, with its defaults (uvloop
+and httptools, as ``uvicorn[standard]`` installs them). ``hypercorn-trio``
+and ``hypercorn-asyncio``: hypercorn itself, on Trio or asyncio, started by
+``bench._serve`` (hypercorn's own command would serve from a child process).
+"""
+
+BACKLOG = 4096
+"""Every server's listen backlog: trio-stream serve's default, given to the others."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,23 +38,49 @@ class Contender:
 
     With ``workers``, the server's own command runs that many worker
     processes under a parent (``trio-stream serve --workers`` or
-    ``uvicorn --workers``), without an access log.
+    ``uvicorn --workers``). With ``serve_gc``, the server process runs with
+    the garbage collector thresholds of ``trio-stream serve`` (``bench._gc``).
+    No server writes an access log.
     """
 
     name: str
     app: str
     server: ServerKind
     workers: int | None = None
+    serve_gc: bool = False
+
+
+OURS = "trio-stream · hypercorn-trio"
+PEER = "assistant-stream · uvicorn"
+PEER_GC = "assistant-stream · uvicorn · trio-stream serve's GC thresholds"
+PEER_HYPERCORN = "assistant-stream · hypercorn-asyncio"
+CEILING = "ceiling · hypercorn-trio"
+PEER_CEILING = "ceiling · uvicorn"
 
 
 def trio_stream(app: str) -> Contender:
-    return Contender("trio-stream · hypercorn-trio", app, "hypercorn-trio")
+    return Contender(OURS, app, "trio-stream serve")
 
 
 def assistant_stream(app: str) -> list[Contender]:
+    return [Contender(PEER, app, "uvicorn"), Contender(PEER_HYPERCORN, app, "hypercorn-asyncio")]
+
+
+def assistant_stream_gc(app: str) -> Contender:
+    """The peer on uvicorn, with the collector thresholds that ``trio-stream serve`` ships."""
+    return Contender(PEER_GC, app, "uvicorn", serve_gc=True)
+
+
+def ceilings() -> list[Contender]:
+    """The bare apps of ``bench.apps_bare``, on hypercorn-trio (ours) and on uvicorn (the peer's).
+
+    On hypercorn-trio with the collector thresholds of ``trio-stream serve``,
+    so that the distance from our row to the ceiling's is the library's
+    alone; on uvicorn with Python's defaults, as the peer's row runs.
+    """
     return [
-        Contender("assistant-stream · uvicorn", app, "uvicorn"),
-        Contender("assistant-stream · hypercorn-asyncio", app, "hypercorn-asyncio"),
+        Contender(CEILING, "bench.apps_bare:trio_app", "hypercorn-trio", serve_gc=True),
+        Contender(PEER_CEILING, "bench.apps_bare:asyncio_app", "uvicorn"),
     ]
 
 
@@ -67,19 +105,24 @@ def _free_port() -> int:
 
 def _command(contender: Contender, port: int) -> list[str]:
     """The command line that serves ``contender`` on ``port``."""
-    if contender.workers is None:
-        return [sys.executable, "-m", "bench._serve", contender.server, contender.app, str(port)]
-    where = ["--host", "127.0.0.1", "--port", str(port), "--workers", str(contender.workers)]
-    where.append("--no-access-log")
-    if contender.server == "hypercorn-trio":
-        # The backlog is trio-stream's default, the same as bench._serve's.
-        return [sys.executable, "-m", "trio_stream", "serve", contender.app, *where]
-    if contender.server == "uvicorn":
-        return [
-            *(sys.executable, "-m", "uvicorn", contender.app, *where),
-            *("--backlog", "4096", "--log-level", "warning", "--lifespan", "off"),
-        ]
-    raise ValueError(f"no command for {contender.server} with workers")
+    where = ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
+    if contender.workers is not None:
+        if contender.server not in ("trio-stream serve", "uvicorn"):
+            raise ValueError(f"no command for {contender.server} with workers")
+        where += ["--workers", str(contender.workers)]
+    if contender.server == "trio-stream serve":
+        if contender.serve_gc:
+            raise ValueError("trio-stream serve sets its collector thresholds itself")
+        # The backlog is the command's default, BACKLOG.
+        module = ["trio_stream", "serve", contender.app, *where]
+    elif contender.server == "uvicorn":
+        module = ["uvicorn", contender.app, *where, "--backlog", str(BACKLOG)]
+        module += ["--log-level", "warning", "--lifespan", "off"]
+    else:
+        module = ["bench._serve", contender.server, contender.app, str(port)]
+    if contender.serve_gc:
+        module = ["bench._gc", *module]
+    return [sys.executable, "-m", *module]
 
 
 @contextlib.contextmanager

@@ -1,4 +1,4 @@
-"""The apps that m1 to m4 measure: one Starlette app per library, and a bare ASGI ceiling.
+"""The apps that m1 to m4 measure: one Starlette app per library, with the same routes.
 
 ``trio_app`` (trio-stream, served on Trio) and ``assistant_app``
 (assistant-stream, served on asyncio) have the same routes, and each route's
@@ -21,9 +21,9 @@ at their default, off in both):
   the run, each streaming its JSON arguments in ``D`` deltas (``sleep(0)``
   after each) and then its result.
 
-``ceiling_app`` is what the server allows: no framework, no run, no encoder;
-``/text?n=N&mode=chunk`` sends the exact bytes trio-stream's ``/text`` sends,
-pre-encoded, one ASGI ``send`` per chunk; ``mode=all`` sends them in one.
+``TOKEN_LINE`` and ``FINISH_LINE`` are the bytes trio-stream's encoder makes
+of ``/text``, against which m2 checks every body, the ceiling's
+(``bench.apps_bare``) included.
 """
 
 from __future__ import annotations
@@ -41,7 +41,6 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
 
 import trio_stream
 import trio_stream.asgi
@@ -207,7 +206,7 @@ assistant_app = Starlette(
 )
 
 
-# -- the ceiling -------------------------------------------------------------
+# -- the bytes of /text ------------------------------------------------------
 
 _encoder = trio_stream.formats.data_stream.DataStreamEncoder()
 TOKEN_LINE = _encoder.encode([TextDeltaChunk(TOKEN)])
@@ -215,25 +214,3 @@ TOKEN_LINE = _encoder.encode([TextDeltaChunk(TOKEN)])
 FINISH_LINE = _encoder.finish()
 """The ``d:`` line that ends trio-stream's data stream (assistant-stream sends none)."""
 del _encoder
-
-_HEADERS = [
-    (b"content-type", b"text/plain; charset=utf-8"),
-    (b"x-vercel-ai-data-stream", b"v1"),
-]
-
-
-async def ceiling_app(scope: Scope, receive: Receive, send: Send) -> None:
-    """Sends ``/text``'s bytes as fast as the server takes them; see the module's doc."""
-    if scope["type"] != "http":
-        return  # trio_stream.serve's LifespanGuard answers lifespan for it
-    query = dict(
-        pair.split("=", 1) for pair in scope["query_string"].decode().split("&") if "=" in pair
-    )
-    n = int(query.get("n", 1000))
-    await send({"type": "http.response.start", "status": 200, "headers": _HEADERS})
-    if query.get("mode") == "all":
-        await send({"type": "http.response.body", "body": TOKEN_LINE * n + FINISH_LINE})
-        return
-    for _ in range(n):
-        await send({"type": "http.response.body", "body": TOKEN_LINE, "more_body": True})
-    await send({"type": "http.response.body", "body": FINISH_LINE})

@@ -83,10 +83,10 @@ ATTEMPTS = 4
 """Trials of a rung at most, while the rest of the machine is busy."""
 
 ONE = Contender(
-    "trio-stream · hypercorn-trio · 1 worker", "bench.apps_load:trio_app", "hypercorn-trio", 1
+    "trio-stream · hypercorn-trio · 1 worker", "bench.apps_load:trio_app", "trio-stream serve", 1
 )
 TWO = Contender(
-    "trio-stream · hypercorn-trio · 2 workers", "bench.apps_load:trio_app", "hypercorn-trio", 2
+    "trio-stream · hypercorn-trio · 2 workers", "bench.apps_load:trio_app", "trio-stream serve", 2
 )
 PEER_ONE = Contender(
     "assistant-stream · uvicorn · 1 worker", "bench.apps_load:assistant_app", "uvicorn", 1

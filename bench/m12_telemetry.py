@@ -31,8 +31,8 @@ def _http(smoke: bool) -> Figure:
     n = 2_000 if smoke else 50_000
     runs = 1 if smoke else 7
     contenders = [
-        Contender(OFF, "bench.apps_stream:trio_app", "hypercorn-trio"),
-        Contender(ON, "bench.apps_telemetry:stream_app", "hypercorn-trio"),
+        Contender(OFF, "bench.apps_stream:trio_app", "trio-stream serve"),
+        Contender(ON, "bench.apps_telemetry:stream_app", "trio-stream serve"),
     ]
     figure = Figure(
         key="telemetry-http-throughput",
@@ -58,8 +58,8 @@ def _http(smoke: bool) -> Figure:
 def _capacity(smoke: bool) -> list[Figure]:
     n, repeats, tokens, interval = (50, 1, 3, 0.2) if smoke else (1000, 2, 5, 1.0)
     contenders = [
-        Contender(OFF, "bench.apps_load:trio_app", "hypercorn-trio"),
-        Contender(ON, "bench.apps_telemetry:load_app", "hypercorn-trio"),
+        Contender(OFF, "bench.apps_load:trio_app", "trio-stream serve"),
+        Contender(ON, "bench.apps_telemetry:load_app", "trio-stream serve"),
     ]
     complete = Figure(
         key="telemetry-capacity-complete",

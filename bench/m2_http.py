@@ -8,8 +8,8 @@ the server is what is measured.
 
 Contenders: trio-stream on hypercorn's Trio worker; assistant-stream on
 uvicorn (uvloop, httptools) and on hypercorn's asyncio worker; and the
-ceiling, a bare ASGI app on hypercorn-trio sending the same bytes already
-encoded, with one ``send`` per chunk (what any app that writes chunk by chunk
+ceiling, a bare ASGI app (``bench.apps_bare``) on hypercorn-trio sending the
+same bytes already encoded, with one ``send`` per chunk (what any app that writes chunk by chunk
 can reach at best on this server) and with a single ``send`` (what the
 server can reach at all).
 
@@ -22,20 +22,21 @@ Every body is checked against the exact bytes expected (every delta, in
 order; trio-stream's and the ceiling's end with the data stream's ``d:``
 finish line, which assistant-stream does not send), so a contender that
 breaks off early cannot look fast. Fair: every server in its own process,
-configured alike (``bench._serve``), all of them started before the first
+configured alike (``bench._servers``), all of them started before the first
 run and measured in turn, run after run, after one warm-up request each.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import subprocess
 import tempfile
 from pathlib import Path
 
 from . import apps_stream
 from ._results import Figure
-from ._servers import Contender, Server, assistant_stream, serving, trio_stream
+from ._servers import Contender, Server, assistant_stream, ceilings, serving, trio_stream
 
 __all__ = ["measure"]
 
@@ -47,12 +48,12 @@ CEILING_ALL = "ceiling · one send · hypercorn-trio"
 
 def _contenders() -> list[tuple[Contender, str]]:
     """Every contender and its query string (beyond ``n`` and ``checkpoint``)."""
-    ceiling = "bench.apps_stream:ceiling_app"
+    ceiling = ceilings()[0]
     return [
         (trio_stream("bench.apps_stream:trio_app"), ""),
         *((c, "") for c in assistant_stream("bench.apps_stream:assistant_app")),
-        (Contender(CEILING_CHUNK, ceiling, "hypercorn-trio"), "&mode=chunk"),
-        (Contender(CEILING_ALL, ceiling, "hypercorn-trio"), "&mode=all"),
+        (dataclasses.replace(ceiling, name=CEILING_CHUNK), "&mode=chunk"),
+        (dataclasses.replace(ceiling, name=CEILING_ALL), "&mode=all"),
     ]
 
 

@@ -2,15 +2,20 @@
 
 What is measured: N clients (1,000, then 5,000) each open a stream of
 ``GET /tokens`` (``bench.apps_load``: a text delta every second for 15 s,
-heartbeats on), all at the same time, on one server process. Three figures
+heartbeats on), all at the same time, on one server process. Six figures
 per N:
 
 * how many streams were served to the end: a complete chunked body with
   every token in it (the failures, by kind, go into the note);
 * how many were open at once at the peak: a server too slow to accept and
   start streams while the first ones run never holds all N (the note gives
-  how long it took to start them all, how late the streams ended, and the
-  server's CPU time);
+  how late the streams ended);
+* how long after the first connection the last response started (its
+  headers arrived): what a burst of N users waits for, at worst;
+* the server's CPU time over the whole run, and that time per delivered
+  delta (CPU microseconds / text deltas that reached the client, in complete
+  bodies or not): the cost of one token, which a server that serves fewer
+  streams cannot make look small;
 * the server's memory per open stream: (peak RSS - idle RSS) / streams open
   at the peak, the RSS sampled every 100 ms while the streams run, the idle
   RSS taken after a warm-up of a few short streams (so that lazily imported
@@ -25,15 +30,26 @@ response headers at a time, which the servers' listen backlog (4,096, the
 same for all, ``bench._serve``) always takes, so no handshake is dropped and
 retried by the kernel.
 
+Contenders: trio-stream through ``trio-stream serve`` (the command as users
+run it, with its collector thresholds); assistant-stream on uvicorn (its
+command, its defaults), on uvicorn with the collector thresholds that
+``trio-stream serve`` ships (so that the setting is not what tells the
+libraries apart), and on hypercorn-asyncio; and the ceilings, a bare ASGI app
+(``bench.apps_bare``) sending the same lines at the same pace, without
+heartbeats, on hypercorn-trio (with ``trio-stream serve``'s thresholds) and on
+uvicorn: each row's distance to its server's ceiling is what the library and
+its framework cost.
+
 Fair: the same app code shape for both libraries, a fresh server process for
 each run, the same client, the same backlog. Full mode makes two runs at
-1,000 and one at 5,000 (about four minutes in all).
+1,000 and one at 5,000 (about eight minutes in all).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import statistics
@@ -46,18 +62,35 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 from ._results import Figure
-from ._servers import Contender, Server, assistant_stream, serving, trio_stream
+from ._servers import (
+    OURS,
+    PEER,
+    Contender,
+    Server,
+    assistant_stream,
+    assistant_stream_gc,
+    ceilings,
+    serving,
+    trio_stream,
+)
 
 __all__ = ["RssSampler", "measure"]
 
 BURST = 1000
 """Connections that may wait for their response headers at once."""
 
+MEMORY_FACTOR = 0.8
+"""Our memory per open stream over the peer's on uvicorn, at most."""
+CPU_AIM = 1.5
+"""How many times less server CPU than the peer's on uvicorn we aim for (1.0 is the target)."""
+
 
 def _contenders() -> list[Contender]:
     return [
         trio_stream("bench.apps_load:trio_app"),
         *assistant_stream("bench.apps_load:assistant_app"),
+        assistant_stream_gc("bench.apps_load:assistant_app"),
+        *ceilings(),
     ]
 
 
@@ -152,6 +185,7 @@ async def _client(
     gate = asyncio.Semaphore(BURST)
     streams: list[_Stream] = []
     verdicts: list[str] = []
+    delivered: list[int] = []
     began = time.monotonic()
 
     async def one() -> None:
@@ -177,6 +211,7 @@ async def _client(
             if stream.transport is not None:
                 stream.transport.abort()
         verdicts.append(_verdict(outcome, bytes(stream.data), tokens))
+        delivered.append(stream.data.count(b'0:"token'))
 
     await asyncio.gather(*(one() for _ in range(n)))
     events = sorted(
@@ -196,6 +231,7 @@ async def _client(
     late = sorted(s.closed_at - s.opened_at - nominal for s in streams if s.opened_at)
     return {
         "complete": verdicts.count("ok"),
+        "delivered": sum(delivered),
         "failures": failures,
         "peak_open": peak_open,
         "all_open_after": round(max(opened) - began, 2) if opened else None,
@@ -274,6 +310,7 @@ def _one(contender: Contender, n: int, tokens: int, interval: float) -> dict[str
         with RssSampler(server, 0.1) as sampler:
             result = _run_client(server, n, tokens, interval)
         result["cpu_seconds"] = _cpu_seconds(server.pid) - cpu
+        result["us_per_delta"] = result["cpu_seconds"] / max(result["delivered"], 1) * 1e6
         result["idle_rss"] = idle
         result["peak_rss"] = sampler.peak
         # Per stream actually open at the peak: a server too slow to open
@@ -282,63 +319,148 @@ def _one(contender: Contender, n: int, tokens: int, interval: float) -> dict[str
         return result
 
 
+@dataclasses.dataclass
+class _Figures:
+    """The figures of one N, filled run by run."""
+
+    n: int
+    complete: Figure
+    at_once: Figure
+    start: Figure
+    cpu: Figure
+    cpu_per_delta: Figure
+    memory: Figure
+
+    @classmethod
+    def of(cls, n: int) -> _Figures:
+        return cls(
+            n,
+            complete=Figure(
+                key=f"concurrency-{n}-complete",
+                title=f"m5 · Streams served to the end, of {n:,}",
+                unit="streams",
+                better="higher",
+            ),
+            at_once=Figure(
+                key=f"concurrency-{n}-open",
+                title=f"m5 · Streams open at once (peak), of {n:,}",
+                unit="streams",
+                better="higher",
+            ),
+            start=Figure(
+                key=f"concurrency-{n}-start",
+                title=f"m5 · Time to the last response start, {n:,} streams",
+                unit="s",
+                better="lower",
+            ),
+            cpu=Figure(
+                key=f"concurrency-{n}-cpu",
+                title=f"m5 · Server CPU time, {n:,} streams",
+                unit="CPU s",
+                better="lower",
+            ),
+            cpu_per_delta=Figure(
+                key=f"concurrency-{n}-cpu-per-delta",
+                title=f"m5 · Server CPU per delivered delta, {n:,} streams",
+                unit="µs per delta",
+                better="lower",
+            ),
+            memory=Figure(
+                key=f"concurrency-{n}-memory",
+                title=f"m5 · Server memory per open stream, {n:,} streams",
+                unit="KiB per stream",
+                better="lower",
+            ),
+        )
+
+    def all(self) -> list[Figure]:
+        return [
+            self.complete,
+            self.at_once,
+            self.start,
+            self.cpu,
+            self.cpu_per_delta,
+            self.memory,
+        ]
+
+    def add(self, name: str, result: dict[str, Any]) -> None:
+        self.complete.add(name, result["complete"])
+        self.at_once.add(name, result["peak_open"])
+        self.start.add(name, float(result["all_open_after"] or 0))
+        self.cpu.add(name, round(result["cpu_seconds"], 2))
+        self.cpu_per_delta.add(name, round(result["us_per_delta"], 2))
+        self.memory.add(name, round(result["kib_per_stream"], 2))
+
+
 def measure(smoke: bool) -> list[Figure]:
-    """Figures per N: streams complete, streams open at once, memory per open stream."""
+    """Figures per N: streams complete and open at once, start, CPU, memory per stream."""
     if smoke:
         plan, tokens, interval = [(50, 1)], 3, 0.2
     else:
-        # Runs: 2 at 1,000 and 1 at 5,000 keep the module within ~4 minutes.
+        # Runs: 2 at 1,000 and 1 at 5,000 keep the module within ~8 minutes.
         plan, tokens, interval = [(1000, 2), (5000, 1)], 15, 1.0
     contenders = _contenders()
-    ours, theirs = contenders[0].name, [c.name for c in contenders[1:]]
     figures: list[Figure] = []
     for n, repeats in plan:
-        complete = Figure(
-            key=f"concurrency-{n}-complete",
-            title=f"m5 · Streams served to the end, of {n:,}",
-            unit="streams",
-            better="higher",
-            target=f"all {n:,} complete",
-        )
-        at_once = Figure(
-            key=f"concurrency-{n}-open",
-            title=f"m5 · Streams open at once (peak), of {n:,}",
-            unit="streams",
-            better="higher",
-            target=f"all {n:,} open at once",
-        )
-        memory = Figure(
-            key=f"concurrency-{n}-memory",
-            title=f"m5 · Server memory per open stream, {n:,} streams",
-            unit="KiB per stream",
-            better="lower",
-            target="no more than assistant-stream's, on either server",
-        )
+        of_n = _Figures.of(n)
         details: dict[str, list[dict[str, Any]]] = {}
         for _ in range(repeats):
             for contender in contenders:
                 result = _one(contender, n, tokens, interval)
-                complete.add(contender.name, result["complete"])
-                at_once.add(contender.name, result["peak_open"])
-                memory.add(contender.name, round(result["kib_per_stream"], 2))
+                of_n.add(contender.name, result)
                 details.setdefault(contender.name, []).append(result)
-        complete.met = all(value == n for value in complete.runs[ours])
-        at_once.met = all(value == n for value in at_once.runs[ours])
-        memory.met = memory.median(ours) <= min(memory.median(name) for name in theirs)
+        _check(of_n, capacity=n == plan[-1][0])
         setting = (
-            f"{n:,} streams of {tokens} tokens, one every {interval:g} s (heartbeats on), "
-            f"opened at most {BURST:,} at a time, on one server process; the client is a "
-            "separate process on raw asyncio sockets."
+            f"{n:,} streams of {tokens} tokens, one every {interval:g} s (heartbeats on; "
+            f"none from the ceilings), opened at most {BURST:,} at a time, on one server "
+            "process; the client is a separate process on raw asyncio sockets."
         )
-        complete.note = _note(setting, details, _failures)
-        at_once.note = _note(setting, details, _timing)
-        memory.note = _note(
+        of_n.complete.note = _note(setting, details, _failures)
+        of_n.at_once.note = _note(setting, details, _timing)
+        of_n.start.note = of_n.at_once.note
+        of_n.cpu.note = of_n.cpu_per_delta.note = _note(
+            setting + " CPU: user and system time of the server process during the run, "
+            "and that time over the text deltas the client received.",
+            details,
+            _cpu,
+        )
+        of_n.memory.note = _note(
             setting + " Memory per stream: (peak RSS - idle RSS) / streams open at the peak.",
             details,
             _memory,
         )
-        figures += [complete, at_once, memory]
+        figures += of_n.all()
     return figures
+
+
+def _check(of_n: _Figures, capacity: bool) -> None:
+    """The targets of one N; those of the burst (``capacity``) only at the largest N."""
+    n = of_n.n
+    for figure, what in ((of_n.complete, "complete"), (of_n.at_once, "open at once")):
+        values = figure.runs[OURS]
+        measured = ", ".join(f"{value:,.0f}" for value in values) + " in each run"
+        figure.check(f"all {n:,} {what}", measured, all(value == n for value in values))
+    memory = of_n.memory
+    ours, peer = memory.median(OURS), memory.median(PEER)
+    memory.check(
+        f"<= {MEMORY_FACTOR:g}x {PEER}'s",
+        f"{ours / peer if peer else float('inf'):.2f}x the peer's "
+        f"({ours:.3g} KiB against {peer:.3g} KiB)",
+        ours <= MEMORY_FACTOR * peer,
+    )
+    if not capacity:
+        return
+    for figure, text in (
+        (of_n.cpu, f"no more than {PEER}'s (ratio >= 1.0; aim {CPU_AIM:g}x)"),
+        (of_n.start, f"no later than {PEER}'s (ratio >= 1.0)"),
+    ):
+        ratio = figure.ratio(OURS, PEER)
+        figure.check(
+            text,
+            f"ratio {ratio:.2f} ({figure.median(OURS):.3g} {figure.unit} against "
+            f"{figure.median(PEER):.3g} {figure.unit})",
+            ratio >= 1.0,
+        )
 
 
 def _failures(results: list[dict[str, Any]]) -> str:
@@ -353,12 +475,16 @@ def _timing(results: list[dict[str, Any]]) -> str:
     def worst(key: str) -> float:
         return max(float(r[key] or 0) for r in results)
 
-    cpu = statistics.median(r["cpu_seconds"] for r in results)
     return (
         f"all responses started within {worst('all_open_after'):g} s; streams ended "
-        f"{worst('late_p50'):g} s late (p50), {worst('late_p99'):g} s (p99); "
-        f"server CPU {cpu:.1f} s"
+        f"{worst('late_p50'):g} s late (p50), {worst('late_p99'):g} s (p99)"
     )
+
+
+def _cpu(results: list[dict[str, Any]]) -> str:
+    cpu = statistics.median(r["cpu_seconds"] for r in results)
+    delivered = statistics.median(r["delivered"] for r in results)
+    return f"server CPU {cpu:.2f} s for {delivered:,.0f} deltas delivered"
 
 
 def _memory(results: list[dict[str, Any]]) -> str:

@@ -86,7 +86,7 @@ TOOLS = 20
 
 
 def _contender(role: str) -> Contender:
-    return Contender(f"trio-stream · hypercorn-trio · {role}", APP, "hypercorn-trio")
+    return Contender(f"trio-stream · hypercorn-trio · {role}", APP, "trio-stream serve")
 
 
 @contextlib.contextmanager
