@@ -41,6 +41,11 @@ class Figure:
 
     In-process figures have no server, so they name their own pair.
     """
+    ceilings: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Contender name -> the bare-server ceiling on the same server, when measured.
+
+    The report then shows how far each row is from its server's own limit.
+    """
     targets: list[Target] = dataclasses.field(default_factory=list)
     """Targets checked one by one (``check``); the report lists each with its verdict."""
 

@@ -96,6 +96,22 @@ class Server:
         return int(kib) * 1024
 
 
+def ceiling_of(contender: Contender) -> str | None:
+    """The name of the ceiling on ``contender``'s server, if it is one of ``ceilings()``'."""
+    if contender.name in (CEILING, PEER_CEILING) or contender.workers is not None:
+        return None
+    if contender.server in ("trio-stream serve", "hypercorn-trio"):
+        return CEILING
+    if contender.server == "uvicorn":
+        return PEER_CEILING
+    return None
+
+
+def ceilings_of(contenders: list[Contender]) -> dict[str, str]:
+    """Each contender's name -> its server's ceiling's (``Figure.ceilings``)."""
+    return {c.name: ceiling for c in contenders if (ceiling := ceiling_of(c)) is not None}
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -54,6 +54,7 @@ from ._servers import (
     assistant_stream,
     assistant_stream_gc,
     ceilings,
+    ceilings_of,
     serving,
     trio_stream,
 )
@@ -163,6 +164,7 @@ def measure(smoke: bool) -> list[Figure]:
         better="lower",
         note=about,
     )
+    p50.ceilings = p99.ceilings = ceilings_of(contenders)
     worst: dict[str, float] = {}
     with contextlib.ExitStack() as stack:
         servers = [(c, stack.enter_context(serving(c))) for c in contenders]

@@ -70,6 +70,7 @@ from ._servers import (
     assistant_stream,
     assistant_stream_gc,
     ceilings,
+    ceilings_of,
     serving,
     trio_stream,
 )
@@ -429,6 +430,8 @@ def measure(smoke: bool) -> list[Figure]:
             details,
             _memory,
         )
+        for figure in of_n.all():
+            figure.ceilings = ceilings_of(contenders)
         figures += of_n.all()
     return figures
 

@@ -13,12 +13,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench._gc import SERVE_GC_THRESHOLDS
+from trio_stream._cli import GC_THRESHOLDS
 from trio_stream.formats import FORMATS
 
 from ..serving import ROOT
 
 OURS = "trio-stream · hypercorn-trio"
 THEIRS = ["assistant-stream · uvicorn", "assistant-stream · hypercorn-asyncio"]
+CAPACITY = [
+    "assistant-stream · uvicorn · trio-stream serve's GC thresholds",
+    "ceiling · hypercorn-trio",
+    "ceiling · uvicorn",
+]
+"""The rows that the latency and concurrency figures have besides those of every figure."""
 OWN_CONTENDERS = ("inprocess", "decode", "remote")
 """Figures whose rows are not the servers: in process, per format, per relay depth."""
 
@@ -55,7 +63,20 @@ def test_every_measurement_runs_for_every_contender(tmp_path: Path) -> None:
         elif not figure["key"].startswith(OWN_CONTENDERS):
             assert OURS in runs, figure["key"]
             assert all(name in runs for name in THEIRS), figure["key"]
+        if figure["key"].startswith(("latency", "concurrency")):
+            assert all(name in runs for name in CAPACITY), figure["key"]
         assert (tmp_path / f"{figure['key']}.png").stat().st_size > 1000
+    keys = {f["key"] for f in figures}
+    assert {"concurrency-50-cpu", "concurrency-50-cpu-per-delta", "concurrency-50-start"} <= keys
     markdown = (tmp_path / "latest.md").read_text()
     assert markdown.startswith("# Benchmark results")
     assert markdown.count("| contender |") == len(figures)
+    targets = markdown.split("## Targets", 1)[1].split("\n## ", 1)[0]
+    for figure in figures:
+        for target in figure["targets"]:
+            assert f"| {target['text']} | {target['measured']} |" in targets, target
+
+
+def test_the_peer_row_with_our_collector_thresholds_has_those_trio_stream_serve_sets() -> None:
+    # The harness repeats them: the package does not export them.
+    assert SERVE_GC_THRESHOLDS == GC_THRESHOLDS
