@@ -97,7 +97,7 @@ class Server:
 
 
 def ceiling_of(contender: Contender) -> str | None:
-    """The name of the ceiling on ``contender``'s server, if it is one of ``ceilings()``'."""
+    """The name of the ceiling on ``contender``'s server, if it is one of ``ceilings()``."""
     if contender.name in (CEILING, PEER_CEILING) or contender.workers is not None:
         return None
     if contender.server in ("trio-stream serve", "hypercorn-trio"):
