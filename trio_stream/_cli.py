@@ -198,6 +198,7 @@ def _supervise(args: argparse.Namespace) -> int:
         port,
         args.workers,
         os.getpid(),
+        extra=log_extra(url=f"http://{host}:{port}", pid=os.getpid()),
     )
 
     def worker_command(lifeline_fd: int) -> list[str]:

@@ -101,7 +101,8 @@ def log_extra(**fields: object) -> dict[str, object]:
 
     Keys are ``trio_stream.<name>``: ``run_id``, ``stream_id``,
     ``tool_call_id``, ``tool_name``, ``error_reference``, ``path``,
-    ``client``, ``url``. A field set to ``None`` is left out.
+    ``client``, ``url``; and for the workers of ``serve --workers``,
+    ``worker``, ``pid``, ``returncode``. A field set to ``None`` is left out.
     """
     extra = dict(_LOG_FIELDS.get())
     extra.update((LOG_PREFIX + key, value) for key, value in fields.items() if value is not None)

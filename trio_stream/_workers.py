@@ -56,6 +56,7 @@ from hypercorn.config import Config
 from starlette.types import ASGIApp
 
 from ._server import serve
+from ._telemetry import log_extra
 
 __all__ = ["MAX_FAILED_STARTS", "Supervisor", "listen", "serve_as_worker"]
 
@@ -110,6 +111,13 @@ class _Worker:
     def name(self) -> str:
         return f"worker {self.number} (pid {self.process.pid})"
 
+    def fields(self) -> dict[str, object]:
+        """The ``extra`` of a line about this worker: its number, pid and, once exited,
+        its exit status (negative: the signal that killed it, as ``Popen.returncode``)."""
+        return log_extra(
+            worker=self.number, pid=self.process.pid, returncode=self.process.returncode
+        )
+
 
 class Supervisor:
     """Starts ``workers`` processes on ``listener``, replaces the lost, stops them all on a signal.
@@ -156,7 +164,9 @@ class Supervisor:
             started_at = trio.current_time()
             worker, returncode = await self._run_worker(number)
             if self._stopping.is_set():
-                logger.info("%s stopped: %s", worker.name, describe_exit(returncode))
+                logger.info(
+                    "%s stopped: %s", worker.name, describe_exit(returncode), extra=worker.fields()
+                )
                 return
             failed_starts = 0 if worker.served else failed_starts + 1
             if not worker.served and (
@@ -173,6 +183,7 @@ class Supervisor:
                 describe_exit(returncode),
                 "" if worker.served else " before serving",
                 delay,
+                extra=worker.fields(),
             )
             with trio.move_on_after(delay):
                 await self._stopping.wait()
@@ -202,7 +213,7 @@ class Supervisor:
     async def _note_when_serving(self, worker: _Worker) -> None:
         if await worker.lifeline.recv(1) == _READY:
             worker.served = self._anyone_served = True
-            logger.info("%s serving", worker.name)
+            logger.info("%s serving", worker.name, extra=worker.fields())
 
     def _give_up(self, worker: _Worker, returncode: int, failed_starts: int) -> None:
         if self._anyone_served:
@@ -210,7 +221,11 @@ class Supervisor:
         else:
             why = "exited before serving: the app does not start"
         logger.error(
-            "%s %s (%s); stopping the other workers", worker.name, why, describe_exit(returncode)
+            "%s %s (%s); stopping the other workers",
+            worker.name,
+            why,
+            describe_exit(returncode),
+            extra=worker.fields(),
         )
         self.exit_status = 1
         self._stop()
@@ -230,7 +245,7 @@ class Supervisor:
             async for signum in signals:
                 name = signal.Signals(signum).name
                 if self._stopping.is_set():
-                    logger.warning("%s again: killing the workers", name)
+                    logger.warning("%s again: killing the workers", name, extra=log_extra())
                     self._kill_all()
                     continue
                 logger.info(
@@ -238,6 +253,7 @@ class Supervisor:
                     name,
                     len(self._running),
                     self.graceful_timeout,
+                    extra=log_extra(),
                 )
                 self._stop()
 
@@ -248,6 +264,7 @@ class Supervisor:
                 "%s still running %g s after the stop: killed",
                 worker.name,
                 self.graceful_timeout + _EXIT_MARGIN,
+                extra=worker.fields(),
             )
         self._kill_all()
 
