@@ -394,6 +394,36 @@ async def test_an_mcp_request_carries_the_tool_call_s_trace_context_in_its_meta(
     assert trace_id(handled) == trace_id(tool)
 
 
+@pytest.mark.parametrize("anyio_backend", ["trio"])  # as above
+async def test_an_mcp_request_for_a_call_the_model_opened_is_that_call_s_child(
+    anyio_backend: str,
+) -> None:
+    # The calls of a model's answer are opened with add_tool_call, and no task
+    # of theirs makes their span current: the adapter does, around the request.
+    server = MCPServer("traced")
+
+    @server.tool()
+    def echo(text: str) -> str:
+        return text
+
+    async def callback(controller: RunController) -> None:
+        async with Client(f"{url}/mcp") as session, controller.open_substream() as sub:
+            call = await sub.add_tool_call("echo", tool_call_id="call_model")
+            await MCPTools(session).call(sub, call, {"text": "hi"})
+
+    with running(server.streamable_http_app()) as url, recording() as recorded:
+        await run_to_end(callback)
+        spans = recorded.spans()
+
+    tool = one(spans, tool_call_id="call_model")
+    assert tool.attributes is not None
+    assert tool.attributes["trio_stream.tool_call.outcome"] == "result"
+    (sent,) = [span for span in spans if span.name == "MCP send tools/call echo"]
+    (handled,) = [span for span in spans if span.name == "tools/call echo"]
+    assert parent_of(sent) == span_id(tool)
+    assert parent_of(handled) == span_id(sent)
+
+
 async def test_the_resumable_store_s_operations_are_timed() -> None:
     async def callback(controller: RunController) -> None:
         controller.append_text("kept")
