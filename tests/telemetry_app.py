@@ -6,13 +6,15 @@ configured by the application at its start, spans sent to
 ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` as they end, and ``/metrics``
 answered from the Prometheus client's registry. ``/orchestrate`` runs a local
 tool, a sub-stream with a tool in it, and a remote call to the agent at
-``WORKER_URL``; ``/work`` runs one tool of its own.
+``WORKER_URL``; ``/work`` runs one tool of its own; ``/slow`` writes a word,
+then waits for a minute, for a shutdown to cut it off.
 """
 
 from __future__ import annotations
 
 import os
 
+import anyio
 from opentelemetry import metrics, trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
@@ -66,12 +68,21 @@ async def work(controller: RunController) -> None:
     controller.append_text("two")
 
 
+async def slow(controller: RunController) -> None:
+    controller.append_text("thinking")
+    await anyio.sleep(60)
+
+
 async def orchestrate_route(request: Request) -> DataStreamResponse:
     return DataStreamResponse(create_run(orchestrate))
 
 
 async def work_route(request: Request) -> DataStreamResponse:
     return DataStreamResponse(create_run(work))
+
+
+async def slow_route(request: Request) -> DataStreamResponse:
+    return DataStreamResponse(create_run(slow))
 
 
 async def metrics_route(request: Request) -> Response:
@@ -83,6 +94,7 @@ app = Starlette(
     routes=[
         Route("/orchestrate", orchestrate_route, methods=["POST"]),
         Route("/work", work_route, methods=["POST"]),
+        Route("/slow", slow_route, methods=["POST"]),
         Route("/metrics", metrics_route),
     ]
 )

@@ -27,11 +27,13 @@ from starlette.routing import Route
 
 import trio_stream.client
 from trio_stream import RunController, ToolCallController, create_run
+from trio_stream._shutdown import SCOPE_KEY, Shutdown
 from trio_stream.adapters.mcp import MCPTools
 from trio_stream.asgi import DataStreamResponse
 from trio_stream.formats.data_stream import DataStreamEncoder
 from trio_stream.resumable import ResumableStreams
 
+from .asgi_calls import SentMessages, never_disconnect
 from .serving import ROOT, running
 from .telemetry import Recording, recording
 
@@ -142,6 +144,64 @@ async def test_a_run_s_spans_follow_its_tree_of_tool_calls_and_substreams() -> N
     assert parent_of(in_tool) == span_id(inner_span)  # a tool's own sub-stream is the tool's
     assert {trace_id(span) for span in spans} == {trace_id(run)}
     assert len(spans) == 5
+
+
+async def test_runs_sub_streams_and_tool_calls_are_counted_while_in_flight() -> None:
+    during: dict[str, list[Any]] = {}
+
+    async def look(call: ToolCallController) -> str:
+        during.update(recorded.metrics())  # what changed since the block began
+        return "seen"
+
+    async def callback(controller: RunController) -> None:
+        async with controller.open_substream() as sub:
+            sub.spawn_tool_call("look", look)
+
+    with recording() as recorded:
+        await run_to_end(callback)
+        after = recorded.metrics()
+
+    def values(metrics: dict[str, list[Any]], name: str) -> list[tuple[dict[str, Any], float]]:
+        return [(dict(p.attributes), p.value) for p in metrics[name]]
+
+    assert values(during, "trio_stream.runs.active") == [({}, 1)]
+    assert values(during, "trio_stream.substreams.active") == [({}, 1)]
+    look_call = {"trio_stream.tool_call.name": "look"}
+    assert values(during, "trio_stream.tool_calls.active") == [(look_call, 1)]
+    assert values(after, "trio_stream.runs.active") == [({}, -1)]
+    assert values(after, "trio_stream.substreams.active") == [({}, -1)]
+    assert values(after, "trio_stream.tool_calls.active") == [(look_call, -1)]
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])  # the cut-off is hypercorn-trio's
+async def test_the_shutdown_cut_off_is_an_event_and_an_error_chunk_of_its_kind(
+    anyio_backend: str,
+) -> None:
+    async def callback(controller: RunController) -> None:
+        controller.append_text("partial")
+        await anyio.sleep_forever()
+
+    shutdown = Shutdown()
+    scope = {"type": "http", "path": "/chat", "extensions": {SCOPE_KEY: shutdown}}
+    sent = SentMessages()
+    with recording() as recorded:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(shutdown.cut_off_when_due)
+            tasks.start_soon(
+                DataStreamResponse(create_run(callback)), scope, never_disconnect, sent.send
+            )
+            await anyio.sleep(0.05)
+            shutdown.begin(0.2)
+        metrics = recorded.metrics()
+
+    (run,) = recorded.spans("trio_stream.run")
+    assert run.attributes is not None
+    assert run.attributes["trio_stream.run.outcome"] == "cancelled"
+    assert [event.name for event in run.events] == ["trio_stream.shutdown_cut_off"]
+    assert [(p.attributes, p.value) for p in metrics["trio_stream.error_chunks"]] == [
+        ({"trio_stream.error.kind": "shutdown"}, 1)
+    ]
+    assert [p.value for p in metrics["trio_stream.responses.active"]] == [0]
 
 
 async def test_tool_outcomes_error_references_and_what_the_metrics_count() -> None:
