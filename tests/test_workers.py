@@ -30,6 +30,8 @@ APP = "tests.workers_app:app"
 GRACEFUL_TIMEOUT = 2.0
 EXIT_MARGIN = 2.0  # what the parent adds to the graceful timeout before it kills
 CUT_SHORT = b'\n3:"' + SHUTDOWN_MESSAGE.encode() + b'"\n'
+FINISHED = b'0:" finished"\n'
+SHORT_SECONDS = 0.4  # well before the cut-off, one second before the graceful timeout
 
 
 def workers(*options: str) -> tuple[str, ...]:
@@ -145,25 +147,36 @@ def test_sigterm_to_the_parent_drains_every_worker(tmp_path: Path) -> None:
     with server_process(log_path, *workers()) as (url, parent):
         pids = serving_pids(log_path, 2)
 
-        async def main() -> tuple[list[Stream], float]:
+        async def main() -> tuple[list[Stream], list[Stream], float]:
             async with trio.open_nursery() as nursery:
                 streams = await open_streams_on_each(nursery, url, pids, at_least=3)
+                # Streams that end by themselves before the cut-off, 1 s after the signal.
+                short = [Stream(SHORT_SECONDS) for _ in range(6)]
+                for stream in short:
+                    nursery.start_soon(stream.read, url)
+                with trio.fail_after(10):
+                    for stream in short:
+                        await stream.started.wait()
                 signalled_at = time.monotonic()
                 parent.send_signal(signal.SIGTERM)
-            return streams, signalled_at
+            return streams, short, signalled_at
 
-        streams, signalled_at = trio.run(main)
+        streams, short, signalled_at = trio.run(main)
         exit_status = parent.wait(timeout=GRACEFUL_TIMEOUT + EXIT_MARGIN + 5)
         exited_after = time.monotonic() - signalled_at
     log = log_path.read_text()
 
     assert exit_status == 0, log[-3000:]
-    assert [stream.error for stream in streams if stream.error] == []
+    assert [stream.error for stream in streams + short if stream.error] == []
     assert all(stream.body.endswith(CUT_SHORT) for stream in streams)
+    # The streams that ended in time are complete, with nothing of the shutdown in them.
+    assert all(stream.body.endswith(FINISHED) for stream in short)
+    assert not any(SHUTDOWN_MESSAGE.encode() in stream.body for stream in short)
     assert max(stream.ended_at for stream in streams) - signalled_at < GRACEFUL_TIMEOUT
     assert exited_after < GRACEFUL_TIMEOUT + EXIT_MARGIN
     assert still_running(set(pids)) == set()
     on = Counter(stream.pid for stream in streams)
+    on.update(stream.pid for stream in short)
     for pid in pids:
         # Cancelled, not abandoned: every run on every worker ran its clean-up.
         assert log.count(f"workers-app: run cleaned up (pid {pid})") == on[pid]
