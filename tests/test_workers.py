@@ -31,6 +31,7 @@ GRACEFUL_TIMEOUT = 2.0
 EXIT_MARGIN = 2.0  # what the parent adds to the graceful timeout before it kills
 CUT_SHORT = b'\n3:"' + SHUTDOWN_MESSAGE.encode() + b'"\n'
 FINISHED = b'0:" finished"\n'
+FINISH_STOP = b'd:{"finishReason":"stop"'
 SHORT_SECONDS = 0.4  # well before the cut-off, one second before the graceful timeout
 
 
@@ -170,7 +171,8 @@ def test_sigterm_to_the_parent_drains_every_worker(tmp_path: Path) -> None:
     assert [stream.error for stream in streams + short if stream.error] == []
     assert all(stream.body.endswith(CUT_SHORT) for stream in streams)
     # The streams that ended in time are complete, with nothing of the shutdown in them.
-    assert all(stream.body.endswith(FINISHED) for stream in short)
+    assert all(FINISHED + FINISH_STOP in stream.body for stream in short)
+    assert all(stream.body.endswith(b"}\n") for stream in short)
     assert not any(SHUTDOWN_MESSAGE.encode() in stream.body for stream in short)
     assert max(stream.ended_at for stream in streams) - signalled_at < GRACEFUL_TIMEOUT
     assert exited_after < GRACEFUL_TIMEOUT + EXIT_MARGIN
