@@ -7,10 +7,12 @@ its workers share.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -338,3 +340,41 @@ def test_the_access_log_is_on_unless_turned_off(
         answers_by_pid(url, "/pid", set(pids))
     access_lines = re.findall(r'"GET /pid 1\.1" 200', log_path.read_text())
     assert bool(access_lines) is logged
+
+
+def idle_until_closed(url: str, *, limit: float) -> float:
+    """Seconds an HTTP/1.1 connection stays open after one answered request, up to ``limit``."""
+    host, port = httpx.URL(url).host, httpx.URL(url).port
+    assert port is not None
+    with socket.create_connection((host, port), timeout=limit) as connection:
+        connection.sendall(b"GET /pid HTTP/1.1\r\nhost: server\r\n\r\n")
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            piece = connection.recv(4096)
+            assert piece, answer
+            answer += piece
+        assert answer.startswith(b"HTTP/1.1 200")
+        answered_at = time.monotonic()
+        with contextlib.suppress(TimeoutError):
+            while connection.recv(4096):  # the rest of the body, then the server's close
+                pass
+        return time.monotonic() - answered_at
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        pytest.param(("serve", APP), id="one process"),
+        pytest.param(workers(), id="workers"),
+    ],
+)
+def test_the_keep_alive_timeout_closes_idle_connections_when_set(
+    tmp_path: Path, options: tuple[str, ...]
+) -> None:
+    # hypercorn's default is 5 s: a connection closed within 3 s is the option's doing.
+    with server_process(tmp_path / "server.log", *options, "--keep-alive-timeout", "0.5") as (
+        url,
+        _,
+    ):
+        idle = idle_until_closed(url, limit=3)
+    assert 0.4 < idle < 2.5

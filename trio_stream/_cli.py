@@ -39,6 +39,17 @@ collections.
 """
 
 
+KEEP_ALIVE_TIMEOUT = 5.0
+"""Seconds an idle connection is kept between requests: hypercorn's own default.
+
+A proxy or load balancer that keeps its connections to the server open
+between requests (nginx's upstream ``keepalive``, cloud load balancers) may
+send a request on one at the moment the server closes it, and answers its
+client 502. It does not happen if the server waits longer than the proxy:
+``--keep-alive-timeout`` is for that.
+"""
+
+
 def _load(target: str) -> ASGIApp:
     """The object named by ``module:attribute``."""
     module_name, _, attribute = target.partition(":")
@@ -65,6 +76,7 @@ def _config(args: argparse.Namespace) -> Config:
     config = default_config()
     config.accesslog = "-" if args.access_log else None
     config.graceful_timeout = args.graceful_timeout
+    config.keep_alive_timeout = args.keep_alive_timeout
     return config
 
 
@@ -95,6 +107,15 @@ def _parser() -> argparse.ArgumentParser:
             metavar="SECONDS",
             help="on SIGTERM or SIGINT, how long open responses get to end; streams still "
             "running one second before that end with an error chunk (default 3)",
+        )
+        command.add_argument(
+            "--keep-alive-timeout",
+            type=float,
+            default=KEEP_ALIVE_TIMEOUT,
+            metavar="SECONDS",
+            help="how long a connection may stay idle between requests before the server "
+            "closes it; behind a proxy or load balancer that keeps connections to the server, "
+            "set it above that proxy's idle timeout (default %(default)g)",
         )
         command.add_argument(
             "--access-log",
@@ -205,6 +226,7 @@ def _supervise(args: argparse.Namespace) -> int:
         return [
             *(sys.executable, "-m", "trio_stream", "serve", args.app),
             *("--graceful-timeout", repr(args.graceful_timeout)),
+            *("--keep-alive-timeout", repr(args.keep_alive_timeout)),
             "--access-log" if args.access_log else "--no-access-log",
             *("--worker-fds", f"{listener.fileno()},{lifeline_fd}"),
         ]
@@ -237,6 +259,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not args.graceful_timeout >= 0:
         parser.error(f"--graceful-timeout must not be negative, not {args.graceful_timeout}")
+    if not args.keep_alive_timeout > 0:
+        parser.error(f"--keep-alive-timeout must be positive, not {args.keep_alive_timeout}")
     if args.command == "demo" and not args.pace >= 0:
         parser.error(f"--pace must not be negative, not {args.pace}")
     if args.command == "serve" and args.workers is not None and args.workers < 1:
