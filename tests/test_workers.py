@@ -145,6 +145,24 @@ def test_the_workers_share_the_port_each_with_the_gc_thresholds(tmp_path: Path) 
     assert "lifespan" not in log_path.read_text().lower()
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        pytest.param(("serve", APP), id="one process"),
+        pytest.param(workers(), id="workers"),
+    ],
+)
+def test_an_app_that_sets_its_own_gc_thresholds_keeps_them(
+    tmp_path: Path, options: tuple[str, ...]
+) -> None:
+    env = {"WORKERS_APP_GC": "100000,50,100"}
+    with server_process(tmp_path / "server.log", *options, env=env) as (url, parent):
+        pids = serving_pids(tmp_path / "server.log", 2) if "--workers" in options else [parent.pid]
+        answers = answers_by_pid(url, "/gc", set(pids))
+    for answer in answers.values():
+        assert json.loads(answer)["thresholds"] == [100_000, 50, 100]
+
+
 def test_sigterm_to_the_parent_drains_every_worker(tmp_path: Path) -> None:
     log_path = tmp_path / "server.log"
     with server_process(log_path, *workers()) as (url, parent):

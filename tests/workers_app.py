@@ -18,6 +18,8 @@ it. Every answer says which process gave it:
 
 With the environment variable ``WORKERS_APP_FAIL_IF`` naming a file that
 exists, importing this module fails: a worker started then cannot start.
+With ``WORKERS_APP_GC`` (``"a,b,c"``), the module sets the garbage
+collector's thresholds to those as it is imported.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ from trio_stream.asgi import DataStreamResponse
 
 if (flag := os.environ.get("WORKERS_APP_FAIL_IF")) and Path(flag).exists():
     raise RuntimeError(f"workers-app: {flag} exists, this worker does not start")
+
+if thresholds := os.environ.get("WORKERS_APP_GC"):
+    gc.set_threshold(*map(int, thresholds.split(",")))
 
 logger = logging.getLogger("trio_stream")
 
