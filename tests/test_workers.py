@@ -67,7 +67,8 @@ def answers_by_pid(url: str, path: str, wanted: set[int]) -> dict[int, bytes]:
     async def one() -> None:
         async with httpx.AsyncClient(base_url=url, timeout=10) as client:
             body = (await client.get(path)).content
-        answers.setdefault(json.loads(body)["pid"] if path == "/gc" else int(body), body)
+        pid = json.loads(body)["pid"] if path in {"/gc", "/slot"} else int(body)
+        answers.setdefault(pid, body)
 
     async def main() -> None:
         for _ in range(20):
@@ -218,6 +219,23 @@ def test_a_worker_lost_is_replaced_and_the_loss_logged(tmp_path: Path) -> None:
     assert re.search(
         rf"worker \d \(pid {first}\) lost: killed by SIGKILL; starting another in 0.1 s", log
     ), log
+
+
+def test_each_worker_knows_its_slot_and_a_replacement_takes_the_lost_one_s(
+    tmp_path: Path,
+) -> None:
+    log_path = tmp_path / "server.log"
+    with server_process(log_path, *workers()) as (url, _):
+        first, second = serving_pids(log_path, 2)
+        slots = {
+            pid: json.loads(answer)["slot"]
+            for pid, answer in answers_by_pid(url, "/slot", {first, second}).items()
+        }
+        assert sorted(slots.values()) == ["1", "2"]
+        os.kill(first, signal.SIGKILL)
+        *_, replacement = serving_pids(log_path, 3)
+        answer = answers_by_pid(url, "/slot", {replacement})[replacement]
+    assert json.loads(answer)["slot"] == slots[first]
 
 
 def test_a_worker_sent_sigterm_drains_and_is_replaced(tmp_path: Path) -> None:

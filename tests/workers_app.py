@@ -8,6 +8,8 @@ it. Every answer says which process gave it:
     the worker's process id.
 ``GET /gc``
     the worker's process id and garbage collector thresholds, as JSON.
+``GET /slot``
+    the worker's process id and its ``TRIO_STREAM_WORKER``, as JSON.
 ``POST /stream?seconds=S``
     a data stream: ``pid <pid>``, then a tick every 50 ms for ``S`` seconds
     and `` finished``; the run logs ``workers-app: run cleaned up (pid <pid>)``
@@ -74,6 +76,9 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await _text(send, str(os.getpid()))
     elif scope["path"] == "/gc":
         await _text(send, json.dumps({"pid": os.getpid(), "thresholds": gc.get_threshold()}))
+    elif scope["path"] == "/slot":
+        slot = os.environ.get("TRIO_STREAM_WORKER")
+        await _text(send, json.dumps({"pid": os.getpid(), "slot": slot}))
     elif scope["path"] == "/stream":
         seconds = float(scope["query_string"].decode().partition("seconds=")[2])
         await _ticking(seconds)(scope, receive, send)

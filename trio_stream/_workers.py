@@ -20,7 +20,11 @@ too.
 A worker is a fresh ``python -m trio_stream serve`` process (not a fork:
 Trio and threads do not survive one), given the listening socket and one end
 of a socket pair, the *lifeline*, by file descriptor. It imports the app
-itself, so the parent never runs the app's code. Over the lifeline the worker
+itself, so the parent never runs the app's code. Its environment names its
+slot, 1 to N, as ``TRIO_STREAM_WORKER`` (``WORKER_ENV``), and a replacement
+takes the slot of the worker it replaces: what a worker must have of its own
+and keep across replacements (a port to serve its metrics on, an instance
+name in its telemetry) can be derived from it. Over the lifeline the worker
 says when it serves; the parent stops a worker by shutting its side of the
 lifeline, and when the parent dies, however it dies, the kernel closes it.
 Either way the worker reads end-of-file and shuts down gracefully, so no
@@ -46,6 +50,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import socket
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -58,9 +63,12 @@ from starlette.types import ASGIApp
 from ._server import serve
 from ._telemetry import log_extra
 
-__all__ = ["MAX_FAILED_STARTS", "Supervisor", "listen", "serve_as_worker"]
+__all__ = ["MAX_FAILED_STARTS", "WORKER_ENV", "Supervisor", "listen", "serve_as_worker"]
 
 logger = logging.getLogger("trio_stream")
+
+WORKER_ENV = "TRIO_STREAM_WORKER"
+"""The environment variable that gives a worker its slot number, 1 to N."""
 
 MAX_FAILED_STARTS = 5
 """Times in a row a worker may exit before serving before the parent gives up."""
@@ -193,7 +201,9 @@ class Supervisor:
         ours, theirs = socket.socketpair()
         with theirs:
             process = await trio.lowlevel.open_process(
-                self.command(theirs.fileno()), pass_fds=(self.listener.fileno(), theirs.fileno())
+                self.command(theirs.fileno()),
+                pass_fds=(self.listener.fileno(), theirs.fileno()),
+                env={**os.environ, WORKER_ENV: str(number)},
             )
         worker = _Worker(number, process, trio.socket.from_stdlib_socket(ours))
         self._running[number] = worker
