@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,7 @@ import trio_stream.client
 from trio_stream._shutdown import SHUTDOWN_MESSAGE
 from trio_stream.chunks import ErrorChunk
 
-from .serving import running, server_process
+from .serving import free_port, running, server_process
 from .telemetry import recording
 
 pytestmark = pytest.mark.anyio
@@ -225,3 +226,50 @@ async def test_a_run_cut_off_by_sigterm_ends_its_span_with_the_cut_off(
     assert run.attributes["trio_stream.run.callback"] == "slow"
     assert run.attributes["trio_stream.run.outcome"] == "cancelled"
     assert run.events == ("trio_stream.shutdown_cut_off",)
+
+
+def scraped(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Prometheus's samples at ``url``: the library's, by name and ``trio_stream`` labels."""
+    text = httpx.get(url, timeout=10).text
+    return {
+        (
+            sample.name,
+            tuple(sorted((k, v) for k, v in sample.labels.items() if k.startswith("trio"))),
+        ): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_with_workers_each_serves_its_metrics_on_a_port_of_its_own(tmp_path: Path) -> None:
+    ports = [free_port(), free_port()]
+    arguments = ("serve", "tests.telemetry_app:app", "--workers", "2")
+    requests = 20
+    with (
+        running(Receiver().app) as collector,
+        server_process(
+            tmp_path / "agents.log",
+            *arguments,
+            env={
+                "METRICS_PORTS": ",".join(map(str, ports)),
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"{collector}/v1/traces",
+            },
+        ) as (url, _),
+    ):
+        for _ in range(requests):  # a connection each: the workers share them out
+            assert httpx.post(f"{url}/work", timeout=10).status_code == 200
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                by_worker = [scraped(f"http://127.0.0.1:{port}/metrics") for port in ports]
+                break
+            except httpx.TransportError:  # a worker still starting its metrics server
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+    key = (
+        "trio_stream_tool_call_duration_seconds_count",
+        (("trio_stream_tool_call_name", "add"), ("trio_stream_tool_call_outcome", "result")),
+    )
+    counts = [samples.get(key, 0) for samples in by_worker]
+    # Every request is counted once, by the worker that served it.
+    assert sum(counts) == requests
