@@ -206,6 +206,30 @@ def test_sigterm_to_the_parent_drains_every_worker(tmp_path: Path) -> None:
         assert re.search(rf"worker \d \(pid {pid}\) stopped: exited with status 0", log), log
 
 
+def test_behind_a_middleware_that_copies_the_scope_streams_still_end_at_the_cut_off(
+    tmp_path: Path,
+) -> None:
+    # hypercorn's ProxyFixMiddleware, which takes the client's address from
+    # X-Forwarded-For behind a proxy, deep-copies each request's scope, and
+    # with it the server's shutdown notice, which must stay the one shutdown.
+    options = ("serve", "tests.workers_app:proxied_app", "--graceful-timeout", "2")
+    with server_process(tmp_path / "server.log", *options) as (url, server):
+
+        async def main() -> Stream:
+            stream = Stream(60)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(stream.read, url)
+                with trio.fail_after(10):
+                    await stream.started.wait()
+                server.send_signal(signal.SIGTERM)
+            return stream
+
+        stream = trio.run(main)
+        server.wait(timeout=10)
+    assert stream.error is None
+    assert stream.body.endswith(CUT_SHORT)
+
+
 def test_a_worker_lost_is_replaced_and_the_loss_logged(tmp_path: Path) -> None:
     log_path = tmp_path / "server.log"
     with server_process(log_path, *workers()) as (url, parent):

@@ -20,6 +20,8 @@ it. Every answer says which process gave it:
 
 With the environment variable ``WORKERS_APP_FAIL_IF`` naming a file that
 exists, importing this module fails: a worker started then cannot start.
+``proxied_app`` is the same app behind hypercorn's ``ProxyFixMiddleware``,
+which deep-copies each request's scope.
 With ``WORKERS_APP_GC`` (``"a,b,c"``), the module sets the garbage
 collector's thresholds to those as it is imported.
 """
@@ -33,6 +35,7 @@ import os
 from pathlib import Path
 
 import anyio
+from hypercorn.middleware import ProxyFixMiddleware
 from starlette.types import Receive, Scope, Send
 
 from trio_stream import RunController, create_run
@@ -90,3 +93,6 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     else:
         await send({"type": "http.response.start", "status": 404, "headers": []})
         await send({"type": "http.response.body", "body": b""})
+
+
+proxied_app = ProxyFixMiddleware(app, mode="legacy", trusted_hops=1)  # type: ignore[arg-type]
