@@ -9,6 +9,7 @@ checked end to end. The trace across processes is checked in
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Callable
@@ -543,3 +544,70 @@ trio.run(main)
     run_id, logged = done.stdout.split()
     assert run_id.startswith("run_")
     assert logged == run_id
+
+
+_INSTRUMENTS_SCRIPT = """
+import json
+from opentelemetry import metrics
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.sdk.metrics import Counter, Histogram, MeterProvider, UpDownCounter
+from prometheus_client import generate_latest
+
+metrics.set_meter_provider(MeterProvider(metric_readers=[PrometheusMetricReader()]))
+from trio_stream import _telemetry
+
+kinds = {Counter: "counter", UpDownCounter: "up-down counter", Histogram: "histogram"}
+found = {}
+for instrument in vars(_telemetry._Instruments()).values():
+    kind = next((k for cls, k in kinds.items() if isinstance(instrument, cls)), None)
+    if kind is None:
+        continue  # the tracer
+    if kind == "histogram":
+        instrument.record(1.0)
+    else:
+        instrument.add(1)
+    found[instrument.description] = [instrument.name, kind, instrument.unit]
+for line in generate_latest().decode().splitlines():
+    if line.startswith("# HELP trio_stream_"):
+        _, _, name, description = line.split(" ", 3)
+        found[description].append(name)
+print(json.dumps(sorted(found.values())))
+"""
+
+
+_KINDS = {"counter", "up-down counter", "histogram"}
+
+
+def _table_rows(page: str) -> dict[str, list[str]]:
+    """The rows of ``page``'s metric tables (a name, and an instrument among the cells),
+    by the metric's name."""
+    rows: dict[str, list[str]] = {}
+    for line in (ROOT / "docs" / page).read_text().splitlines():
+        cells = [cell.strip().strip("`") for cell in line.strip().strip("|").split("|")]
+        if line.startswith("| `trio_stream.") and _KINDS & set(cells):
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+def test_the_docs_tables_list_every_metric_as_recorded_and_as_prometheus_names_it() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _INSTRUMENTS_SCRIPT],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    recorded = {name: rest for name, *rest in json.loads(done.stdout)}
+    assert len(recorded) == 10
+
+    # The operators' dashboard: metric | Prometheus | instrument | unit | ...
+    operators = _table_rows("operators.md")
+    assert operators.keys() == recorded.keys()
+    for name, (kind, unit, prometheus) in recorded.items():
+        assert operators[name][:3] == [prometheus, kind, unit], name
+    # The reference: metric | instrument | unit | ...
+    telemetry = _table_rows("telemetry.md")
+    assert telemetry.keys() == recorded.keys()
+    for name, (kind, unit, _) in recorded.items():
+        assert telemetry[name][:2] == [kind, unit], name
