@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import signal
@@ -18,13 +19,16 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import cast
 
 import httpx
 import pytest
 import trio
 
 from trio_stream._cli import GC_THRESHOLDS
+from trio_stream._server import default_config
 from trio_stream._shutdown import SHUTDOWN_MESSAGE
+from trio_stream._workers import Supervisor, listen
 
 from .serving import ROOT, descendants, server_process, still_running
 
@@ -438,3 +442,67 @@ def test_the_keep_alive_timeout_closes_idle_connections_when_set(
     ):
         idle = idle_until_closed(url, limit=3)
     assert 0.4 < idle < 2.5
+
+
+class Logged(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def fields(self, containing: str) -> list[dict[str, object]]:
+        """The ``trio_stream.*`` fields of the lines whose message contains ``containing``."""
+        return [
+            {k.removeprefix("trio_stream."): v for k, v in vars(r).items() if "trio_stream." in k}
+            for r in self.records
+            if containing in r.getMessage()
+        ]
+
+
+def test_the_parent_s_lines_name_the_worker_its_pid_and_its_exit_status(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the workers import tests.workers_app
+    logged = Logged()
+    library = logging.getLogger("trio_stream")
+    monkeypatch.setattr(library, "level", logging.INFO)
+    library.addHandler(logged)
+    config = default_config()
+    config.bind = ["127.0.0.1:0"]
+    listener = listen(config)
+    supervisor = Supervisor(
+        lambda lifeline: [
+            *(sys.executable, "-m", "trio_stream", "serve", APP, "--no-access-log"),
+            *("--worker-fds", f"{listener.fileno()},{lifeline}"),
+        ],
+        workers=1,
+        listener=listener,
+        graceful_timeout=1,
+    )
+
+    async def serving(count: int) -> None:
+        with trio.fail_after(30):
+            while len(logged.fields("serving")) < count:  # noqa: ASYNC110 - the parent logs it
+                await trio.sleep(0.02)
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(supervisor.run)
+            await serving(1)
+            os.kill(cast(int, logged.fields("serving")[0]["pid"]), signal.SIGKILL)
+            await serving(2)
+            supervisor._stop()  # as SIGTERM to the parent does
+
+    try:
+        trio.run(main)
+    finally:
+        library.removeHandler(logged)
+    first, replacement = (fields["pid"] for fields in logged.fields("serving"))
+    assert logged.fields("serving") == [
+        {"worker": 1, "pid": first},
+        {"worker": 1, "pid": replacement},
+    ]
+    assert logged.fields("lost") == [{"worker": 1, "pid": first, "returncode": -signal.SIGKILL}]
+    assert logged.fields("stopped") == [{"worker": 1, "pid": replacement, "returncode": 0}]
