@@ -9,10 +9,12 @@ checked end to end. The trace across processes is checked in
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
@@ -24,6 +26,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 from starlette.applications import Starlette
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 import trio_stream.client
@@ -505,6 +508,74 @@ async def test_the_resumable_store_s_operations_are_timed() -> None:
     assert operations["create"] == 1
     assert operations["finish"] == 1
     assert operations["append"] >= 2  # the run's bytes, and the format's closing ones
+
+
+def _resumable_app(released: threading.Event) -> Starlette:
+    """``POST /start``: a resumable data stream that writes ``first``, waits for
+    ``released``, then writes ``second``; ``GET /streams/{id}``: read it again."""
+    streams = ResumableStreams()
+
+    async def callback(controller: RunController) -> None:
+        controller.append_text("first")
+        while not released.is_set():  # noqa: ASYNC110 - set by the test's thread
+            await anyio.sleep(0.01)
+        controller.append_text("second")
+
+    async def start(request: Request) -> Response:
+        return await streams.start(create_run(callback), encoder=DataStreamEncoder())
+
+    async def resume(request: Request) -> Response:
+        return await streams.resume(request.path_params["stream_id"])
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with streams:
+            yield
+
+    return Starlette(
+        routes=[Route("/start", start, methods=["POST"]), Route("/streams/{stream_id}", resume)],
+        lifespan=lifespan,
+    )
+
+
+async def test_a_resumable_stream_s_readers_count_as_responses_with_their_bytes() -> None:
+    released = threading.Event()
+    totals: dict[tuple[str, str], float] = {}
+
+    def add(metrics: dict[str, list[Any]]) -> None:
+        for name, points in metrics.items():
+            for point in points:
+                key = (name, str(point.attributes.get("trio_stream.format")))
+                totals[key] = totals.get(key, 0) + (point.count or point.value)
+
+    with recording() as recorded, running(_resumable_app(released)) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            async with client.stream("POST", "/start") as first:
+                stream_id = first.headers["x-resumable-stream-id"]
+                resume_url = f"{url}/streams/{stream_id}"
+                async with trio_stream.client.stream(resume_url, method="GET") as chunks:
+                    await anext(chunks)  # the first chunk, then this reader leaves
+                with anyio.fail_after(10):
+                    while ("trio_stream.disconnects", "data-stream") not in totals:
+                        add(recorded.metrics())
+                        await anyio.sleep(0.01)
+                released.set()
+                read = await first.aread()
+            read_again = (await client.get(f"/streams/{stream_id}")).content
+        with anyio.fail_after(10):
+            while totals.get(("trio_stream.responses.active", "data-stream"), 1) != 0:
+                add(recorded.metrics())
+                await anyio.sleep(0.01)
+
+    data_stream = "data-stream"
+    assert read == read_again
+    assert b"second" in read
+    assert totals["trio_stream.disconnects", data_stream] == 1
+    assert totals["trio_stream.response.time_to_first_byte", data_stream] == 3  # readers
+    # The reader that left had what was stored before the run's pause.
+    left_with = read[: read.index(b'0:"second"')]
+    sent = totals["trio_stream.response.bytes_sent", data_stream]
+    assert sent == len(read) + len(left_with) + len(read_again)
 
 
 def test_without_the_opentelemetry_api_a_run_has_its_id_and_its_log_fields() -> None:
