@@ -6,13 +6,19 @@ configured by the application at its start, spans sent to
 ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` as they end, and ``/metrics``
 answered from the Prometheus client's registry. ``/orchestrate`` runs a local
 tool, a sub-stream with a tool in it, and a remote call to the agent at
-``WORKER_URL``; ``/work`` runs one tool of its own.
+``WORKER_URL``; ``/work`` runs one tool of its own; ``/slow`` writes a word,
+then waits for a minute, for a shutdown to cut it off.
+
+Served with ``--workers N``, every worker's metrics are also served on a port
+of its own, as ``docs/operators.md`` shows: ``METRICS_PORTS`` lists one port
+per worker slot (``TRIO_STREAM_WORKER``, 1 to N).
 """
 
 from __future__ import annotations
 
 import os
 
+import anyio
 from opentelemetry import metrics, trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
@@ -20,7 +26,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest, start_http_server
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -37,6 +43,8 @@ trace.set_tracer_provider(tracer_provider)
 metrics.set_meter_provider(
     MeterProvider(resource=resource, metric_readers=[PrometheusMetricReader()])
 )
+if (slot := os.environ.get("TRIO_STREAM_WORKER")) and (ports := os.environ.get("METRICS_PORTS")):
+    start_http_server(int(ports.split(",")[int(slot) - 1]), addr="127.0.0.1")
 
 
 async def look_up(call: ToolCallController) -> str:
@@ -66,12 +74,21 @@ async def work(controller: RunController) -> None:
     controller.append_text("two")
 
 
+async def slow(controller: RunController) -> None:
+    controller.append_text("thinking")
+    await anyio.sleep(60)
+
+
 async def orchestrate_route(request: Request) -> DataStreamResponse:
     return DataStreamResponse(create_run(orchestrate))
 
 
 async def work_route(request: Request) -> DataStreamResponse:
     return DataStreamResponse(create_run(work))
+
+
+async def slow_route(request: Request) -> DataStreamResponse:
+    return DataStreamResponse(create_run(slow))
 
 
 async def metrics_route(request: Request) -> Response:
@@ -83,6 +100,7 @@ app = Starlette(
     routes=[
         Route("/orchestrate", orchestrate_route, methods=["POST"]),
         Route("/work", work_route, methods=["POST"]),
+        Route("/slow", slow_route, methods=["POST"]),
         Route("/metrics", metrics_route),
     ]
 )

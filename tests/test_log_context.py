@@ -9,6 +9,7 @@ show it, is ``examples/json_logs.py``, run here as a program.
 
 from __future__ import annotations
 
+import ast
 import json
 import logging
 import subprocess
@@ -180,3 +181,24 @@ def test_the_json_formatter_of_the_docs_gives_one_object_per_line_with_the_field
     assert len(record["trio_stream.error_reference"]) == 12
     assert "LookupError: the index is down" in record["exception"]
     assert f"error reference {record['trio_stream.error_reference']}" in record["exception"]
+
+
+LOG_METHODS = frozenset({"debug", "info", "warning", "error", "exception", "critical", "log"})
+
+
+def test_every_line_the_library_logs_passes_its_fields_as_extra() -> None:
+    # The fields are what a JSON log pipeline reads instead of parsing the
+    # message: a call without ``extra`` would drop the run's id from its line.
+    without: list[str] = []
+    for path in sorted((ROOT / "trio_stream").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in LOG_METHODS
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "logger"
+                and not any(keyword.arg == "extra" for keyword in node.keywords)
+            ):
+                without.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert without == []

@@ -9,9 +9,12 @@ checked end to end. The trace across processes is checked in
 
 from __future__ import annotations
 
+import contextlib
+import json
 import subprocess
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
@@ -23,15 +26,18 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 from starlette.applications import Starlette
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 import trio_stream.client
 from trio_stream import RunController, ToolCallController, create_run
+from trio_stream._shutdown import SCOPE_KEY, Shutdown
 from trio_stream.adapters.mcp import MCPTools
 from trio_stream.asgi import DataStreamResponse
 from trio_stream.formats.data_stream import DataStreamEncoder
 from trio_stream.resumable import ResumableStreams
 
+from .asgi_calls import SentMessages, never_disconnect
 from .serving import ROOT, running
 from .telemetry import Recording, recording
 
@@ -142,6 +148,64 @@ async def test_a_run_s_spans_follow_its_tree_of_tool_calls_and_substreams() -> N
     assert parent_of(in_tool) == span_id(inner_span)  # a tool's own sub-stream is the tool's
     assert {trace_id(span) for span in spans} == {trace_id(run)}
     assert len(spans) == 5
+
+
+async def test_runs_sub_streams_and_tool_calls_are_counted_while_in_flight() -> None:
+    during: dict[str, list[Any]] = {}
+
+    async def look(call: ToolCallController) -> str:
+        during.update(recorded.metrics())  # what changed since the block began
+        return "seen"
+
+    async def callback(controller: RunController) -> None:
+        async with controller.open_substream() as sub:
+            sub.spawn_tool_call("look", look)
+
+    with recording() as recorded:
+        await run_to_end(callback)
+        after = recorded.metrics()
+
+    def values(metrics: dict[str, list[Any]], name: str) -> list[tuple[dict[str, Any], float]]:
+        return [(dict(p.attributes), p.value) for p in metrics[name]]
+
+    assert values(during, "trio_stream.runs.active") == [({}, 1)]
+    assert values(during, "trio_stream.substreams.active") == [({}, 1)]
+    look_call = {"trio_stream.tool_call.name": "look"}
+    assert values(during, "trio_stream.tool_calls.active") == [(look_call, 1)]
+    assert values(after, "trio_stream.runs.active") == [({}, -1)]
+    assert values(after, "trio_stream.substreams.active") == [({}, -1)]
+    assert values(after, "trio_stream.tool_calls.active") == [(look_call, -1)]
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])  # the cut-off is hypercorn-trio's
+async def test_the_shutdown_cut_off_is_an_event_and_an_error_chunk_of_its_kind(
+    anyio_backend: str,
+) -> None:
+    async def callback(controller: RunController) -> None:
+        controller.append_text("partial")
+        await anyio.sleep_forever()
+
+    shutdown = Shutdown()
+    scope = {"type": "http", "path": "/chat", "extensions": {SCOPE_KEY: shutdown}}
+    sent = SentMessages()
+    with recording() as recorded:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(shutdown.cut_off_when_due)
+            tasks.start_soon(
+                DataStreamResponse(create_run(callback)), scope, never_disconnect, sent.send
+            )
+            await anyio.sleep(0.05)
+            shutdown.begin(0.2)
+        metrics = recorded.metrics()
+
+    (run,) = recorded.spans("trio_stream.run")
+    assert run.attributes is not None
+    assert run.attributes["trio_stream.run.outcome"] == "cancelled"
+    assert [event.name for event in run.events] == ["trio_stream.shutdown_cut_off"]
+    assert [(p.attributes, p.value) for p in metrics["trio_stream.error_chunks"]] == [
+        ({"trio_stream.error.kind": "shutdown"}, 1)
+    ]
+    assert [p.value for p in metrics["trio_stream.responses.active"]] == [0]
 
 
 async def test_tool_outcomes_error_references_and_what_the_metrics_count() -> None:
@@ -394,6 +458,36 @@ async def test_an_mcp_request_carries_the_tool_call_s_trace_context_in_its_meta(
     assert trace_id(handled) == trace_id(tool)
 
 
+@pytest.mark.parametrize("anyio_backend", ["trio"])  # as above
+async def test_an_mcp_request_for_a_call_the_model_opened_is_that_call_s_child(
+    anyio_backend: str,
+) -> None:
+    # The calls of a model's answer are opened with add_tool_call, and no task
+    # of theirs makes their span current: the adapter does, around the request.
+    server = MCPServer("traced")
+
+    @server.tool()
+    def echo(text: str) -> str:
+        return text
+
+    async def callback(controller: RunController) -> None:
+        async with Client(f"{url}/mcp") as session, controller.open_substream() as sub:
+            call = await sub.add_tool_call("echo", tool_call_id="call_model")
+            await MCPTools(session).call(sub, call, {"text": "hi"})
+
+    with running(server.streamable_http_app()) as url, recording() as recorded:
+        await run_to_end(callback)
+        spans = recorded.spans()
+
+    tool = one(spans, tool_call_id="call_model")
+    assert tool.attributes is not None
+    assert tool.attributes["trio_stream.tool_call.outcome"] == "result"
+    (sent,) = [span for span in spans if span.name == "MCP send tools/call echo"]
+    (handled,) = [span for span in spans if span.name == "tools/call echo"]
+    assert parent_of(sent) == span_id(tool)
+    assert parent_of(handled) == span_id(sent)
+
+
 async def test_the_resumable_store_s_operations_are_timed() -> None:
     async def callback(controller: RunController) -> None:
         controller.append_text("kept")
@@ -414,6 +508,74 @@ async def test_the_resumable_store_s_operations_are_timed() -> None:
     assert operations["create"] == 1
     assert operations["finish"] == 1
     assert operations["append"] >= 2  # the run's bytes, and the format's closing ones
+
+
+def _resumable_app(released: threading.Event) -> Starlette:
+    """``POST /start``: a resumable data stream that writes ``first``, waits for
+    ``released``, then writes ``second``; ``GET /streams/{id}``: read it again."""
+    streams = ResumableStreams()
+
+    async def callback(controller: RunController) -> None:
+        controller.append_text("first")
+        while not released.is_set():  # noqa: ASYNC110 - set by the test's thread
+            await anyio.sleep(0.01)
+        controller.append_text("second")
+
+    async def start(request: Request) -> Response:
+        return await streams.start(create_run(callback), encoder=DataStreamEncoder())
+
+    async def resume(request: Request) -> Response:
+        return await streams.resume(request.path_params["stream_id"])
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with streams:
+            yield
+
+    return Starlette(
+        routes=[Route("/start", start, methods=["POST"]), Route("/streams/{stream_id}", resume)],
+        lifespan=lifespan,
+    )
+
+
+async def test_a_resumable_stream_s_readers_count_as_responses_with_their_bytes() -> None:
+    released = threading.Event()
+    totals: dict[tuple[str, str], float] = {}
+
+    def add(metrics: dict[str, list[Any]]) -> None:
+        for name, points in metrics.items():
+            for point in points:
+                key = (name, str(point.attributes.get("trio_stream.format")))
+                totals[key] = totals.get(key, 0) + (point.count or point.value)
+
+    with recording() as recorded, running(_resumable_app(released)) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            async with client.stream("POST", "/start") as first:
+                stream_id = first.headers["x-resumable-stream-id"]
+                resume_url = f"{url}/streams/{stream_id}"
+                async with trio_stream.client.stream(resume_url, method="GET") as chunks:
+                    await anext(chunks)  # the first chunk, then this reader leaves
+                with anyio.fail_after(10):
+                    while ("trio_stream.disconnects", "data-stream") not in totals:
+                        add(recorded.metrics())
+                        await anyio.sleep(0.01)
+                released.set()
+                read = await first.aread()
+            read_again = (await client.get(f"/streams/{stream_id}")).content
+        with anyio.fail_after(10):
+            while totals.get(("trio_stream.responses.active", "data-stream"), 1) != 0:
+                add(recorded.metrics())
+                await anyio.sleep(0.01)
+
+    data_stream = "data-stream"
+    assert read == read_again
+    assert b"second" in read
+    assert totals["trio_stream.disconnects", data_stream] == 1
+    assert totals["trio_stream.response.time_to_first_byte", data_stream] == 3  # readers
+    # The reader that left had what was stored before the run's pause.
+    left_with = read[: read.index(b'0:"second"')]
+    sent = totals["trio_stream.response.bytes_sent", data_stream]
+    assert sent == len(read) + len(left_with) + len(read_again)
 
 
 def test_without_the_opentelemetry_api_a_run_has_its_id_and_its_log_fields() -> None:
@@ -453,3 +615,70 @@ trio.run(main)
     run_id, logged = done.stdout.split()
     assert run_id.startswith("run_")
     assert logged == run_id
+
+
+_INSTRUMENTS_SCRIPT = """
+import json
+from opentelemetry import metrics
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.sdk.metrics import Counter, Histogram, MeterProvider, UpDownCounter
+from prometheus_client import generate_latest
+
+metrics.set_meter_provider(MeterProvider(metric_readers=[PrometheusMetricReader()]))
+from trio_stream import _telemetry
+
+kinds = {Counter: "counter", UpDownCounter: "up-down counter", Histogram: "histogram"}
+found = {}
+for instrument in vars(_telemetry._Instruments()).values():
+    kind = next((k for cls, k in kinds.items() if isinstance(instrument, cls)), None)
+    if kind is None:
+        continue  # the tracer
+    if kind == "histogram":
+        instrument.record(1.0)
+    else:
+        instrument.add(1)
+    found[instrument.description] = [instrument.name, kind, instrument.unit]
+for line in generate_latest().decode().splitlines():
+    if line.startswith("# HELP trio_stream_"):
+        _, _, name, description = line.split(" ", 3)
+        found[description].append(name)
+print(json.dumps(sorted(found.values())))
+"""
+
+
+_KINDS = {"counter", "up-down counter", "histogram"}
+
+
+def _table_rows(page: str) -> dict[str, list[str]]:
+    """The rows of ``page``'s metric tables (a name, and an instrument among the cells),
+    by the metric's name."""
+    rows: dict[str, list[str]] = {}
+    for line in (ROOT / "docs" / page).read_text().splitlines():
+        cells = [cell.strip().strip("`") for cell in line.strip().strip("|").split("|")]
+        if line.startswith("| `trio_stream.") and _KINDS & set(cells):
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+def test_the_docs_tables_list_every_metric_as_recorded_and_as_prometheus_names_it() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _INSTRUMENTS_SCRIPT],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    recorded = {name: rest for name, *rest in json.loads(done.stdout)}
+    assert len(recorded) == 10
+
+    # The operators' dashboard: metric | Prometheus | instrument | unit | ...
+    operators = _table_rows("operators.md")
+    assert operators.keys() == recorded.keys()
+    for name, (kind, unit, prometheus) in recorded.items():
+        assert operators[name][:3] == [prometheus, kind, unit], name
+    # The reference: metric | instrument | unit | ...
+    telemetry = _table_rows("telemetry.md")
+    assert telemetry.keys() == recorded.keys()
+    for name, (kind, unit, _) in recorded.items():
+        assert telemetry[name][:2] == [kind, unit], name

@@ -12,7 +12,9 @@ metrics are scraped from its ``/metrics`` route, as Prometheus would.
 
 from __future__ import annotations
 
+import signal
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,8 +33,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 import trio_stream.client
+from trio_stream._shutdown import SHUTDOWN_MESSAGE
+from trio_stream.chunks import ErrorChunk
 
-from .serving import running, server_process
+from .serving import free_port, running, server_process
 from .telemetry import recording
 
 pytestmark = pytest.mark.anyio
@@ -48,6 +52,7 @@ class Exported:
     span_id: bytes
     parent_span_id: bytes
     attributes: dict[str, Any]
+    events: tuple[str, ...] = ()
 
 
 def _value(value: AnyValue) -> Any:
@@ -75,6 +80,7 @@ class Receiver:
                         span_id=span.span_id,
                         parent_span_id=span.parent_span_id,
                         attributes={a.key: _value(a.value) for a in span.attributes},
+                        events=tuple(event.name for event in span.events),
                     )
                     with self.lock:
                         self.spans.append(exported)
@@ -190,3 +196,80 @@ async def test_one_trace_covers_the_agent_tree_across_processes(
     data_stream = (("trio_stream_format", "data-stream"),)
     assert samples["trio_stream_response_bytes_sent_bytes_total", data_stream] > 0
     assert samples["trio_stream_response_time_to_first_byte_seconds_count", data_stream] == 1
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_a_run_cut_off_by_sigterm_ends_its_span_with_the_cut_off(
+    tmp_path: Path, anyio_backend: str
+) -> None:
+    receiver = Receiver()
+    with running(receiver.app) as collector:
+        env = {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"{collector}/v1/traces"}
+        with server_process(
+            tmp_path / "agent.log",
+            *("serve", "tests.telemetry_app:app", "--graceful-timeout", "1"),
+            env=env,
+        ) as (url, process):
+            async with trio_stream.client.stream(f"{url}/slow") as chunks:
+                received = [await anext(chunks)]
+                process.send_signal(signal.SIGTERM)
+                received += [chunk async for chunk in chunks]
+            with anyio.fail_after(15):
+                while not receiver.received():  # noqa: ASYNC110 - another process's export
+                    await anyio.sleep(0.05)
+            process.wait(timeout=10)
+
+    assert isinstance(received[-1], ErrorChunk)
+    assert received[-1].error == SHUTDOWN_MESSAGE
+    (run,) = receiver.received()
+    assert run.name == "trio_stream.run"
+    assert run.attributes["trio_stream.run.callback"] == "slow"
+    assert run.attributes["trio_stream.run.outcome"] == "cancelled"
+    assert run.events == ("trio_stream.shutdown_cut_off",)
+
+
+def scraped(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Prometheus's samples at ``url``: the library's, by name and ``trio_stream`` labels."""
+    text = httpx.get(url, timeout=10).text
+    return {
+        (
+            sample.name,
+            tuple(sorted((k, v) for k, v in sample.labels.items() if k.startswith("trio"))),
+        ): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_with_workers_each_serves_its_metrics_on_a_port_of_its_own(tmp_path: Path) -> None:
+    ports = [free_port(), free_port()]
+    arguments = ("serve", "tests.telemetry_app:app", "--workers", "2")
+    requests = 20
+    with (
+        running(Receiver().app) as collector,
+        server_process(
+            tmp_path / "agents.log",
+            *arguments,
+            env={
+                "METRICS_PORTS": ",".join(map(str, ports)),
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"{collector}/v1/traces",
+            },
+        ) as (url, _),
+    ):
+        for _ in range(requests):  # a connection each: the workers share them out
+            assert httpx.post(f"{url}/work", timeout=10).status_code == 200
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                by_worker = [scraped(f"http://127.0.0.1:{port}/metrics") for port in ports]
+                break
+            except httpx.TransportError:  # a worker still starting its metrics server
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+    key = (
+        "trio_stream_tool_call_duration_seconds_count",
+        (("trio_stream_tool_call_name", "add"), ("trio_stream_tool_call_outcome", "result")),
+    )
+    counts = [samples.get(key, 0) for samples in by_worker]
+    # Every request is counted once, by the worker that served it.
+    assert sum(counts) == requests

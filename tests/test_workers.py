@@ -7,22 +7,28 @@ its workers share.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import cast
 
 import httpx
 import pytest
 import trio
 
 from trio_stream._cli import GC_THRESHOLDS
+from trio_stream._server import default_config
 from trio_stream._shutdown import SHUTDOWN_MESSAGE
+from trio_stream._workers import Supervisor, listen
 
 from .serving import ROOT, descendants, server_process, still_running
 
@@ -30,6 +36,9 @@ APP = "tests.workers_app:app"
 GRACEFUL_TIMEOUT = 2.0
 EXIT_MARGIN = 2.0  # what the parent adds to the graceful timeout before it kills
 CUT_SHORT = b'\n3:"' + SHUTDOWN_MESSAGE.encode() + b'"\n'
+FINISHED = b'0:" finished"\n'
+FINISH_STOP = b'd:{"finishReason":"stop"'
+SHORT_SECONDS = 0.4  # well before the cut-off, one second before the graceful timeout
 
 
 def workers(*options: str) -> tuple[str, ...]:
@@ -62,7 +71,8 @@ def answers_by_pid(url: str, path: str, wanted: set[int]) -> dict[int, bytes]:
     async def one() -> None:
         async with httpx.AsyncClient(base_url=url, timeout=10) as client:
             body = (await client.get(path)).content
-        answers.setdefault(json.loads(body)["pid"] if path == "/gc" else int(body), body)
+        pid = json.loads(body)["pid"] if path in {"/gc", "/slot"} else int(body)
+        answers.setdefault(pid, body)
 
     async def main() -> None:
         for _ in range(20):
@@ -140,34 +150,88 @@ def test_the_workers_share_the_port_each_with_the_gc_thresholds(tmp_path: Path) 
     assert "lifespan" not in log_path.read_text().lower()
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        pytest.param(("serve", APP), id="one process"),
+        pytest.param(workers(), id="workers"),
+    ],
+)
+def test_an_app_that_sets_its_own_gc_thresholds_keeps_them(
+    tmp_path: Path, options: tuple[str, ...]
+) -> None:
+    env = {"WORKERS_APP_GC": "100000,50,100"}
+    with server_process(tmp_path / "server.log", *options, env=env) as (url, parent):
+        pids = serving_pids(tmp_path / "server.log", 2) if "--workers" in options else [parent.pid]
+        answers = answers_by_pid(url, "/gc", set(pids))
+    for answer in answers.values():
+        assert json.loads(answer)["thresholds"] == [100_000, 50, 100]
+
+
 def test_sigterm_to_the_parent_drains_every_worker(tmp_path: Path) -> None:
     log_path = tmp_path / "server.log"
     with server_process(log_path, *workers()) as (url, parent):
         pids = serving_pids(log_path, 2)
 
-        async def main() -> tuple[list[Stream], float]:
+        async def main() -> tuple[list[Stream], list[Stream], float]:
             async with trio.open_nursery() as nursery:
                 streams = await open_streams_on_each(nursery, url, pids, at_least=3)
+                # Streams that end by themselves before the cut-off, 1 s after the signal.
+                short = [Stream(SHORT_SECONDS) for _ in range(6)]
+                for stream in short:
+                    nursery.start_soon(stream.read, url)
+                with trio.fail_after(10):
+                    for stream in short:
+                        await stream.started.wait()
                 signalled_at = time.monotonic()
                 parent.send_signal(signal.SIGTERM)
-            return streams, signalled_at
+            return streams, short, signalled_at
 
-        streams, signalled_at = trio.run(main)
+        streams, short, signalled_at = trio.run(main)
         exit_status = parent.wait(timeout=GRACEFUL_TIMEOUT + EXIT_MARGIN + 5)
         exited_after = time.monotonic() - signalled_at
     log = log_path.read_text()
 
     assert exit_status == 0, log[-3000:]
-    assert [stream.error for stream in streams if stream.error] == []
+    assert [stream.error for stream in streams + short if stream.error] == []
     assert all(stream.body.endswith(CUT_SHORT) for stream in streams)
+    # The streams that ended in time are complete, with nothing of the shutdown in them.
+    assert all(FINISHED + FINISH_STOP in stream.body for stream in short)
+    assert all(stream.body.endswith(b"}\n") for stream in short)
+    assert not any(SHUTDOWN_MESSAGE.encode() in stream.body for stream in short)
     assert max(stream.ended_at for stream in streams) - signalled_at < GRACEFUL_TIMEOUT
     assert exited_after < GRACEFUL_TIMEOUT + EXIT_MARGIN
     assert still_running(set(pids)) == set()
     on = Counter(stream.pid for stream in streams)
+    on.update(stream.pid for stream in short)
     for pid in pids:
         # Cancelled, not abandoned: every run on every worker ran its clean-up.
         assert log.count(f"workers-app: run cleaned up (pid {pid})") == on[pid]
         assert re.search(rf"worker \d \(pid {pid}\) stopped: exited with status 0", log), log
+
+
+def test_behind_a_middleware_that_copies_the_scope_streams_still_end_at_the_cut_off(
+    tmp_path: Path,
+) -> None:
+    # hypercorn's ProxyFixMiddleware, which takes the client's address from
+    # X-Forwarded-For behind a proxy, deep-copies each request's scope, and
+    # with it the server's shutdown notice, which must stay the one shutdown.
+    options = ("serve", "tests.workers_app:proxied_app", "--graceful-timeout", "2")
+    with server_process(tmp_path / "server.log", *options) as (url, server):
+
+        async def main() -> Stream:
+            stream = Stream(60)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(stream.read, url)
+                with trio.fail_after(10):
+                    await stream.started.wait()
+                server.send_signal(signal.SIGTERM)
+            return stream
+
+        stream = trio.run(main)
+        server.wait(timeout=10)
+    assert stream.error is None
+    assert stream.body.endswith(CUT_SHORT)
 
 
 def test_a_worker_lost_is_replaced_and_the_loss_logged(tmp_path: Path) -> None:
@@ -183,6 +247,23 @@ def test_a_worker_lost_is_replaced_and_the_loss_logged(tmp_path: Path) -> None:
     assert re.search(
         rf"worker \d \(pid {first}\) lost: killed by SIGKILL; starting another in 0.1 s", log
     ), log
+
+
+def test_each_worker_knows_its_slot_and_a_replacement_takes_the_lost_one_s(
+    tmp_path: Path,
+) -> None:
+    log_path = tmp_path / "server.log"
+    with server_process(log_path, *workers()) as (url, _):
+        first, second = serving_pids(log_path, 2)
+        slots = {
+            pid: json.loads(answer)["slot"]
+            for pid, answer in answers_by_pid(url, "/slot", {first, second}).items()
+        }
+        assert sorted(slots.values()) == ["1", "2"]
+        os.kill(first, signal.SIGKILL)
+        *_, replacement = serving_pids(log_path, 3)
+        answer = answers_by_pid(url, "/slot", {replacement})[replacement]
+    assert json.loads(answer)["slot"] == slots[first]
 
 
 def test_a_worker_sent_sigterm_drains_and_is_replaced(tmp_path: Path) -> None:
@@ -323,3 +404,105 @@ def test_the_access_log_is_on_unless_turned_off(
         answers_by_pid(url, "/pid", set(pids))
     access_lines = re.findall(r'"GET /pid 1\.1" 200', log_path.read_text())
     assert bool(access_lines) is logged
+
+
+def idle_until_closed(url: str, *, limit: float) -> float:
+    """Seconds an HTTP/1.1 connection stays open after one answered request, up to ``limit``."""
+    host, port = httpx.URL(url).host, httpx.URL(url).port
+    assert port is not None
+    with socket.create_connection((host, port), timeout=limit) as connection:
+        connection.sendall(b"GET /pid HTTP/1.1\r\nhost: server\r\n\r\n")
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            piece = connection.recv(4096)
+            assert piece, answer
+            answer += piece
+        assert answer.startswith(b"HTTP/1.1 200")
+        answered_at = time.monotonic()
+        with contextlib.suppress(TimeoutError):
+            while connection.recv(4096):  # the rest of the body, then the server's close
+                pass
+        return time.monotonic() - answered_at
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        pytest.param(("serve", APP), id="one process"),
+        pytest.param(workers(), id="workers"),
+    ],
+)
+def test_the_keep_alive_timeout_closes_idle_connections_when_set(
+    tmp_path: Path, options: tuple[str, ...]
+) -> None:
+    # hypercorn's default is 5 s: a connection closed within 3 s is the option's doing.
+    with server_process(tmp_path / "server.log", *options, "--keep-alive-timeout", "0.5") as (
+        url,
+        _,
+    ):
+        idle = idle_until_closed(url, limit=3)
+    assert 0.4 < idle < 2.5
+
+
+class Logged(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def fields(self, containing: str) -> list[dict[str, object]]:
+        """The ``trio_stream.*`` fields of the lines whose message contains ``containing``."""
+        return [
+            {k.removeprefix("trio_stream."): v for k, v in vars(r).items() if "trio_stream." in k}
+            for r in self.records
+            if containing in r.getMessage()
+        ]
+
+
+def test_the_parent_s_lines_name_the_worker_its_pid_and_its_exit_status(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the workers import tests.workers_app
+    logged = Logged()
+    library = logging.getLogger("trio_stream")
+    monkeypatch.setattr(library, "level", logging.INFO)
+    library.addHandler(logged)
+    config = default_config()
+    config.bind = ["127.0.0.1:0"]
+    listener = listen(config)
+    supervisor = Supervisor(
+        lambda lifeline: [
+            *(sys.executable, "-m", "trio_stream", "serve", APP, "--no-access-log"),
+            *("--worker-fds", f"{listener.fileno()},{lifeline}"),
+        ],
+        workers=1,
+        listener=listener,
+        graceful_timeout=1,
+    )
+
+    async def serving(count: int) -> None:
+        with trio.fail_after(30):
+            while len(logged.fields("serving")) < count:  # noqa: ASYNC110 - the parent logs it
+                await trio.sleep(0.02)
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(supervisor.run)
+            await serving(1)
+            os.kill(cast(int, logged.fields("serving")[0]["pid"]), signal.SIGKILL)
+            await serving(2)
+            supervisor._stop()  # as SIGTERM to the parent does
+
+    try:
+        trio.run(main)
+    finally:
+        library.removeHandler(logged)
+    first, replacement = (fields["pid"] for fields in logged.fields("serving"))
+    assert logged.fields("serving") == [
+        {"worker": 1, "pid": first},
+        {"worker": 1, "pid": replacement},
+    ]
+    assert logged.fields("lost") == [{"worker": 1, "pid": first, "returncode": -signal.SIGKILL}]
+    assert logged.fields("stopped") == [{"worker": 1, "pid": replacement, "returncode": 0}]

@@ -8,6 +8,8 @@ it. Every answer says which process gave it:
     the worker's process id.
 ``GET /gc``
     the worker's process id and garbage collector thresholds, as JSON.
+``GET /slot``
+    the worker's process id and its ``TRIO_STREAM_WORKER``, as JSON.
 ``POST /stream?seconds=S``
     a data stream: ``pid <pid>``, then a tick every 50 ms for ``S`` seconds
     and `` finished``; the run logs ``workers-app: run cleaned up (pid <pid>)``
@@ -18,6 +20,10 @@ it. Every answer says which process gave it:
 
 With the environment variable ``WORKERS_APP_FAIL_IF`` naming a file that
 exists, importing this module fails: a worker started then cannot start.
+``proxied_app`` is the same app behind hypercorn's ``ProxyFixMiddleware``,
+which deep-copies each request's scope.
+With ``WORKERS_APP_GC`` (``"a,b,c"``), the module sets the garbage
+collector's thresholds to those as it is imported.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import os
 from pathlib import Path
 
 import anyio
+from hypercorn.middleware import ProxyFixMiddleware
 from starlette.types import Receive, Scope, Send
 
 from trio_stream import RunController, create_run
@@ -36,6 +43,9 @@ from trio_stream.asgi import DataStreamResponse
 
 if (flag := os.environ.get("WORKERS_APP_FAIL_IF")) and Path(flag).exists():
     raise RuntimeError(f"workers-app: {flag} exists, this worker does not start")
+
+if thresholds := os.environ.get("WORKERS_APP_GC"):
+    gc.set_threshold(*map(int, thresholds.split(",")))
 
 logger = logging.getLogger("trio_stream")
 
@@ -69,6 +79,9 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await _text(send, str(os.getpid()))
     elif scope["path"] == "/gc":
         await _text(send, json.dumps({"pid": os.getpid(), "thresholds": gc.get_threshold()}))
+    elif scope["path"] == "/slot":
+        slot = os.environ.get("TRIO_STREAM_WORKER")
+        await _text(send, json.dumps({"pid": os.getpid(), "slot": slot}))
     elif scope["path"] == "/stream":
         seconds = float(scope["query_string"].decode().partition("seconds=")[2])
         await _ticking(seconds)(scope, receive, send)
@@ -80,3 +93,6 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     else:
         await send({"type": "http.response.start", "status": 404, "headers": []})
         await send({"type": "http.response.body", "body": b""})
+
+
+proxied_app = ProxyFixMiddleware(app, mode="legacy", trusted_hops=1)  # type: ignore[arg-type]

@@ -35,7 +35,19 @@ time, and collecting took 55 % of the worker's CPU. With these thresholds the
 same load (tests/reliability/test_load.py) spent 1.3 s collecting instead of
 9.4, and the p99 of a delta's delivery went from 947 ms to 392 and 511 ms in
 two runs. The cost is a few megabytes more of garbage waiting between
-collections.
+collections. They are set before the app's module is imported: an app that
+calls ``gc.set_threshold`` as it is imported keeps its own.
+"""
+
+
+KEEP_ALIVE_TIMEOUT = 5.0
+"""Seconds an idle connection is kept between requests: hypercorn's own default.
+
+A proxy or load balancer that keeps its connections to the server open
+between requests (nginx's upstream ``keepalive``, cloud load balancers) may
+send a request on one at the moment the server closes it, and answers its
+client 502. It does not happen if the server waits longer than the proxy:
+``--keep-alive-timeout`` is for that.
 """
 
 
@@ -65,12 +77,12 @@ def _config(args: argparse.Namespace) -> Config:
     config = default_config()
     config.accesslog = "-" if args.access_log else None
     config.graceful_timeout = args.graceful_timeout
+    config.keep_alive_timeout = args.keep_alive_timeout
     return config
 
 
 def _run(serving: Callable[..., Awaitable[None]], config: Config) -> None:
     """``serving(config=...)`` on Trio, in this process: the server, or one of its workers."""
-    gc.set_threshold(*GC_THRESHOLDS)
     # SIGINT and SIGTERM start a graceful shutdown; a second SIGINT stops at once.
     with contextlib.suppress(KeyboardInterrupt):
         trio.run(partial(serving, config=config))
@@ -95,6 +107,15 @@ def _parser() -> argparse.ArgumentParser:
             metavar="SECONDS",
             help="on SIGTERM or SIGINT, how long open responses get to end; streams still "
             "running one second before that end with an error chunk (default 3)",
+        )
+        command.add_argument(
+            "--keep-alive-timeout",
+            type=float,
+            default=KEEP_ALIVE_TIMEOUT,
+            metavar="SECONDS",
+            help="how long a connection may stay idle between requests before the server "
+            "closes it; behind a proxy or load balancer that keeps connections to the server, "
+            "set it above that proxy's idle timeout (default %(default)g)",
         )
         command.add_argument(
             "--access-log",
@@ -198,12 +219,14 @@ def _supervise(args: argparse.Namespace) -> int:
         port,
         args.workers,
         os.getpid(),
+        extra=log_extra(url=f"http://{host}:{port}", pid=os.getpid()),
     )
 
     def worker_command(lifeline_fd: int) -> list[str]:
         return [
             *(sys.executable, "-m", "trio_stream", "serve", args.app),
             *("--graceful-timeout", repr(args.graceful_timeout)),
+            *("--keep-alive-timeout", repr(args.keep_alive_timeout)),
             "--access-log" if args.access_log else "--no-access-log",
             *("--worker-fds", f"{listener.fileno()},{lifeline_fd}"),
         ]
@@ -236,12 +259,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not args.graceful_timeout >= 0:
         parser.error(f"--graceful-timeout must not be negative, not {args.graceful_timeout}")
+    if not args.keep_alive_timeout > 0:
+        parser.error(f"--keep-alive-timeout must be positive, not {args.keep_alive_timeout}")
     if args.command == "demo" and not args.pace >= 0:
         parser.error(f"--pace must not be negative, not {args.pace}")
     if args.command == "serve" and args.workers is not None and args.workers < 1:
         parser.error(f"--workers must be at least 1, not {args.workers}")
     logger.setLevel(logging.INFO)
     logger.addHandler(logging.StreamHandler())
+    # Before the app is imported, so that an app that sets thresholds of its own keeps them.
+    gc.set_threshold(*GC_THRESHOLDS)
     if args.command == "demo":
         serving = _demo(args)
     elif args.worker_fds:

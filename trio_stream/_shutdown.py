@@ -54,6 +54,19 @@ class Shutdown:
         self._cut = False
         self._callbacks: set[Callable[[], None]] = set()
 
+    def __copy__(self) -> Shutdown:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Shutdown:
+        """Itself: there is one shutdown per server, whatever copies a request's scope.
+
+        Middleware that rewrites a scope may copy it whole first (hypercorn's
+        ``ProxyFixMiddleware`` deep-copies it). Copying the shutdown fails once
+        a task waits on it (its event holds the waiting task), which failed
+        every request; and a copy would never begin.
+        """
+        return self
+
     @property
     def begun(self) -> bool:
         """Whether the shutdown has begun."""

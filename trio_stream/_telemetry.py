@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ENABLED",
     "ErrorKind",
+    "Reading",
     "RunTelemetry",
     "SubstreamTelemetry",
     "ToolTelemetry",
@@ -56,6 +57,7 @@ __all__ = [
     "log_extra",
     "measured",
     "new_run_id",
+    "reading",
     "remote_call",
     "unbind_log_fields",
 ]
@@ -101,7 +103,8 @@ def log_extra(**fields: object) -> dict[str, object]:
 
     Keys are ``trio_stream.<name>``: ``run_id``, ``stream_id``,
     ``tool_call_id``, ``tool_name``, ``error_reference``, ``path``,
-    ``client``, ``url``. A field set to ``None`` is left out.
+    ``client``, ``url``; and for the workers of ``serve --workers``,
+    ``worker``, ``pid``, ``returncode``. A field set to ``None`` is left out.
     """
     extra = dict(_LOG_FIELDS.get())
     extra.update((LOG_PREFIX + key, value) for key, value in fields.items() if value is not None)
@@ -159,7 +162,8 @@ class _Instruments:
         self.responses_active = meter.create_up_down_counter(
             "trio_stream.responses.active",
             unit="{response}",
-            description="Runs being streamed to a client, by format.",
+            description="Runs being streamed to a client (resumable streams' readers "
+            "included), by format.",
         )
         self.time_to_first_byte = meter.create_histogram(
             "trio_stream.response.time_to_first_byte",
@@ -552,6 +556,67 @@ class Serving:
         instruments.responses_active.add(-1, attributes)
         instruments.bytes_sent.add(self.bytes, attributes)
         self.run.end()
+
+
+class Reading:
+    """A client reading a resumable stream from its store: a response of its own.
+
+    It counts as a response in flight, its bytes as bytes sent, its first
+    bytes as its time to first byte, and a client that leaves before the end
+    as a disconnect (of the reader: the run goes on). The format is read from
+    the stream's response headers, which name it.
+    """
+
+    __slots__ = ("_first", "_started", "bytes", "format")
+
+    def __init__(self, format: str) -> None:
+        self.format = format
+        self.bytes = 0
+        self._first = True
+        self._started = time.perf_counter()
+        assert _INSTRUMENTS is not None
+        _INSTRUMENTS.responses_active.add(1, {"trio_stream.format": format})
+
+    def counting(
+        self, write: Callable[..., Awaitable[None]]
+    ) -> Callable[[bytes], Awaitable[None]]:
+        """``write`` for the stored bytes, counting them and timing the first."""
+        instruments = _INSTRUMENTS
+        assert instruments is not None
+
+        async def counted(body: bytes) -> None:
+            await write(body)
+            self.bytes += len(body)
+            if self._first:
+                self._first = False
+                instruments.time_to_first_byte.record(
+                    time.perf_counter() - self._started, {"trio_stream.format": self.format}
+                )
+
+        return counted
+
+    def left(self) -> None:
+        assert _INSTRUMENTS is not None
+        _INSTRUMENTS.disconnects.add(1, {"trio_stream.format": self.format})
+
+    def ended(self) -> None:
+        assert _INSTRUMENTS is not None
+        attributes = {"trio_stream.format": self.format}
+        _INSTRUMENTS.responses_active.add(-1, attributes)
+        _INSTRUMENTS.bytes_sent.add(self.bytes, attributes)
+
+
+def reading(headers: Mapping[str, str]) -> Reading | None:
+    """A resumable stream's reader's telemetry, if there is any; ``headers`` are the response's."""
+    if _INSTRUMENTS is None:
+        return None
+    from .formats import decoder_for
+
+    try:
+        format = format_name(decoder_for(headers))
+    except ValueError:  # a format of the application's own, which does not say
+        format = "unknown"
+    return Reading(format)
 
 
 # -- remote calls -----------------------------------------------------------

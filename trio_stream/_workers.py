@@ -20,7 +20,11 @@ too.
 A worker is a fresh ``python -m trio_stream serve`` process (not a fork:
 Trio and threads do not survive one), given the listening socket and one end
 of a socket pair, the *lifeline*, by file descriptor. It imports the app
-itself, so the parent never runs the app's code. Over the lifeline the worker
+itself, so the parent never runs the app's code. Its environment names its
+slot, 1 to N, as ``TRIO_STREAM_WORKER`` (``WORKER_ENV``), and a replacement
+takes the slot of the worker it replaces: what a worker must have of its own
+and keep across replacements (a port to serve its metrics on, an instance
+name in its telemetry) can be derived from it. Over the lifeline the worker
 says when it serves; the parent stops a worker by shutting its side of the
 lifeline, and when the parent dies, however it dies, the kernel closes it.
 Either way the worker reads end-of-file and shuts down gracefully, so no
@@ -46,6 +50,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import socket
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -56,10 +61,14 @@ from hypercorn.config import Config
 from starlette.types import ASGIApp
 
 from ._server import serve
+from ._telemetry import log_extra
 
-__all__ = ["MAX_FAILED_STARTS", "Supervisor", "listen", "serve_as_worker"]
+__all__ = ["MAX_FAILED_STARTS", "WORKER_ENV", "Supervisor", "listen", "serve_as_worker"]
 
 logger = logging.getLogger("trio_stream")
+
+WORKER_ENV = "TRIO_STREAM_WORKER"
+"""The environment variable that gives a worker its slot number, 1 to N."""
 
 MAX_FAILED_STARTS = 5
 """Times in a row a worker may exit before serving before the parent gives up."""
@@ -110,6 +119,13 @@ class _Worker:
     def name(self) -> str:
         return f"worker {self.number} (pid {self.process.pid})"
 
+    def fields(self) -> dict[str, object]:
+        """The ``extra`` of a line about this worker: its number, pid and, once exited,
+        its exit status (negative: the signal that killed it, as ``Popen.returncode``)."""
+        return log_extra(
+            worker=self.number, pid=self.process.pid, returncode=self.process.returncode
+        )
+
 
 class Supervisor:
     """Starts ``workers`` processes on ``listener``, replaces the lost, stops them all on a signal.
@@ -156,7 +172,9 @@ class Supervisor:
             started_at = trio.current_time()
             worker, returncode = await self._run_worker(number)
             if self._stopping.is_set():
-                logger.info("%s stopped: %s", worker.name, describe_exit(returncode))
+                logger.info(
+                    "%s stopped: %s", worker.name, describe_exit(returncode), extra=worker.fields()
+                )
                 return
             failed_starts = 0 if worker.served else failed_starts + 1
             if not worker.served and (
@@ -173,6 +191,7 @@ class Supervisor:
                 describe_exit(returncode),
                 "" if worker.served else " before serving",
                 delay,
+                extra=worker.fields(),
             )
             with trio.move_on_after(delay):
                 await self._stopping.wait()
@@ -182,7 +201,9 @@ class Supervisor:
         ours, theirs = socket.socketpair()
         with theirs:
             process = await trio.lowlevel.open_process(
-                self.command(theirs.fileno()), pass_fds=(self.listener.fileno(), theirs.fileno())
+                self.command(theirs.fileno()),
+                pass_fds=(self.listener.fileno(), theirs.fileno()),
+                env={**os.environ, WORKER_ENV: str(number)},
             )
         worker = _Worker(number, process, trio.socket.from_stdlib_socket(ours))
         self._running[number] = worker
@@ -202,7 +223,7 @@ class Supervisor:
     async def _note_when_serving(self, worker: _Worker) -> None:
         if await worker.lifeline.recv(1) == _READY:
             worker.served = self._anyone_served = True
-            logger.info("%s serving", worker.name)
+            logger.info("%s serving", worker.name, extra=worker.fields())
 
     def _give_up(self, worker: _Worker, returncode: int, failed_starts: int) -> None:
         if self._anyone_served:
@@ -210,7 +231,11 @@ class Supervisor:
         else:
             why = "exited before serving: the app does not start"
         logger.error(
-            "%s %s (%s); stopping the other workers", worker.name, why, describe_exit(returncode)
+            "%s %s (%s); stopping the other workers",
+            worker.name,
+            why,
+            describe_exit(returncode),
+            extra=worker.fields(),
         )
         self.exit_status = 1
         self._stop()
@@ -230,7 +255,7 @@ class Supervisor:
             async for signum in signals:
                 name = signal.Signals(signum).name
                 if self._stopping.is_set():
-                    logger.warning("%s again: killing the workers", name)
+                    logger.warning("%s again: killing the workers", name, extra=log_extra())
                     self._kill_all()
                     continue
                 logger.info(
@@ -238,6 +263,7 @@ class Supervisor:
                     name,
                     len(self._running),
                     self.graceful_timeout,
+                    extra=log_extra(),
                 )
                 self._stop()
 
@@ -248,6 +274,7 @@ class Supervisor:
                 "%s still running %g s after the stop: killed",
                 worker.name,
                 self.graceful_timeout + _EXIT_MARGIN,
+                extra=worker.fields(),
             )
         self._kill_all()
 

@@ -234,12 +234,16 @@ class MCPTools:
         sent = _checked_arguments(arguments, call.tool_name)
         nested = controller.with_parent_id(call.tool_call_id)
         try:
-            result = await self._session.call_tool(
-                call.tool_name,
-                sent,
-                read_timeout_seconds=self._timeout,
-                progress_callback=_ProgressReporter(nested, call),
-            )
+            # The call's span current while the request goes out, for a call
+            # opened with add_tool_call too: the SDK puts it in the request's
+            # _meta, and the server's span becomes the tool call's grandchild.
+            with _traced(call):
+                result = await self._session.call_tool(
+                    call.tool_name,
+                    sent,
+                    read_timeout_seconds=self._timeout,
+                    progress_callback=_ProgressReporter(nested, call),
+                )
         except MCPError as exc:
             raise MCPServerError(self.server_name, call.tool_name, exc.message, exc.code) from exc
         except Exception as exc:
@@ -315,6 +319,12 @@ class _ProgressReporter:
         # The run may have ended while this notification waited for its turn.
         with contextlib.suppress(StreamClosedError):
             self._nested.add_data(value, name=PROGRESS_DATA_NAME)
+
+
+def _traced(call: ToolCallController) -> contextlib.AbstractContextManager[None]:
+    """The tool call's span as the current one, if telemetry records it."""
+    telemetry = call._telemetry
+    return contextlib.nullcontext() if telemetry is None else telemetry.current()
 
 
 def _argument_problem(call: ToolCall) -> str | None:

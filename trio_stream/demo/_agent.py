@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import anyio
 
 from .._controller import RunController, ToolCallController
+from .._telemetry import log_extra
 from ._pace import Pace, tokens
 
 __all__ = ["Agent", "ScriptedAgent"]
@@ -88,7 +89,12 @@ class ScriptedAgent:
                 await self._pace.stream_args(call, args)
                 return await work(call)
             except anyio.get_cancelled_exc_class():
-                logger.info("demo: tool %s (%s) cancelled", name, call.tool_call_id)
+                logger.info(
+                    "demo: tool %s (%s) cancelled",
+                    name,
+                    call.tool_call_id,
+                    extra=log_extra(tool_call_id=call.tool_call_id, tool_name=name),
+                )
                 raise
 
         return controller.spawn_tool_call(name, tool, errors_as_result=True)

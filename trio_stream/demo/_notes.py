@@ -17,6 +17,7 @@ from typing import Any
 import trio
 from mcp.server.mcpserver import Context, MCPServer
 
+from .._telemetry import log_extra
 from ._pace import Pace
 from ._processes import log_as
 
@@ -64,7 +65,7 @@ def notes_server(pace: Pace) -> MCPServer:
             await ctx.report_progress(len(NOTES), len(NOTES), "summing up")
             await pace.sleep(0.3)
         except trio.Cancelled:
-            logger.info("tool search_notes cancelled")
+            logger.info("tool search_notes cancelled", extra=log_extra(tool_name="search_notes"))
             raise
         return {"query": query, "notes": NOTES[:3]}
 

@@ -26,6 +26,7 @@ import trio
 from starlette.types import ASGIApp
 
 from .._server import serve
+from .._telemetry import log_extra
 
 __all__ = ["log_as", "serve_child", "start_child"]
 
@@ -44,7 +45,12 @@ async def _stop(process: trio.Process) -> None:
     assert process.stdin is not None
     await process.stdin.aclose()
     await trio.sleep(STOP_TIMEOUT)
-    logger.warning("demo: %s did not stop in %.0f s: killed", process.args, STOP_TIMEOUT)
+    logger.warning(
+        "demo: %s did not stop in %.0f s: killed",
+        process.args,
+        STOP_TIMEOUT,
+        extra=log_extra(pid=process.pid),
+    )
     process.kill()
 
 
@@ -76,11 +82,22 @@ async def start_child(nursery: trio.Nursery, name: str, arguments: Sequence[str]
             deliver_cancel=_stop,
             task_status=task_status,
         )
-        logger.warning("demo: the %s exited with code %d", name, result.returncode)
+        logger.warning(
+            "demo: the %s exited with code %d",
+            name,
+            result.returncode,
+            extra=log_extra(returncode=result.returncode),
+        )
 
     process: trio.Process = await nursery.start(run)
     url = await _first_line(process, name)
-    logger.info("demo: %s (pid %d) on %s", name, process.pid, url)
+    logger.info(
+        "demo: %s (pid %d) on %s",
+        name,
+        process.pid,
+        url,
+        extra=log_extra(pid=process.pid, url=url),
+    )
     return url
 
 

@@ -37,6 +37,7 @@ from starlette.routing import Route
 
 from .._controller import RunController, ToolCallController
 from .._run import create_run
+from .._telemetry import log_extra
 from ..adapters.mcp import MCPTools
 from ..asgi import DataStreamResponse
 from ..requests import RequestBodyError, parse_body
@@ -61,7 +62,7 @@ async def _logged_if_cancelled(what: str, work: Awaitable[None]) -> None:
     try:
         await work
     except anyio.get_cancelled_exc_class():
-        logger.info("%s cancelled", what)
+        logger.info("%s cancelled", what, extra=log_extra())
         raise
 
 

@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 import anyio
 
+from .._telemetry import log_extra
 from ._store import StreamStatus
 
 __all__ = [
@@ -114,4 +115,9 @@ class StreamHooks:
         try:
             hook(*args) if name == "wait_until" else hook(stream_id, *args)
         except Exception:
-            logger.exception("resumable stream %s: its %s hook raised", stream_id, name)
+            logger.exception(
+                "resumable stream %s: its %s hook raised",
+                stream_id,
+                name,
+                extra=log_extra(stream_id=stream_id),
+            )

@@ -27,6 +27,7 @@ import anyio
 from anyio.abc import TaskStatus
 
 from .._errors import describe
+from .._telemetry import log_extra
 
 try:
     import coredis
@@ -123,7 +124,11 @@ class Notices:
                 # Runs for the store's life: an error raised here would close
                 # the store under its users. Readers and producers still check
                 # their streams themselves, and report a Redis that is gone.
-                logger.info("resumable streams: notices interrupted (%s)", describe(error))
+                logger.info(
+                    "resumable streams: notices interrupted (%s)",
+                    describe(error),
+                    extra=log_extra(),
+                )
             finally:
                 self._lost()
             await anyio.sleep(delay)

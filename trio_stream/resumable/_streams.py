@@ -31,12 +31,12 @@ from types import TracebackType
 import anyio
 from anyio.abc import TaskGroup
 from starlette.responses import JSONResponse, Response
-from starlette.types import Scope
+from starlette.types import Receive, Scope, Send
 
 from .._errors import collapse, describe
 from .._run import Run
 from .._shutdown import Shutdown, shutdown_of
-from .._telemetry import bind_log_fields, log_extra, measured, unbind_log_fields
+from .._telemetry import Reading, bind_log_fields, log_extra, measured, reading, unbind_log_fields
 from ..asgi import (
     BodySender,
     HeartbeatOption,
@@ -726,6 +726,15 @@ class StoredStreamResponse(ListeningResponse):
         self.init_headers({**headers, STREAM_ID_HEADER: stream_id})
         self._sent = offset
         self._failure: Exception | None = None
+        self._reading: Reading | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self._reading = reading(self.headers)
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            if self._reading is not None:
+                self._reading.ended()
 
     def shutdown(self, scope: Scope) -> None:
         # A reader is not cut at the shutdown: the producers are, and the
@@ -735,6 +744,8 @@ class StoredStreamResponse(ListeningResponse):
             self.streams._watch(shutdown)
 
     async def produce(self, send_body: BodySender) -> None:
+        if self._reading is not None:
+            send_body = self._reading.counting(send_body)
         try:
             async with contextlib.aclosing(self._frames()) as frames:
                 async for frame in frames:
@@ -744,6 +755,8 @@ class StoredStreamResponse(ListeningResponse):
             self._failure = exc
 
     def left(self, scope: Scope, interruption: Interruption) -> None:
+        if self._reading is not None:
+            self._reading.left()
         logger.info(
             "client left resumable stream %s at byte %d; the run goes on",
             self.stream_id,

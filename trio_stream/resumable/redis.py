@@ -72,6 +72,7 @@ except ImportError as error:  # pragma: no cover - depends on the environment
         "trio_stream.resumable.redis needs coredis: pip install 'trio-stream[redis]'"
     ) from error
 
+from .._telemetry import log_extra
 from ._coredis_fixes import ClosingSentinelPool, close_buffers_of, close_cluster_layout
 from ._following import Entry, Position, Read, Tails
 from ._notices import Notices
@@ -576,7 +577,12 @@ class RedisStore:
             try:
                 await self._client.script_load(script.script)
             except (RedisError, OSError, TimeoutError) as error:
-                logger.debug("scripts not loaded into Redis at %s: %r", self.url, error)
+                logger.debug(
+                    "scripts not loaded into Redis at %s: %r",
+                    self.url,
+                    error,
+                    extra=log_extra(url=self.url),
+                )
                 return
 
     async def aclose(self) -> None:
@@ -622,7 +628,13 @@ class RedisStore:
                     give_up_at = now + (self.failover_timeout if ride_out else 0.0)
                 if now >= give_up_at:
                     raise self._failure(action, error) from error
-                logger.debug("%s: Redis at %s: %r; trying again", action, self.url, error)
+                logger.debug(
+                    "%s: Redis at %s: %r; trying again",
+                    action,
+                    self.url,
+                    error,
+                    extra=log_extra(url=self.url),
+                )
                 if isinstance(self._client, coredis.RedisCluster):
                     # What the client's own retries would do: the errors it is told
                     # of make it ask the cluster again which node holds which slot.
@@ -736,6 +748,7 @@ class RedisStore:
             stream_id,
             size,
             end,
+            extra=log_extra(stream_id=stream_id, url=self.url),
         )
         for offset, data in pieces:
             code, value = await self._append_once(stream_id, offset, data)
