@@ -31,6 +31,12 @@ What can be varied, one at a time:
 
 What can be looked at:
 
+* ``--primitives``: µs of CPU per use of each piece of a write (a task step,
+  ``trio.Lock``, a shielded cancel scope, ``socket.send``, Trio's
+  ``send_all``, ``trio.sleep``, h11's ``send``), alone in one Trio task, in
+  this process; ``--one-connection W``: the server's CPU per ASGI body
+  message when the ceiling's ``/text?mode=chunk`` writes ``W`` lines on one
+  connection, unpaced;
 * ``--steps``: Trio's task steps, tasks spawned and waits for I/O per stream
   (counted by an instrument, the warm-up's 20 streams included);
 * ``--profile``: one more run, under cProfile (CPU time; the profiler slows
@@ -346,6 +352,98 @@ def _samples(path: str, cpu: float, deltas: int, streams: int, top: int) -> list
     ]
 
 
+def _primitives(repeats: int = 100_000) -> dict[str, float]:
+    """µs of CPU per use of each piece of the write path, alone in one Trio task."""
+    import h11
+    import trio
+
+    def timed(run: Callable[[], Awaitable[int]]) -> Callable[[], Awaitable[float]]:
+        async def measured() -> float:
+            start = time.process_time()
+            uses = await run()
+            return round((time.process_time() - start) / uses * 1e6, 2)
+
+        return measured
+
+    async def step() -> int:
+        for _ in range(repeats):
+            await trio.lowlevel.cancel_shielded_checkpoint()
+        return repeats
+
+    async def lock() -> int:
+        held = trio.Lock()
+        for _ in range(repeats):
+            async with held:
+                pass
+        return repeats
+
+    async def shielded_scope() -> int:
+        for _ in range(repeats):
+            with trio.CancelScope(shield=True):  # noqa: ASYNC100 (its cost is measured)
+                pass
+        return repeats
+
+    async def sends(trio_stream: bool) -> int:
+        ours, theirs = trio.socket.socketpair()
+        stream = trio.SocketStream(ours)
+        for i in range(repeats // 4):
+            if trio_stream:
+                await stream.send_all(b"x" * 20)
+            else:
+                ours._sock.send(b"x" * 20)  # type: ignore[attr-defined]
+            if i % 50 == 49:
+                await theirs.recv(1 << 20)
+        return repeats // 4
+
+    async def sleep() -> int:
+        for _ in range(repeats // 4):
+            await trio.sleep(1e-6)
+        return repeats // 4
+
+    async def h11_data() -> int:
+        connection = h11.Connection(h11.SERVER)
+        connection.receive_data(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        connection.next_event()
+        connection.send(h11.Response(status_code=200, headers=[(b"content-type", b"text/plain")]))
+        for _ in range(repeats):
+            connection.send(h11.Data(data=b'0:"token1 "\n'))
+        return repeats
+
+    pieces: dict[str, Callable[[], Awaitable[int]]] = {
+        "task step (cancel_shielded_checkpoint)": step,
+        "trio.Lock, acquired and released": lock,
+        "CancelScope(shield=True), entered and left": shielded_scope,
+        "socket.send, 20 bytes": partial(sends, False),
+        "SocketStream.send_all, 20 bytes": partial(sends, True),
+        "trio.sleep(1e-6)": sleep,
+        "h11 Connection.send(Data)": h11_data,
+    }
+
+    async def all_of_them() -> dict[str, float]:
+        return {name: await timed(run)() for name, run in pieces.items()}
+
+    gc.set_threshold(*SERVE_GC_THRESHOLDS)
+    return trio.run(all_of_them)
+
+
+def _one_connection(args: argparse.Namespace, writes: int) -> float:
+    """Server CPU µs per ASGI body message: ``/text?mode=chunk`` on one connection, unpaced."""
+    with _serving(args, None) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+
+        def get(lines: int) -> None:
+            with socket.create_connection(("127.0.0.1", port)) as connection:
+                request = f"GET /text?n={lines}&mode=chunk HTTP/1.1\r\nHost: x\r\n\r\n"
+                connection.sendall(request.encode())
+                while (data := connection.recv(1 << 20)) and not data.endswith(b"0\r\n\r\n"):
+                    pass
+
+        get(1000)
+        before = sum(_cpu_seconds(server.pid))
+        get(writes)
+        return round((sum(_cpu_seconds(server.pid)) - before) / writes * 1e6, 2)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.profile_server")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
@@ -362,6 +460,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--profile")
     parser.add_argument("--steps", metavar="PATH", help="count Trio's task steps (JSON to PATH)")
     parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--primitives", action="store_true", help="time the write path's pieces")
+    parser.add_argument("--one-connection", type=int, metavar="WRITES", help="CPU per write")
     parser.add_argument("--py-spy", metavar="PATH", help="with --profile: sample with py-spy")
     return parser
 
@@ -370,6 +470,12 @@ def main(argv: list[str]) -> None:
     args = _parser().parse_args(argv)
     if args.serve is not None:
         _serve_main(args)
+        return
+    if args.primitives:
+        print(json.dumps(_primitives()))
+        return
+    if args.one_connection:
+        print(json.dumps({"us_per_write": _one_connection(args, args.one_connection)}))
         return
     results = [_one(args, None) for _ in range(args.repeat)]
     keys = (
