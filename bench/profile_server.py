@@ -37,6 +37,8 @@ What can be looked at:
   this process; ``--one-connection W``: the server's CPU per ASGI body
   message when the ceiling's ``/text?mode=chunk`` writes ``W`` lines on one
   connection, unpaced;
+* ``--memory``: half-way through the load, the memory live in the server
+  by the line that allocated it (tracemalloc), per stream;
 * ``--steps``: Trio's task steps, tasks spawned and waits for I/O per stream
   (counted by an instrument, the warm-up's 20 streams included);
 * ``--profile``: one more run, under cProfile (CPU time; the profiler slows
@@ -65,6 +67,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from functools import partial
@@ -135,6 +138,31 @@ def _config(port: int, settings: list[str]) -> Any:
     return config
 
 
+async def _with_snapshots(serving: Callable[[], Awaitable[object]], path: str) -> None:
+    """``serving()``, tracing allocations; on SIGUSR1, the live memory by line to ``path``."""
+    import tracemalloc
+
+    import trio
+
+    async def snapshots() -> None:
+        with trio.open_signal_receiver(signal.SIGUSR1) as signals:
+            async for _ in signals:
+                gc.collect()
+                statistics = tracemalloc.take_snapshot().statistics("lineno")
+                lines = []
+                for entry in statistics:
+                    frame = entry.traceback[0]
+                    module = _where(f"x ({frame.filename}:{frame.lineno})")[1]
+                    lines.append(f"{entry.size}\t{entry.count}\t{module}:{frame.lineno}\n")
+                await trio.Path(path).write_text("".join(lines))
+
+    tracemalloc.start()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(snapshots)
+        await serving()
+        nursery.cancel_scope.cancel()
+
+
 def _serve_main(args: argparse.Namespace) -> None:
     import importlib
 
@@ -165,6 +193,8 @@ def _serve_main(args: argparse.Namespace) -> None:
     if args.gc_freeze:
         gc.collect()
         gc.freeze()
+    if args.memory:
+        serving = partial(_with_snapshots, serving, args.memory)
     profiler = cProfile.Profile(time.process_time) if args.profile else None
     if profiler is not None:
         profiler.enable()
@@ -200,6 +230,8 @@ def _serving(args: argparse.Namespace, profile: str | None) -> Iterator[Server]:
         argv += ["--profile", profile]
     if args.steps:
         argv += ["--steps", args.steps]
+    if args.memory:
+        argv += ["--memory", args.memory]
     with tempfile.TemporaryFile() as errors:
         process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=errors)
         try:
@@ -257,12 +289,21 @@ def _sampling(py_spy: str | None, pid: int, output: str | None) -> Iterator[None
         sampler.wait(timeout=30)
 
 
+def _snapshot(pid: int) -> None:
+    os.kill(pid, signal.SIGUSR1)
+
+
 def _one(args: argparse.Namespace, profile: str | None) -> dict[str, Any]:
     with _serving(args, None if args.py_spy else profile) as server:
         _client(server, 20, 2, 0.05)
         time.sleep(0.5)
         idle, cpu = server.rss(), _cpu_seconds(server.pid)
         with RssSampler(server, 0.1) as sampler, _sampling(args.py_spy, server.pid, profile):
+            if args.memory:
+                timer = threading.Timer(
+                    args.tokens * args.interval / 2 + 1, _snapshot, [server.pid]
+                )
+                timer.start()
             result = _client(server, args.n, args.tokens, args.interval)
         user, system = (
             after - before for after, before in zip(_cpu_seconds(server.pid), cpu, strict=True)
@@ -460,6 +501,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--profile")
     parser.add_argument("--steps", metavar="PATH", help="count Trio's task steps (JSON to PATH)")
     parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--memory", metavar="PATH", help="tracemalloc: live memory by line")
     parser.add_argument("--primitives", action="store_true", help="time the write path's pieces")
     parser.add_argument("--one-connection", type=int, metavar="WRITES", help="CPU per write")
     parser.add_argument("--py-spy", metavar="PATH", help="with --profile: sample with py-spy")
@@ -492,6 +534,20 @@ def main(argv: list[str]) -> None:
     extra = ("complete", "peak_open", "per_stream")
     summary["runs"] = [{key: r[key] for key in (*keys, *extra) if key in r} for r in results]
     print(json.dumps(summary))
+    if args.memory:
+        with open(args.memory) as memory:
+            entries = [line.rstrip("\n").split("\t") for line in memory]
+        by_module: dict[str, int] = {}
+        for size, _, where in entries:
+            module = where.rsplit(":", 1)[0]
+            by_module[module] = by_module.get(module, 0) + int(size)
+        total = sum(int(size) for size, _, _ in entries)
+        print(f"traced: {total / args.n:.1f} B/stream; by module:")
+        for module, held in sorted(by_module.items(), key=lambda item: -item[1])[: args.top]:
+            print(f"{held / args.n:9.1f} B/stream  {module}")
+        print("by line:")
+        for size, count, where in entries[: args.top]:
+            print(f"{int(size) / args.n:9.1f} B/stream {int(count) / args.n:7.2f} blocks  {where}")
     if args.profile:
         _one(args, args.profile)
         deltas = args.n * args.tokens * args.lines
