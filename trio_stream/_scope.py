@@ -14,10 +14,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import anyio
-import anyio.abc
+import trio
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
+
+    from ._taskgroups import TaskGroup
 
 __all__ = ["CancellationSignal", "Scope"]
 
@@ -28,7 +30,10 @@ class CancellationSignal:
     __slots__ = ("_event",)
 
     def __init__(self) -> None:
-        self._event = anyio.Event()
+        # Trio's own event on Trio: AnyIO's wraps one, an object more per scope.
+        self._event: anyio.Event | trio.Event = (
+            trio.Event() if trio.lowlevel.in_trio_run() else anyio.Event()
+        )
 
     def is_set(self) -> bool:
         """Whether the scope has been cancelled."""
@@ -49,7 +54,7 @@ class Scope:
 
     def __init__(
         self,
-        task_group: anyio.abc.TaskGroup,
+        task_group: TaskGroup,
         parent: Scope | None,
         trace_context: Context | None = None,
     ) -> None:
