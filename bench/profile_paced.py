@@ -150,8 +150,7 @@ class _Stream(asyncio.Protocol):
 async def _client(port: int, streams: int, tokens: int, interval: float) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     request = (
-        f"GET /paced?n={tokens}&interval={interval} HTTP/1.1\r\n"
-        f"Host: 127.0.0.1:{port}\r\n\r\n"
+        f"GET /paced?n={tokens}&interval={interval} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n"
     ).encode()
     gate = asyncio.Semaphore(1000)
     opened: list[float] = []
@@ -206,7 +205,9 @@ def _start(port: int, tracing: bool) -> subprocess.Popen[bytes]:
             time.sleep(0.05)
 
 
-def _client_process(port: int, streams: int, tokens: int, interval: float) -> subprocess.Popen[str]:
+def _client_process(
+    port: int, streams: int, tokens: int, interval: float
+) -> subprocess.Popen[str]:
     argv = [sys.executable, "-m", "bench.profile_paced", "--client", str(port)]
     argv += ["--streams", str(streams), "--tokens", str(tokens), "--interval", str(interval)]
     return subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True)

@@ -99,6 +99,7 @@ class ChunkBuffer:
         "_flushers",
         "_high_water",
         "_high_water_size",
+        "_interrupted",
         "_new_event",
         "_pending",
         "_reader",
@@ -118,6 +119,7 @@ class ChunkBuffer:
         self._pending: list[StateOperation] = []
         self._high_water = high_water
         self._closed = False
+        self._interrupted = False
         self._reader: Wakeup | None = None
         self._writers: Wakeup | None = None
         self._checkpoint_if_cancelled, self._new_event = _primitives()
@@ -169,6 +171,16 @@ class ChunkBuffer:
         if self._reader is not None:
             self._wake_reader()
 
+    def interrupt_receive(self) -> None:
+        """Have the reader's ``receive_batch`` return, with an empty batch if none is queued.
+
+        A heartbeat timer's way to wake a response that waits for chunks
+        (``trio_stream.asgi._heartbeats``), without a cancel scope around
+        every wait. A reader that is not waiting returns at its next wait.
+        """
+        self._interrupted = True
+        self._wake_reader()
+
     def add_operations(self, operations: list[StateOperation]) -> None:
         """Add state operations to the pending batch."""
         self._check_open()
@@ -216,9 +228,10 @@ class ChunkBuffer:
 
         This is how a response coalesces writes: whatever the producers queued
         while the previous write was in flight leaves in one write, and a
-        chunk that arrives alone leaves alone, at once.
+        chunk that arrives alone leaves alone, at once. The batch is empty
+        only when ``interrupt_receive`` ended the wait.
         """
-        await self._wait_readable()
+        await self._wait_readable(interruptible=True)
         chunks = self._chunks
         if self._pending and len(chunks) < limit:
             # The queue is about to be empty: the state operations made since
@@ -235,8 +248,8 @@ class ChunkBuffer:
         self._release_writers()
         return batch
 
-    async def _wait_readable(self) -> None:
-        """Return once a chunk is queued; a checkpoint either way."""
+    async def _wait_readable(self, *, interruptible: bool = False) -> None:
+        """Return once a chunk is queued (or, if ``interruptible``, interrupted); a checkpoint."""
         chunks = self._chunks
         if chunks:
             await self._checkpoint_if_cancelled()
@@ -249,6 +262,10 @@ class ChunkBuffer:
             if self._closed:
                 await checkpoint()
                 raise anyio.EndOfStream
+            if self._interrupted and interruptible:
+                self._interrupted = False
+                await self._checkpoint_if_cancelled()
+                return
             if self._reader is not None:
                 raise anyio.BusyResourceError("receiving chunks from this run")
             reader = self._reader = self._new_event()
