@@ -37,6 +37,7 @@ import sys
 import threading
 import time
 import tracemalloc
+import types
 from typing import Any
 
 import trio
@@ -63,6 +64,29 @@ def _count_tasks() -> int:
         for nursery in task.child_nurseries:
             pending.extend(nursery.child_tasks)
     return count
+
+
+def _types(objects: list[Any]) -> dict[str, int]:
+    """How many GC-tracked objects of each type (coroutines by their function)."""
+    counts: dict[str, int] = {}
+    for item in objects:
+        kind = type(item)
+        code = None
+        if kind is types.CoroutineType:
+            code = item.cr_code
+        elif kind is types.GeneratorType:
+            code = item.gi_code
+        elif kind is types.FunctionType:
+            code = item.__code__
+        elif kind is types.MethodType:
+            code = getattr(item.__func__, "__code__", None)
+        if code is not None:
+            where = f"{code.co_filename.rpartition('/')[2]}:{code.co_name}"
+            name = f"{kind.__name__} {where}"
+        else:
+            name = f"{kind.__module__}.{kind.__qualname__}"
+        counts[name] = counts.get(name, 0) + 1
+    return counts
 
 
 def _growth() -> list[str]:
@@ -93,8 +117,10 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     if path == "/_probe":
         gc.collect()
         traced = tracemalloc.get_traced_memory()[0] if tracemalloc.is_tracing() else None
+        objects = gc.get_objects()
         counts: dict[str, Any] = {
-            "objects": len(gc.get_objects()),
+            "objects": len(objects),
+            "types": _types(objects),
             "blocks": sys.getallocatedblocks(),
             "traced": traced,
             "tasks": _count_tasks(),
@@ -254,6 +280,12 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         result["gc_objects_per_stream"] = round((peak["objects"] - idle["objects"]) / n, 1)
         result["blocks_per_stream"] = round((peak["blocks"] - idle["blocks"]) / n, 1)
         result["tasks_per_stream"] = round((peak["tasks"] - idle["tasks"]) / n, 2)
+        grown = {
+            name: (count - idle["types"].get(name, 0)) / n
+            for name, count in peak["types"].items()
+        }
+        top = sorted(grown.items(), key=lambda item: -item[1])[: args.top]
+        result["objects_per_stream_by_type"] = {name: round(v, 2) for name, v in top if v >= 0.5}
         if peak["traced"] is not None:
             traced = (peak["traced"] - idle["traced"]) / 1024 / n
             result["traced_kib_per_stream"] = round(traced, 1)

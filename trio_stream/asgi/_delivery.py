@@ -27,7 +27,7 @@ from starlette.types import Receive, Send
 from .._errors import HIDDEN_RUN_ERROR, SerializationError, collapse, describe, wire_message
 from .._run import ChunkStream
 from .._shutdown import Shutdown
-from .._taskgroups import create_task_group
+from .._taskgroups import TaskGroup, create_task_group
 from ..chunks import ErrorChunk
 from ..formats import StreamEncoder
 from ._heartbeats import watch_silence
@@ -129,28 +129,18 @@ async def until_interrupted(
     Returns ``None`` if ``work`` finished, else the interruption; a
     ``ClientGone`` from a write counts as a disconnect.
     """
-    interruption: Interruption | None = None
+    listener = _Listener(receive)
     try:
         async with create_task_group() as request:
-
-            def interrupt(reason: Literal["disconnect", "shutdown"]) -> None:
-                nonlocal interruption
-                interruption = Interruption(reason, time.perf_counter())
-                request.cancel_scope.cancel()
-
-            async def cancel_on_disconnect() -> None:
-                while (await receive())["type"] != "http.disconnect":
-                    pass
-                interrupt("disconnect")
-
-            request.start_soon(cancel_on_disconnect)
+            listener.request = request
+            request.start_soon(listener.listen)
             withdraw = None
             if shutdown is not None:
-                withdraw = shutdown.on_cut_off(lambda: interrupt("shutdown"))
+                withdraw = shutdown.on_cut_off(listener.cut_off)
             try:
                 await work()
             except ClientGone:
-                interruption = Interruption("disconnect", time.perf_counter())
+                listener.interruption = Interruption("disconnect", time.perf_counter())
             finally:
                 if withdraw is not None:
                     withdraw()
@@ -163,8 +153,37 @@ async def until_interrupted(
         if single is group:
             raise
     else:
-        return interruption
+        return listener.interruption
     raise single
+
+
+class _Listener:
+    """The task group of ``until_interrupted``'s work, and what interrupted it.
+
+    An object with two methods rather than closures: a response holds it for
+    its whole life, and thousands of responses are open at once.
+    """
+
+    __slots__ = ("interruption", "receive", "request")
+
+    def __init__(self, receive: Receive) -> None:
+        self.receive = receive
+        self.request: TaskGroup | None = None
+        self.interruption: Interruption | None = None
+
+    def _interrupt(self, reason: Literal["disconnect", "shutdown"]) -> None:
+        self.interruption = Interruption(reason, time.perf_counter())
+        assert self.request is not None
+        self.request.cancel_scope.cancel()
+
+    async def listen(self) -> None:
+        receive = self.receive
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        self._interrupt("disconnect")
+
+    def cut_off(self) -> None:
+        self._interrupt("shutdown")
 
 
 async def write_chunks(
