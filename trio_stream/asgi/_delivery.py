@@ -208,13 +208,16 @@ async def write_chunks(
     of a millisecond or more goes out at once, so paced tokens are not delayed.
     """
     clock, sleep_until = _clock()
+    # The queue's own method: the stream's checks of the limit, and its frame
+    # held while a paced stream waits, are not needed here.
+    receive_batch = chunks._buffer.receive_batch
     silence = None if heartbeat is None else watch_silence(chunks, heartbeat)
     last_write = -math.inf
     try:
         while True:
             try:
                 if silence is None:
-                    batch = await chunks.receive_batch(_BATCH_LIMIT)
+                    batch = await receive_batch(_BATCH_LIMIT)
                 else:
                     next_batch = await silence.next_batch(chunks, _BATCH_LIMIT)
                     if next_batch is None:
@@ -228,7 +231,7 @@ async def write_chunks(
             if len(batch) < _BATCH_LIMIT and linger_until > clock():
                 await sleep_until(linger_until)
                 if chunks.queued:
-                    batch += await chunks.receive_batch(_BATCH_LIMIT - len(batch))
+                    batch += await receive_batch(_BATCH_LIMIT - len(batch))
             try:
                 body = encoder.encode(batch)
             except Exception as exc:

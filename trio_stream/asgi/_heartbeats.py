@@ -44,8 +44,9 @@ class TimedSilence:
 
     async def next_batch(self, chunks: ChunkStream, limit: int) -> list[Chunk] | None:
         """The next batch, or ``None`` once the silence has lasted ``interval``."""
+        buffer = chunks._buffer  # straight to the queue: one frame less per waiting stream
         while True:
-            batch = await chunks.receive_batch(limit)
+            batch = await buffer.receive_batch(limit)
             if batch:
                 return batch
             if trio.current_time() >= self.last + self.interval:
