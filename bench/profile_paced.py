@@ -281,8 +281,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         result["blocks_per_stream"] = round((peak["blocks"] - idle["blocks"]) / n, 1)
         result["tasks_per_stream"] = round((peak["tasks"] - idle["tasks"]) / n, 2)
         grown = {
-            name: (count - idle["types"].get(name, 0)) / n
-            for name, count in peak["types"].items()
+            name: (count - idle["types"].get(name, 0)) / n for name, count in peak["types"].items()
         }
         top = sorted(grown.items(), key=lambda item: -item[1])[: args.top]
         result["objects_per_stream_by_type"] = {name: round(v, 2) for name, v in top if v >= 0.5}

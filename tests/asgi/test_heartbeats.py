@@ -70,13 +70,31 @@ async def test_each_stream_keeps_its_own_interval_next_to_others() -> None:
     assert 4 <= len(short[1:-1]) <= 8, short
 
 
-async def test_the_timer_holds_nothing_of_a_stream_that_ended(anyio_backend: str) -> None:
+async def test_the_timer_ends_with_the_last_stream_it_watches(anyio_backend: str) -> None:
     if anyio_backend != "trio":
         pytest.skip("the heartbeat timer is Trio's; elsewhere a timeout per wait does the job")
-    from trio_stream.asgi._heartbeats import _TIMER
+    import trio
 
+    def timers() -> int:
+        root = trio.lowlevel.current_root_task()
+        assert root is not None
+        tasks = [task for nursery in root.child_nurseries for task in nursery.child_tasks]
+        return sum(task.name == "trio_stream heartbeats" for task in tasks)
+
+    async def long(controller: RunController) -> None:
+        controller.append_text("a")
+        await trio.sleep(0.3)
+
+    async with trio.open_nursery() as streams:
+        for _ in range(3):
+            streams.start_soon(
+                writes, RunResponse(create_run(long), encoder=Passthrough(), heartbeat=60)
+            )
+        await trio.sleep(0.1)
+        assert timers() == 1  # one for the three streams
+    await trio.testing.wait_all_tasks_blocked()
+    assert timers() == 0
     body = await writes(RunResponse(create_run(paced(1, 0)), encoder=Passthrough(), heartbeat=60))
     assert body == [b"data: 0\n\n"]
-    entries = _TIMER.get()._due
-    assert len(entries) == 1
-    assert entries[0][2].buffer is None
+    await trio.testing.wait_all_tasks_blocked()
+    assert timers() == 0

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextvars
 import heapq
-import math
 
 import anyio
 import trio
@@ -34,9 +33,10 @@ __all__ = ["ScopedSilence", "Silence", "TimedSilence", "watch_silence"]
 class TimedSilence:
     """A stream's silence, watched by the event loop's ``_Timer`` (Trio)."""
 
-    __slots__ = ("buffer", "interval", "last")
+    __slots__ = ("_timer", "buffer", "interval", "last")
 
-    def __init__(self, buffer: ChunkBuffer, interval: float) -> None:
+    def __init__(self, timer: _Timer, buffer: ChunkBuffer, interval: float) -> None:
+        self._timer = timer
         self.buffer: ChunkBuffer | None = buffer
         self.interval = interval
         self.last = trio.current_time()
@@ -56,9 +56,9 @@ class TimedSilence:
         self.last = at
 
     def close(self) -> None:
-        # The timer drops the entry when it comes up; until then it holds
-        # nothing of the stream's.
-        self.buffer = None
+        if self.buffer is not None:
+            self.buffer = None
+            self._timer.ended()
 
 
 class ScopedSilence:
@@ -85,12 +85,19 @@ Silence = TimedSilence | ScopedSilence
 
 
 class _Timer:
-    """One task per Trio run that wakes the streams whose silence is due."""
+    """One task per Trio run that wakes the streams whose silence is due.
 
-    __slots__ = ("_due", "_sleep")
+    Its entries are dropped lazily: an ended stream's when it comes up, or
+    all of them at once when they are half of what it holds, so that it
+    holds little more than the streams open. With none left, the task ends;
+    the next stream with a heartbeat starts another.
+    """
+
+    __slots__ = ("_due", "_ended", "_sleep")
 
     def __init__(self) -> None:
         self._due: list[tuple[float, int, TimedSilence]] = []
+        self._ended = 0  # entries of streams that have ended
         self._sleep: trio.CancelScope | None = None
 
     def add(self, silence: TimedSilence) -> None:
@@ -100,13 +107,23 @@ class _Timer:
         if sleep is not None and due < sleep.deadline:
             sleep.deadline = due
 
+    def ended(self) -> None:
+        self._ended += 1
+        if self._ended * 2 >= len(self._due):
+            self._due = [entry for entry in self._due if entry[2].buffer is not None]
+            heapq.heapify(self._due)
+            self._ended = 0
+            if not self._due and self._sleep is not None:
+                self._sleep.cancel()  # nothing left to watch: the task ends
+
     async def run(self) -> None:
-        while True:
-            with trio.CancelScope(deadline=self._due[0][0] if self._due else math.inf) as sleep:
+        while self._due:
+            with trio.CancelScope(deadline=self._due[0][0]) as sleep:
                 self._sleep = sleep
                 await trio.sleep_forever()
             self._sleep = None
             self._wake_due(trio.current_time())
+        _TIMER.set(None)
 
     def _wake_due(self, now: float) -> None:
         due = self._due
@@ -114,7 +131,8 @@ class _Timer:
             _, key, silence = heapq.heappop(due)
             buffer = silence.buffer
             if buffer is None:
-                continue  # the stream has ended
+                self._ended -= 1
+                continue
             deadline = silence.last + silence.interval
             if deadline <= now:
                 buffer.interrupt_receive()
@@ -122,27 +140,29 @@ class _Timer:
             heapq.heappush(due, (deadline, key, silence))
 
 
-_TIMER: trio.lowlevel.RunVar[_Timer] = trio.lowlevel.RunVar("trio_stream heartbeat timer")
+_TIMER: trio.lowlevel.RunVar[_Timer | None] = trio.lowlevel.RunVar(
+    "trio_stream heartbeat timer", default=None
+)
 
 
 def _timer() -> _Timer:
-    try:
-        return _TIMER.get()
-    except LookupError:
+    timer = _TIMER.get()
+    if timer is None:
         timer = _Timer()
         _TIMER.set(timer)
         # A context of its own: the request that happens to start it must not
-        # lend it its log fields or its span for the rest of the run.
+        # lend it its log fields or its span for as long as it runs.
         trio.lowlevel.spawn_system_task(
             timer.run, name="trio_stream heartbeats", context=contextvars.Context()
         )
-        return timer
+    return timer
 
 
 def watch_silence(chunks: ChunkStream, interval: float) -> Silence:
     """Start watching a stream's silence; ``close()`` the result when the stream ends."""
     if not trio.lowlevel.in_trio_run():
         return ScopedSilence(interval)
-    silence = TimedSilence(chunks._buffer, interval)
-    _timer().add(silence)
+    timer = _timer()
+    silence = TimedSilence(timer, chunks._buffer, interval)
+    timer.add(silence)
     return silence
