@@ -18,8 +18,6 @@ from contextlib import aclosing
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVarTuple
 
-import anyio
-
 from . import _ids
 from ._buffer import ChunkBuffer, chunk_size
 from ._checks import (
@@ -36,7 +34,7 @@ from ._json import encode_checked, normalized
 from ._remote import RemoteOutcome, relay_remote_run
 from ._scope import CancellationSignal, Scope
 from ._state import Key, StateProxy, StateTree
-from ._taskgroups import exit_task_group
+from ._taskgroups import create_task_group, exit_task_group
 from ._telemetry import RunTelemetry, SubstreamTelemetry, ToolTelemetry, error_reference, log_extra
 from .chunks import (
     CHUNK_TYPES,
@@ -649,7 +647,7 @@ class Substream:
             raise RuntimeError("a sub-stream can be entered only once")
         owner = self._owner
         await owner._buffer.wait_writable()
-        task_group = anyio.create_task_group()
+        task_group = create_task_group()
         await task_group.__aenter__()
         parent = self._within if self._within is not None else owner._scope.trace_context
         telemetry = self._telemetry = owner._telemetry.substream_opened(parent, self._parent_id)

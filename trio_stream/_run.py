@@ -8,10 +8,12 @@ A run is started by entering it::
 
 Entering opens a task group that lives exactly as long as the ``async with``
 block. Inside it, a supervisor task opens the run's own nursery and calls
-``callback(controller)`` there; everything the callback starts runs in that
-nursery or in nurseries nested inside it. Leaving the block, however it is
-left, cancels whatever is still running and waits for it, so no task of the
-run outlives the block.
+``callback(controller)`` in that nursery's body (a task of its own would be
+one more per run, for nothing: the body is cancelled with the nursery, and
+its failure cancels the nursery's tasks, as a task's would); everything the
+callback starts runs in that nursery or in nurseries nested inside it.
+Leaving the block, however it is left, cancels whatever is still running and
+waits for it, so no task of the run outlives the block.
 
 Why two nurseries: if a task of the run fails, its siblings must be
 cancelled, but the consumer (the body of the ``async with``) must not be:
@@ -34,7 +36,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import anyio
-import anyio.abc
 
 from ._buffer import ChunkBuffer
 from ._controller import RunController
@@ -42,6 +43,7 @@ from ._errors import HIDDEN_RUN_ERROR, UsageError, collapse, leaf_exceptions, wi
 from ._json import normalized
 from ._scope import Scope
 from ._state import StateTree
+from ._taskgroups import TaskGroup, create_task_group
 from ._telemetry import RunOutcome, RunTelemetry, log_extra
 from .chunks import Chunk, ErrorChunk
 
@@ -147,7 +149,7 @@ class Run:
         self._high_water_size = high_water_size
         self._entered = False
         self._buffer: ChunkBuffer | None = None
-        self._task_group: anyio.abc.TaskGroup | None = None
+        self._task_group: TaskGroup | None = None
         self._root: Scope | None = None
         self._failure: BaseException | None = None
         self._telemetry = RunTelemetry(callback)
@@ -168,7 +170,7 @@ class Run:
         self._entered = True
         self._telemetry.entered()
         buffer = self._buffer = ChunkBuffer(self._high_water_mark, self._high_water_size)
-        task_group = anyio.create_task_group()
+        task_group = create_task_group()
         await task_group.__aenter__()
         self._task_group = task_group
         task_group.start_soon(self._supervise, buffer, name=f"trio_stream run {self._callback!r}")
@@ -178,7 +180,7 @@ class Run:
         telemetry = self._telemetry
         current = telemetry.activate()  # the run's tasks, started from here, inherit its span
         try:
-            async with anyio.create_task_group() as task_group:
+            async with create_task_group() as task_group:
                 self._root = Scope(task_group, None, telemetry.trace_context)
                 state = StateTree(self._initial_state, buffer.add_operations)
                 controller = RunController(
@@ -189,7 +191,7 @@ class Run:
                     expose_errors=self._expose_errors,
                     telemetry=telemetry,
                 )
-                task_group.start_soon(self._callback, controller)
+                await self._callback(controller)
         except Exception as exc:
             # Only a group of Exceptions lands here: a failure that arrives
             # together with a cancellation is a BaseExceptionGroup and

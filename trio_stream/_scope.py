@@ -14,32 +14,47 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import anyio
-import anyio.abc
+import trio
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
+
+    from ._taskgroups import TaskGroup
 
 __all__ = ["CancellationSignal", "Scope"]
 
 
 class CancellationSignal:
-    """A read-only view of whether a scope has been cancelled."""
+    """A read-only view of whether a scope has been cancelled.
 
-    __slots__ = ("_event",)
+    Most scopes are never waited on, only polled, if at all: the event a
+    wait needs is made by the first ``wait()``, not for every run.
+    """
+
+    __slots__ = ("_event", "_set_already")
 
     def __init__(self) -> None:
-        self._event = anyio.Event()
+        self._set_already = False
+        self._event: anyio.Event | trio.Event | None = None
 
     def is_set(self) -> bool:
         """Whether the scope has been cancelled."""
-        return self._event.is_set()
+        return self._set_already
 
     async def wait(self) -> None:
         """Wait until the scope is cancelled."""
-        await self._event.wait()
+        event = self._event
+        if event is None:
+            # Trio's own event on Trio: AnyIO's wraps one.
+            event = self._event = trio.Event() if trio.lowlevel.in_trio_run() else anyio.Event()
+            if self._set_already:
+                event.set()
+        await event.wait()
 
     def _set(self) -> None:
-        self._event.set()
+        self._set_already = True
+        if self._event is not None:
+            self._event.set()
 
 
 class Scope:
@@ -49,7 +64,7 @@ class Scope:
 
     def __init__(
         self,
-        task_group: anyio.abc.TaskGroup,
+        task_group: TaskGroup,
         parent: Scope | None,
         trace_context: Context | None = None,
     ) -> None:

@@ -80,6 +80,27 @@ class LifespanGuard:
                 return
 
 
+class _Served:
+    """What ``serve`` hands hypercorn: the app behind ``LifespanGuard`` and ``ShutdownNotice``.
+
+    A request goes to ``ShutdownNotice``, which returns the app's own
+    coroutine: no frame of a wrapper is held for as long as each stream
+    lasts, thousands of times over. (Hypercorn is told the app is ASGI, so
+    that a plain method returning the coroutine will do.)
+    """
+
+    __slots__ = ("_guard", "_notice")
+
+    def __init__(self, app: ASGIApp, shutdown: Shutdown) -> None:
+        self._guard = LifespanGuard(app)
+        self._notice = ShutdownNotice(app, shutdown)
+
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        if scope["type"] == "lifespan":
+            return self._guard(scope, receive, send)
+        return self._notice(scope, receive, send)
+
+
 def default_config() -> Config:
     """Hypercorn's defaults, but for the listen backlog (see ``DEFAULT_BACKLOG``)."""
     config = Config()
@@ -129,7 +150,7 @@ async def serve(
     async with trio.open_nursery() as nursery:
         nursery.start_soon(shutdown.cut_off_when_due)
         await hypercorn_serve(
-            LifespanGuard(ShutdownNotice(app, shutdown)),  # type: ignore[arg-type]
+            _Served(app, shutdown),  # type: ignore[arg-type]
             config,
             shutdown_trigger=shutdown_begins,
             task_status=task_status,

@@ -19,7 +19,7 @@ them write. Served by anything else, responses behave as before.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import trio
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -117,13 +117,15 @@ class ShutdownNotice:
         self.app = app
         self.shutdown = shutdown
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # The app's coroutine is returned as it is: no frame of this
+        # middleware is held for as long as each stream lasts.
         if scope["type"] == "http":
             extensions = scope.get("extensions")
             if extensions is None:
                 extensions = scope["extensions"] = {}
             extensions[SCOPE_KEY] = self.shutdown
-        await self.app(scope, receive, send)
+        return self.app(scope, receive, send)
 
 
 def shutdown_of(scope: Scope) -> Shutdown | None:

@@ -18,16 +18,19 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NoReturn
 
 import anyio
+import trio
 from starlette.types import Receive, Send
 
 from .._errors import HIDDEN_RUN_ERROR, SerializationError, collapse, describe, wire_message
 from .._run import ChunkStream
 from .._shutdown import Shutdown
+from .._taskgroups import TaskGroup, create_task_group
 from ..chunks import ErrorChunk
 from ..formats import StreamEncoder
+from ._heartbeats import watch_silence
 
 __all__ = [
     "COALESCE_WINDOW",
@@ -126,28 +129,18 @@ async def until_interrupted(
     Returns ``None`` if ``work`` finished, else the interruption; a
     ``ClientGone`` from a write counts as a disconnect.
     """
-    interruption: Interruption | None = None
+    listener = _Listener(receive)
     try:
-        async with anyio.create_task_group() as request:
-
-            def interrupt(reason: Literal["disconnect", "shutdown"]) -> None:
-                nonlocal interruption
-                interruption = Interruption(reason, time.perf_counter())
-                request.cancel_scope.cancel()
-
-            async def cancel_on_disconnect() -> None:
-                while (await receive())["type"] != "http.disconnect":
-                    pass
-                interrupt("disconnect")
-
-            request.start_soon(cancel_on_disconnect)
+        async with create_task_group() as request:
+            listener.request = request
+            request.start_soon(listener.listen)
             withdraw = None
             if shutdown is not None:
-                withdraw = shutdown.on_cut_off(lambda: interrupt("shutdown"))
+                withdraw = shutdown.on_cut_off(listener.cut_off)
             try:
                 await work()
             except ClientGone:
-                interruption = Interruption("disconnect", time.perf_counter())
+                listener.interruption = Interruption("disconnect", time.perf_counter())
             finally:
                 if withdraw is not None:
                     withdraw()
@@ -160,8 +153,37 @@ async def until_interrupted(
         if single is group:
             raise
     else:
-        return interruption
+        return listener.interruption
     raise single
+
+
+class _Listener:
+    """The task group of ``until_interrupted``'s work, and what interrupted it.
+
+    An object with two methods rather than closures: a response holds it for
+    its whole life, and thousands of responses are open at once.
+    """
+
+    __slots__ = ("interruption", "receive", "request")
+
+    def __init__(self, receive: Receive) -> None:
+        self.receive = receive
+        self.request: TaskGroup | None = None
+        self.interruption: Interruption | None = None
+
+    def _interrupt(self, reason: Literal["disconnect", "shutdown"]) -> None:
+        self.interruption = Interruption(reason, time.perf_counter())
+        assert self.request is not None
+        self.request.cancel_scope.cancel()
+
+    async def listen(self) -> None:
+        receive = self.receive
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        self._interrupt("disconnect")
+
+    def cut_off(self) -> None:
+        self._interrupt("shutdown")
 
 
 async def write_chunks(
@@ -172,9 +194,9 @@ async def write_chunks(
 ) -> None:
     """Encode a run's chunks batch by batch and ``write`` each body, until the run ends.
 
-    After ``heartbeat`` seconds without a chunk, the format's keep-alive is
-    written instead. A chunk the encoder refuses becomes an error chunk and a
-    ``SerializationError``.
+    After ``heartbeat`` seconds without a write, the format's keep-alive is
+    written instead (see ``_heartbeats``). A chunk the encoder refuses becomes
+    an error chunk and a ``SerializationError``.
 
     Writes are coalesced. Everything queued while a write was in flight leaves
     in the next one; and when chunks follow each other closer than
@@ -185,33 +207,60 @@ async def write_chunks(
     thousands of writes into a few hundred. A chunk that comes after a pause
     of a millisecond or more goes out at once, so paced tokens are not delayed.
     """
+    clock, sleep_until = _clock()
+    # The queue's own method: the stream's checks of the limit, and its frame
+    # held while a paced stream waits, are not needed here.
+    receive_batch = chunks._buffer.receive_batch
+    silence = None if heartbeat is None else watch_silence(chunks, heartbeat)
     last_write = -math.inf
-    while True:
-        try:
-            if heartbeat is None:
-                batch = await chunks.receive_batch(_BATCH_LIMIT)
-            else:
-                with anyio.move_on_after(heartbeat) as idle:
-                    batch = await chunks.receive_batch(_BATCH_LIMIT)
-                if idle.cancelled_caught:
-                    await write(encoder.keepalive)
-                    continue
-        except anyio.EndOfStream:
-            return
-        linger_until = last_write + COALESCE_WINDOW
-        if len(batch) < _BATCH_LIMIT and linger_until > anyio.current_time():
-            await anyio.sleep_until(linger_until)
-            if chunks.queued:
-                batch += await chunks.receive_batch(_BATCH_LIMIT - len(batch))
-        try:
-            body = encoder.encode(batch)
-        except Exception as exc:
-            error = SerializationError(
-                f"a chunk could not be encoded for the wire: {describe(exc)}"
-            )
-            message = wire_message(error, expose=chunks.expose_errors, hidden=HIDDEN_RUN_ERROR)
-            await write(encoder.encode([ErrorChunk(message)]))
-            raise error from exc
-        if body:
-            await write(body)
-            last_write = anyio.current_time()
+    try:
+        while True:
+            try:
+                if silence is None:
+                    batch = await receive_batch(_BATCH_LIMIT)
+                else:
+                    next_batch = await silence.next_batch(chunks, _BATCH_LIMIT)
+                    if next_batch is None:
+                        await write(encoder.keepalive)
+                        silence.wrote(clock())
+                        continue
+                    batch = next_batch
+            except anyio.EndOfStream:
+                return
+            linger_until = last_write + COALESCE_WINDOW
+            if len(batch) < _BATCH_LIMIT and linger_until > clock():
+                await sleep_until(linger_until)
+                if chunks.queued:
+                    batch += await receive_batch(_BATCH_LIMIT - len(batch))
+            try:
+                body = encoder.encode(batch)
+            except Exception as exc:
+                await _refuse(exc, encoder, write, chunks.expose_errors)
+            if body:
+                await write(body)
+                last_write = clock()
+                if silence is not None:
+                    silence.wrote(last_write)
+    finally:
+        if silence is not None:
+            silence.close()
+
+
+def _clock() -> tuple[Callable[[], float], Callable[[float], Awaitable[None]]]:
+    """The event loop's clock and ``sleep_until``: Trio's own on Trio, cheaper than AnyIO's."""
+    if trio.lowlevel.in_trio_run():
+        return trio.current_time, trio.sleep_until
+    return anyio.current_time, anyio.sleep_until
+
+
+async def _refuse(
+    exc: Exception,
+    encoder: StreamEncoder,
+    write: Callable[[bytes], Awaitable[None]],
+    expose_errors: bool,
+) -> NoReturn:
+    """Write the error chunk for a chunk the encoder refused, and raise ``SerializationError``."""
+    error = SerializationError(f"a chunk could not be encoded for the wire: {describe(exc)}")
+    message = wire_message(error, expose=expose_errors, hidden=HIDDEN_RUN_ERROR)
+    await write(encoder.encode([ErrorChunk(message)]))
+    raise error from exc

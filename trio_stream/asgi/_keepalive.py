@@ -30,10 +30,9 @@ from types import TracebackType
 from typing import Any
 
 import anyio
-import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from .._taskgroups import exit_task_group
+from .._taskgroups import TaskGroup, create_task_group, exit_task_group
 from ..formats._sse import KEEPALIVE
 
 __all__ = ["KeepAlivePieces", "add_keepalive", "add_sse_heartbeat"]
@@ -111,7 +110,7 @@ class _KeepAlive:
         self._stream = stream
         self._interval = interval
         self._token = token
-        self._reader: anyio.abc.TaskGroup | None = None
+        self._reader: TaskGroup | None = None
         self._receive: MemoryObjectReceiveStream[bytes] | None = None
 
     async def __aenter__(self) -> KeepAlivePieces:
@@ -119,7 +118,7 @@ class _KeepAlive:
             raise RuntimeError("a keep-alive block can be entered only once")
         send, receive = anyio.create_memory_object_stream[bytes](0)
         pieces = KeepAlivePieces(receive, self._interval, self._token)
-        reader = self._reader = anyio.create_task_group()
+        reader = self._reader = create_task_group()
         await reader.__aenter__()
         reader.start_soon(
             _read, self._stream, send, pieces._failure, name="trio_stream keep-alive"
