@@ -1,0 +1,135 @@
+"""Runs of data stream delta lines, read at once into one merged delta each.
+
+A data stream carries text as a line per delta: ``0:"tok "`` at the top
+level, ``aui-text-delta:{"textDelta":"tok ","parentId":"call_1"}`` under a
+parent; reasoning likewise (``g:``, ``aui-reasoning-delta:``). A body from a
+model, or from a producer that sends every delta as it comes, is thousands
+of such lines, and reading them one by one costs about a microsecond each in
+Python. A run of consecutive lines of one kind is read here with one JSON
+decode of the run made into an array, at C speed, into one delta per parent:
+what ``StreamDecoder.feed_merged`` gives.
+
+The array is made by replacing the line breaks between the run's lines with
+commas, and it must decode into as many values as the run has lines, each
+of the one shape that kind of line has. A line that is anything else (an
+extra field, a value of another type, two values on one line) fails that,
+and the caller reads the run line by line instead: it gets the same chunks,
+or the same ``DecodeError`` at the same offset, as ``feed`` would. The
+replaced line breaks keep the check sound: a JSON string cannot hold a raw
+line break, so no comma put in can fall inside a string and join two
+malformed lines into one well-formed value.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from itertools import groupby
+from operator import attrgetter
+
+import msgspec
+
+from ..chunks import Chunk, ReasoningDeltaChunk, TextDeltaChunk
+
+__all__ = ["RUN_START", "read_run"]
+
+RUN_START = re.compile(rb"^(?:0:|g:|aui-text-delta:\{|aui-reasoning-delta:\{)", re.MULTILINE)
+"""Where a line that may start a run of delta lines starts."""
+
+_strings = msgspec.json.Decoder(list[str]).decode
+
+
+class _NestedText(msgspec.Struct, forbid_unknown_fields=True):
+    text: str = msgspec.field(name="textDelta")
+    parent_id: str = msgspec.field(name="parentId")
+
+
+class _NestedReasoning(msgspec.Struct, forbid_unknown_fields=True):
+    text: str = msgspec.field(name="reasoningDelta")
+    parent_id: str = msgspec.field(name="parentId")
+
+
+_nested_texts = msgspec.json.Decoder(list[_NestedText]).decode
+_nested_reasonings = msgspec.json.Decoder(list[_NestedReasoning]).decode
+
+_parent = attrgetter("parent_id")
+_text = attrgetter("text")
+
+
+def _top_level(run: bytes, code: bytes) -> list[str] | None:
+    """The strings of a run of ``code`` + JSON string lines, one per line; else ``None``."""
+    array = b"[" + run[len(code) :].replace(b"\n" + code, b",\n") + b"]"
+    try:
+        values = _strings(array)
+    except ValueError:  # msgspec's DecodeError, or UTF-8 that is not
+        return None
+    return values if len(values) == run.count(b"\n") else None
+
+
+def _text_run(run: bytes) -> list[Chunk] | None:
+    values = _top_level(run, b"0:")
+    return None if values is None else [TextDeltaChunk("".join(values))]
+
+
+def _reasoning_run(run: bytes) -> list[Chunk] | None:
+    values = _top_level(run, b"g:")
+    return None if values is None else [ReasoningDeltaChunk("".join(values))]
+
+
+def _nested(
+    run: bytes, code: bytes, decode: Callable[[bytes], list[_NestedText] | list[_NestedReasoning]]
+) -> list[tuple[str, str]] | None:
+    """A run of ``code`` + object lines as (parent id, text) per parent in turn; else ``None``.
+
+    Each line must be one object, closed on its line: every break between
+    two lines is ``}`` then the next ``code{``, so that each comma put in
+    separates two values of the array, never two fields of one.
+    """
+    between = b"}\n" + code + b"{"
+    lines = run.count(b"\n")
+    if not run.endswith(b"}\n") or run.count(between) != lines - 1:
+        return None
+    try:
+        values = decode(b"[" + run[len(code) :].replace(between, b"},\n{") + b"]")
+    except ValueError:
+        return None
+    if len(values) != lines:
+        return None
+    return [
+        (parent_id, "".join(map(_text, group))) for parent_id, group in groupby(values, _parent)
+    ]
+
+
+def _nested_text_run(run: bytes) -> list[Chunk] | None:
+    parts = _nested(run, b"aui-text-delta:", _nested_texts)
+    return None if parts is None else [TextDeltaChunk(text, parent) for parent, text in parts]
+
+
+def _nested_reasoning_run(run: bytes) -> list[Chunk] | None:
+    parts = _nested(run, b"aui-reasoning-delta:", _nested_reasonings)
+    if parts is None:
+        return None
+    return [ReasoningDeltaChunk(text, parent) for parent, text in parts]
+
+
+_Reader = Callable[[bytes], list[Chunk] | None]
+
+_KINDS: dict[bytes, tuple[re.Pattern[bytes], _Reader]] = {
+    # What starts the run's lines: the first line break not followed by it
+    # (the run's end), and the run's reader.
+    b"0:": (re.compile(rb"\n(?!0:)"), _text_run),
+    b"g:": (re.compile(rb"\n(?!g:)"), _reasoning_run),
+    b"aui-text-delta:{": (re.compile(rb"\n(?!aui-text-delta:)"), _nested_text_run),
+    b"aui-reasoning-delta:{": (re.compile(rb"\n(?!aui-reasoning-delta:)"), _nested_reasoning_run),
+}
+
+
+def read_run(block: bytes, start: re.Match[bytes]) -> tuple[int, list[Chunk] | None]:
+    """The run of delta lines of ``block`` (whole lines) that ``start`` (a ``RUN_START``
+    match) begins: where it ends, and its chunks, or ``None`` if some line of it is not
+    well-formed and it has to be read line by line."""
+    end_of_run, read = _KINDS[start.group()]
+    found = end_of_run.search(block, start.start())
+    assert found is not None  # the block ends with a line break
+    stop = found.end()
+    return stop, read(block[start.start() : stop])
