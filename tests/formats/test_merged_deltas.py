@@ -28,30 +28,7 @@ from trio_stream.chunks import (
 )
 from trio_stream.formats import FORMATS, merged_deltas
 
-from .runs import pieces, runs
-
-
-def joined(chunks: list[Chunk]) -> list[Any]:
-    """What a reader makes of ``chunks``: each run of deltas of one part joined, as
-    (kind, part, text); every other chunk as it is."""
-    message: list[Any] = []
-    for chunk in chunks:
-        match chunk:
-            case TextDeltaChunk(text_delta=text, parent_id=part):
-                key: tuple[str, str | None] | None = ("text", part)
-            case ReasoningDeltaChunk(reasoning_delta=text, parent_id=part):
-                key = ("reasoning", part)
-            case ToolCallDeltaChunk(args_text_delta=text, tool_call_id=part):
-                key = ("arguments", part)
-            case _:
-                key = None
-        if key is None:
-            message.append(chunk)
-        elif message and isinstance(message[-1], list) and message[-1][0] == key:
-            message[-1][1] += text
-        else:
-            message.append([key, text])
-    return message
+from .runs import joined, pieces, runs
 
 
 def encoded(name: str, chunks: list[Chunk]) -> bytes:
