@@ -641,6 +641,11 @@ MALFORMED_RUNS = [
         lines('aui-text-delta:{"textDelta":"a","parentId":null}'), 15, id="a-null-parent"
     ),
     pytest.param(b'0:"a"\n0:"\xff"\n0:"b"\n', 9, id="not-utf-8"),
+    pytest.param(b'0:"\xc3"\n0:"\xa9"\n', 3, id="utf-8-cut-between-lines"),
+    pytest.param(b'0:"a"\n0:"\x01"\n', 8, id="a-control-character"),
+    pytest.param(b'0:"a"\n0:"\n0:"b"\n', 8, id="a-lone-quote"),
+    pytest.param(b'0:"\n', 2, id="a-line-of-one-quote"),
+    pytest.param(lines('0:"a"', '0:"b" "c"'), 8, id="two-strings-side-by-side"),
     pytest.param(lines('0:"a"', '0:"\\ud83d"', '0:"\\ude00"'), 8, id="lone-surrogates"),
 ]
 
