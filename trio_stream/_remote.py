@@ -77,9 +77,10 @@ CHECKPOINT_EVERY = 256
 """Relayed chunks between two checkpoints of a relay, at most.
 
 A relay puts chunks in the run without a task switch each (see
-``ToolCallController._relay``); one network read can bring thousands, and
-the run's other tasks (other relays, the response writing them out) get in
-at least this often, about every millisecond.
+``ToolCallController._relay``); one network read can bring thousands (of
+chunks that no merging joins: tool calls, data, deltas of parts taking
+turns), and the run's other tasks (other relays, the response writing them
+out) get in at least this often, about every millisecond.
 """
 
 
