@@ -168,17 +168,27 @@ def own(chunk: Chunk) -> bool:
     return getattr(chunk, "tool_call_id", None) == CALL
 
 
+@st.composite
+def cut_runs(draw: st.DrawFn) -> tuple[list[Chunk], list[str]]:
+    """A remote run, and its data stream body cut into pieces (bytes as Latin-1 text).
+
+    Drawn whole before the test's coroutine starts, so that Hypothesis never
+    stops a draw inside a task of the event loop.
+    """
+    run: list[Chunk] = [c for c in draw(runs(max_chunks=40)) if not isinstance(c, LEFT_OUT)]
+    encoder = DataStreamEncoder()
+    body = encoder.encode(run) + encoder.finish()
+    return run, [piece.decode("latin-1") for piece in draw(pieces(body))]
+
+
 @settings(
     max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(data=st.data())
+@given(cut_run=cut_runs())
 async def test_a_relayed_run_is_the_remote_run_renamed_however_its_body_is_cut(
-    remote: str, data: st.DataObject
+    remote: str, cut_run: tuple[list[Chunk], list[str]]
 ) -> None:
-    run: list[Chunk] = [c for c in data.draw(runs(max_chunks=40)) if not isinstance(c, LEFT_OUT)]
-    encoder = DataStreamEncoder()
-    body = encoder.encode(run) + encoder.finish()
-    cut = [piece.decode("latin-1") for piece in data.draw(pieces(body))]
+    run, cut = cut_run
 
     async def relay(controller: RunController) -> None:
         controller.spawn_remote_tool_call(

@@ -33,10 +33,14 @@ import msgspec
 
 from ..chunks import Chunk, ReasoningDeltaChunk, TextDeltaChunk
 
-__all__ = ["RUN_START", "read_run"]
+__all__ = ["Run", "next_run"]
 
-RUN_START = re.compile(rb"^(?:0:|g:|aui-text-delta:\{|aui-reasoning-delta:\{)", re.MULTILINE)
-"""Where a line that may start a run of delta lines starts."""
+_CODES = rb"(0:|g:|aui-text-delta:\{|aui-reasoning-delta:\{)"
+_RUN_HERE = re.compile(_CODES + rb"[^\n]*\n(?=\1)")
+"""A run at a line's start: a delta line, and the next line starts as it does."""
+_RUN_AFTER_BREAK = re.compile(rb"\n" + _CODES + rb"[^\n]*\n(?=\1)")
+"""A run after a line break. Anchored on the break, not on ``^``, so that the search
+goes from break to break at C speed, however long the lines between."""
 
 _strings = msgspec.json.Decoder(list[str]).decode
 _string = msgspec.json.Decoder(str).decode
@@ -158,12 +162,24 @@ _KINDS: dict[bytes, tuple[re.Pattern[bytes], _Reader]] = {
 }
 
 
-def read_run(block: bytes, start: re.Match[bytes]) -> tuple[int, list[Chunk] | None]:
-    """The run of delta lines of ``block`` (whole lines) that ``start`` (a ``RUN_START``
-    match) begins: where it ends, and its chunks, or ``None`` if some line of it is not
-    well-formed and it has to be read line by line."""
-    end_of_run, read = _KINDS[start.group()]
-    found = end_of_run.search(block, start.start())
-    assert found is not None  # the block ends with a line break
-    stop = found.end()
-    return stop, read(block[start.start() : stop])
+Run = tuple[int, int, list[Chunk] | None]
+"""Where a run of delta lines starts and ends in a block, and its chunks: ``None`` if a
+line of it is not well-formed, and the run has to be read line by line."""
+
+
+def next_run(block: bytes, pos: int) -> Run | None:
+    """The first run of two or more delta lines of one kind in ``block`` (whole lines)
+    from the line starting at ``pos``; ``None`` if there is none.
+
+    A delta line alone is no run: read with the lines around it, it costs
+    what it costs, where a run's reading would cost a search or two more.
+    """
+    found = _RUN_HERE.match(block, pos) or _RUN_AFTER_BREAK.search(block, pos)
+    if found is None:
+        return None
+    start, code = found.start(1), found.group(1)
+    end_of_run, read = _KINDS[code]
+    end = end_of_run.search(block, start)
+    assert end is not None  # the block ends with a line break
+    stop = end.end()
+    return start, stop, read(block[start:stop])

@@ -42,7 +42,7 @@ from ..chunks import (
     UpdateStateChunk,
 )
 from ._decoder import StreamDecoder, json_value, merged_deltas
-from ._delta_runs import RUN_START, read_run
+from ._delta_runs import next_run
 from ._encoder import StreamEncoder
 from ._lines import Line, Lines
 from ._message import (
@@ -594,10 +594,11 @@ class DataStreamDecoder(StreamDecoder):
             return merged_deltas(self._read(self._lines.split(offset, block)))
         chunks: list[Chunk] = []
         done = 0
-        while (start := RUN_START.search(block, done)) is not None:
-            chunks += self._read_lines(offset, block, done, start.start())
-            done, run = read_run(block, start)
-            chunks += self._read_lines(offset, block, start.start(), done) if run is None else run
+        while (run := next_run(block, done)) is not None:
+            start, stop, read = run
+            chunks += self._read_lines(offset, block, done, start)
+            chunks += self._read_lines(offset, block, start, stop) if read is None else read
+            done = stop
         chunks += self._read_lines(offset, block, done, len(block))
         return merged_deltas(chunks)
 
