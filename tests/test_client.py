@@ -22,7 +22,7 @@ from trio_stream import RunController, create_run
 from trio_stream.asgi import AGUIResponse, RunResponse
 from trio_stream.chunks import Chunk, ErrorChunk, TextDeltaChunk
 from trio_stream.client import RemoteError, RemoteStatusError, stream
-from trio_stream.formats import FORMATS
+from trio_stream.formats import FORMATS, merged_deltas
 
 from .conftest import collect
 from .scenarios import RESPONSES, SCENARIOS
@@ -58,6 +58,25 @@ async def answer(controller: RunController) -> None:
     controller.add_data({"k": 1}, name="card")
     controller.append_text("Done.")
     controller.add_step_finish("stop", 3, 4)
+
+
+async def chatty(controller: RunController) -> None:
+    """Hundreds of deltas of each kind, in several parts, appended without waiting."""
+    for i in range(200):
+        controller.append_text(f"{i} ")
+        if i % 50 == 0:
+            controller.append_reasoning("hm ")
+    call = await controller.add_tool_call("f", "call_1")
+    for piece in ('{"q": "', *"abcdefgh", '"}'):
+        call.append_args_text(piece)
+    async with call.open_substream() as sub:
+        for i in range(200):
+            sub.append_text(f"{i} ")
+    call.set_response("done")
+
+
+async def many(request: Request) -> RunResponse:
+    return RESPONSE_OF[request.path_params["format"]](create_run(chatty))
 
 
 async def scenario(request: Request) -> RunResponse:
@@ -115,6 +134,7 @@ APP = Starlette(
     routes=[
         Route("/scenario/{format}/{scenario}", scenario, methods=["GET", "POST"]),
         Route("/fixed/{format}", fixed, methods=["GET", "POST"]),
+        Route("/many/{format}", many, methods=["POST"]),
         Route("/endless", endless, methods=["POST"]),
         Route(
             "/foreign-openai",
@@ -162,6 +182,18 @@ async def test_a_run_reads_back_as_its_format_carries_it(url: str, format_name: 
         assert {type(chunk) for chunk in expected} == {
             type(chunk) for chunk in await collect(answer)
         }
+
+
+@pytest.mark.parametrize("format_name", sorted(RESPONSE_OF))
+async def test_merged_deltas_say_what_the_deltas_say_in_fewer_chunks(
+    url: str, format_name: str
+) -> None:
+    served = f"{url}/many/{format_name}"
+    plain, merged = await read(served), await read(served, merge_deltas=True)
+    # Merged where a read of the body brought them together; merged fully,
+    # the two are one and the same.
+    assert merged_deltas(merged) == merged_deltas(plain)
+    assert len(merged) < len(plain) / 4
 
 
 async def test_a_foreign_event_stream_is_told_by_its_first_event(url: str) -> None:

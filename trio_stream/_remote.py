@@ -17,6 +17,15 @@ timeout fails the call with a ``RemoteAgentError`` naming the URL and what
 happened, which becomes the call's error result with ``errors_as_result``,
 and fails this run otherwise (error chunk first, as any failure).
 
+What a relay forwards is what the remote run says, not how it was cut:
+consecutive deltas of one part (text or reasoning of one parent, argument
+text of one call) that arrive in one read are merged into one
+(``merge_deltas`` of ``trio_stream.client.stream``), so that the work per
+relayed chunk (renaming, checking, queueing, encoding it again one level
+deeper) is paid once per run of text in a read rather than once per delta,
+and the body sent on is a line per run rather than a line per delta. A
+client sees the same text, in fewer pieces.
+
 Relayed chunks are renamed so that two remotes cannot collide: every tool
 call id and parent id of the remote run is prefixed with the local call's
 id and a dot, and what the remote run had at its top level gets the local
@@ -68,9 +77,10 @@ CHECKPOINT_EVERY = 256
 """Relayed chunks between two checkpoints of a relay, at most.
 
 A relay puts chunks in the run without a task switch each (see
-``ToolCallController._relay``); one network read can bring thousands, and
-the run's other tasks (other relays, the response writing them out) get in
-at least this often, about every millisecond.
+``ToolCallController._relay``); one network read can bring thousands (of
+chunks that no merging joins: tool calls, data, deltas of parts taking
+turns), and the run's other tasks (other relays, the response writing them
+out) get in at least this often, about every millisecond.
 """
 
 
@@ -206,6 +216,7 @@ async def relay_remote_run(
                 silence_timeout=silence_timeout,
                 format=format,
                 resume_url=resume_url,
+                merge_deltas=True,
             ) as chunks:
                 try:
                     await _relay_all(call, chunks, names, outcome, answer, state, url, traced)

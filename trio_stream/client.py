@@ -40,7 +40,7 @@ import httpx
 from ._errors import DecodeError, TrioStreamError
 from ._telemetry import format_name, inject_trace_context
 from .chunks import Chunk
-from .formats import FORMATS, StreamDecoder, decoder_for, format_named
+from .formats import FORMATS, StreamDecoder, decoder_for, format_named, merged_deltas
 
 __all__ = ["RemoteError", "RemoteStatusError", "RemoteStream", "stream"]
 
@@ -109,6 +109,7 @@ class RemoteStream:
         response: httpx.Response,
         decoder: StreamDecoder,
         resume: _Resume | None,
+        merge_deltas: bool = False,
     ) -> None:
         self.url = url
         self.response = response
@@ -117,6 +118,8 @@ class RemoteStream:
         self._client = client
         self._decoder = decoder
         self._resume = resume
+        self._feed = decoder.feed_merged if merge_deltas else decoder.feed
+        self._merge_deltas = merge_deltas
         self._ready: deque[Chunk] = deque()
         self._ended = False
         self._pieces = response.aiter_bytes()
@@ -164,14 +167,15 @@ class RemoteStream:
 
     def _closed(self) -> list[Chunk]:
         try:
-            return self._decoder.close()
+            held = self._decoder.close()
         except DecodeError as exc:
             reason = f"broke off mid-body: the body ended before its format's end ({exc})"
             raise RemoteError(self.url, "broken", reason) from exc
+        return merged_deltas(held) if self._merge_deltas else held
 
     def _decoded(self, piece: bytes) -> list[Chunk]:
         try:
-            return self._decoder.feed(piece)
+            return self._feed(piece)
         except DecodeError as exc:
             reason = f"sent bytes that do not decode: {exc}"
             raise RemoteError(self.url, "undecodable", reason) from exc
@@ -340,6 +344,12 @@ class stream:
     streams' resume route); a body that breaks off is then resumed, with up
     to ``resume_attempts`` attempts in a row that bring no byte, each after
     ``resume_backoff`` seconds, doubled at each attempt.
+
+    With ``merge_deltas``, consecutive deltas of one part that arrive in one
+    read of the body come as one chunk (``StreamDecoder.feed_merged``): the
+    same text, reasoning and arguments, in fewer, larger chunks, which is
+    what a reader that passes chunks on (a relay) wants; where the deltas
+    were cut is then the network's choice rather than the server's.
     """
 
     def __init__(
@@ -356,6 +366,7 @@ class stream:
         resume_url: str | None = None,
         resume_attempts: int = 5,
         resume_backoff: float = 0.1,
+        merge_deltas: bool = False,
     ) -> None:
         if silence_timeout is not None and not (
             math.isfinite(silence_timeout) and silence_timeout > 0
@@ -377,6 +388,7 @@ class stream:
         self._resume_url = resume_url
         self._resume_attempts = resume_attempts
         self._resume_backoff = resume_backoff
+        self._merge_deltas = merge_deltas
         self._stack: contextlib.AsyncExitStack | None = None
 
     async def __aenter__(self) -> RemoteStream:
@@ -396,7 +408,12 @@ class stream:
             response = await _send(client, request, self.url)
             stack.push_async_callback(response.aclose)
             remote = RemoteStream(
-                self.url, client, response, self._decoder(response), self._resume()
+                self.url,
+                client,
+                response,
+                self._decoder(response),
+                self._resume(),
+                merge_deltas=self._merge_deltas,
             )
             stack.push_async_callback(remote.aclose)
             self._stack = stack.pop_all()

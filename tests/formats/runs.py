@@ -10,6 +10,7 @@ end with a result or never. The chunks are checked with
 the run's own checks (``check_chunk``), so they are exactly what a run's
 controllers would let through. ``pieces`` cuts a body anywhere: inside a
 UTF-8 sequence, between a ``\\r`` and its ``\\n``, into single bytes.
+``joined`` is what a reader makes of deltas: each part's text, however cut.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from trio_stream.formats._message import ToolArguments
 
 from ..reliability.payloads import json_values, non_empty_texts, texts
 
-__all__ = ["ArgumentEnds", "pieces", "read_back", "runs"]
+__all__ = ["ArgumentEnds", "joined", "pieces", "read_back", "runs"]
 
 parents = st.none() | st.sampled_from(["p1", "p2"])
 """Parent ids: the main message, or one of two sub-streams."""
@@ -247,3 +248,29 @@ def read_back(chunks: list[Chunk], ends: ArgumentEnds) -> list[Chunk]:
             if not call.ended:
                 back += _end(call_id, call, "", ends)
     return back
+
+
+# -- what a reader makes of deltas -----------------------------------------------------
+
+
+def joined(chunks: list[Chunk]) -> list[Any]:
+    """What a reader makes of ``chunks``: each run of deltas of one part joined, as
+    (kind, part, text); every other chunk as it is."""
+    message: list[Any] = []
+    for chunk in chunks:
+        match chunk:
+            case TextDeltaChunk(text_delta=text, parent_id=part):
+                key: tuple[str, str | None] | None = ("text", part)
+            case ReasoningDeltaChunk(reasoning_delta=text, parent_id=part):
+                key = ("reasoning", part)
+            case ToolCallDeltaChunk(args_text_delta=text, tool_call_id=part):
+                key = ("arguments", part)
+            case _:
+                key = None
+        if key is None:
+            message.append(chunk)
+        elif message and isinstance(message[-1], list) and message[-1][0] == key:
+            message[-1][1] += text
+        else:
+            message.append([key, text])
+    return message

@@ -43,6 +43,7 @@ from trio_stream.chunks import (
     ToolResultChunk,
     UpdateStateChunk,
 )
+from trio_stream.formats import merged_deltas
 from trio_stream.formats.data_stream import DataStreamDecoder, DataStreamEncoder
 from trio_stream.serialization import data_stream as serialization
 
@@ -540,3 +541,128 @@ def test_a_10_mb_text_delta_decodes_whole(piece_size: int | None) -> None:
     body = encoded([TextDeltaChunk(text)])
     size = piece_size or len(body)
     assert decoded(body[i : i + size] for i in range(0, len(body), size)) == [TextDeltaChunk(text)]
+
+
+# -- merged: runs of delta lines read at once ----------------------------------------
+
+
+def merged(body_pieces: Iterable[bytes]) -> list[Chunk]:
+    decoder = DataStreamDecoder()
+    chunks: list[Chunk] = []
+    for piece in body_pieces:
+        chunks += decoder.feed_merged(piece)
+    return chunks + decoder.close()
+
+
+def test_runs_of_delta_lines_come_as_one_delta_per_part() -> None:
+    body = lines(
+        '0:"Hel"',
+        '0:"lo"',
+        'aui-text-delta:{"textDelta":"in ","parentId":"p1"}',
+        'aui-text-delta:{"textDelta":"p1","parentId":"p1"}',
+        'aui-text-delta:{"textDelta":"in p2","parentId":"p2"}',
+        'g:"thin"',
+        'g:"king"',
+        'aui-reasoning-delta:{"reasoningDelta":"dee","parentId":"p1"}',
+        'aui-reasoning-delta:{"reasoningDelta":"per","parentId":"p1"}',
+        '0:"!"',
+    )
+    assert merged([body]) == [
+        TextDeltaChunk("Hello"),
+        TextDeltaChunk("in p1", "p1"),
+        TextDeltaChunk("in p2", "p2"),
+        ReasoningDeltaChunk("thinking"),
+        ReasoningDeltaChunk("deeper", "p1"),
+        TextDeltaChunk("!"),
+    ]
+
+
+OTHER_PRODUCERS = [
+    pytest.param(lines('0:"a"', "", '0:"b"', "  ", '0:"c"'), id="keep-alives-between"),
+    pytest.param(b'0:"a"\r\n0:"b"\r\n0:"c"\r', id="crlf"),
+    pytest.param("\ufeff".encode() + lines('0:"a"', '0:"b"'), id="byte-order-mark"),
+    pytest.param(lines('0: "a" ', '0:"b"', '0:\t"c"'), id="spaces"),
+    pytest.param(lines('0:"\\ud83d\\ude00"', '0:"\\u00e9\\n\\""', '0:"\u20ac"'), id="escapes"),
+    pytest.param(
+        lines(
+            'aui-text-delta:{"parentId":"p","textDelta":"a"}',
+            'aui-text-delta:{"textDelta":"b","parentId":"p","extra":[1,{"x":"}"}]}',
+            'aui-text-delta: {"textDelta":"c","parentId":"p"}',
+            'aui-text-delta:{"textDelta":"d","parentId":"p"} ',
+            'aui-text-delta:{"textDelta":"e","textDelta":"f","parentId":"p"}',
+        ),
+        id="nested-other-shapes",
+    ),
+    pytest.param(
+        lines(
+            'b:{"toolCallId":"c1","toolName":"f"}',
+            'c:{"toolCallId":"c1","argsTextDelta":"{\\"q\\":"}',
+            'c:{"toolCallId":"c1","argsTextDelta":" 1}"}',
+            'c:{"toolCallId":"c1","argsTextDelta":" "}',
+            '0:"between"',
+            'g:"reason"',
+            '0:"again"',
+        ),
+        id="argument-lines",
+    ),
+]
+
+
+@pytest.mark.parametrize("body", OTHER_PRODUCERS)
+def test_any_line_is_read_merged_as_it_is_read_alone(body: bytes) -> None:
+    assert merged([body]) == merged_deltas(decoded([body]))
+    assert merged(body[i : i + 1] for i in range(len(body))) == decoded([body])
+
+
+@given(st.data())
+def test_a_body_decodes_merged_to_its_chunks_merged_piece_by_piece(data: st.DataObject) -> None:
+    body = encoded(data.draw(runs(max_chunks=40)))
+    plain, merging = DataStreamDecoder(), DataStreamDecoder()
+    for piece in data.draw(pieces(body)):
+        assert merging.feed_merged(piece) == merged_deltas(plain.feed(piece))
+
+
+MALFORMED_RUNS = [
+    # Lines that a run's one array could read as well-formed values, were
+    # its line breaks not kept: each must fail alone, as it does line by line.
+    pytest.param(lines('0:"a"', '0:"b","c"', '0:"d"'), 8, id="two-strings-on-a-line"),
+    pytest.param(lines('0:"a', '0:b"', '0:"c"'), 2, id="a-string-across-lines"),
+    pytest.param(lines('0:"a"', "0:", '0:"c"'), 8, id="an-empty-value"),
+    pytest.param(
+        lines(
+            'aui-text-delta:{"textDelta":"a"',
+            'aui-text-delta:"parentId":"p"}',
+            'aui-text-delta:{"textDelta":"b","parentId":"p"},{"textDelta":"c","parentId":"p"}',
+        ),
+        15,
+        id="an-object-across-lines",
+    ),
+    pytest.param(
+        lines('aui-text-delta:{"textDelta":"a","parentId":null}'), 15, id="a-null-parent"
+    ),
+    pytest.param(b'0:"a"\n0:"\xff"\n0:"b"\n', 9, id="not-utf-8"),
+    pytest.param(b'0:"\xc3"\n0:"\xa9"\n', 3, id="utf-8-cut-between-lines"),
+    pytest.param(b'0:"a"\n0:"\x01"\n', 8, id="a-control-character"),
+    pytest.param(b'0:"a"\n0:"\n0:"b"\n', 8, id="a-lone-quote"),
+    pytest.param(b'0:"\n', 2, id="a-line-of-one-quote"),
+    pytest.param(lines('0:"a"', '0:"b" "c"'), 8, id="two-strings-side-by-side"),
+    pytest.param(lines('0:"a"', '0:"\\ud83d"', '0:"\\ude00"'), 8, id="lone-surrogates"),
+]
+
+
+@pytest.mark.parametrize(("body", "offset"), MALFORMED_RUNS)
+def test_a_malformed_line_in_a_run_is_the_error_it_is_alone(body: bytes, offset: int) -> None:
+    alone = _failure([body])
+    with pytest.raises(DecodeError) as caught:
+        merged([body])
+    assert (caught.value.offset, caught.value.problem) == (alone.offset, alone.problem)
+    assert alone.offset == offset
+
+
+@pytest.mark.parametrize(("body", "offset", "problem"), BROKEN)
+def test_a_broken_body_read_merged_breaks_where_it_breaks(
+    body: bytes, offset: int, problem: str
+) -> None:
+    with pytest.raises(DecodeError) as caught:
+        merged([body])
+    assert (caught.value.offset, problem in caught.value.problem) == (offset, True)

@@ -12,11 +12,12 @@ One module per format:
 - ``object_stream``: assistant-ui's object stream, a run's state alone (SSE).
 
 ``FORMATS`` has them all by name, and ``decoder_for(headers)`` picks the
-decoder for a response's body. The responses that stream a run in a format
+decoder for a response's body; ``merged_deltas`` joins consecutive deltas of
+one part, as ``StreamDecoder.feed_merged`` gives them. The responses that stream a run in a format
 over HTTP are in ``trio_stream.asgi``.
 """
 
-from ._decoder import StreamDecoder
+from ._decoder import StreamDecoder, merged_deltas
 from ._encoder import FORMAT_HEADER, StreamEncoder
 from ._registry import FORMATS, Format, decoder_for, format_named
 
@@ -28,4 +29,5 @@ __all__ = [
     "StreamEncoder",
     "decoder_for",
     "format_named",
+    "merged_deltas",
 ]

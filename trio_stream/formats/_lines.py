@@ -47,13 +47,24 @@ class Lines:
 
     def feed(self, data: bytes) -> list[Line]:
         """The lines ``data`` completes, in order."""
+        taken = self.take(data)
+        return [] if taken is None else self.split(*taken)
+
+    def take(self, data: bytes) -> tuple[int, bytes] | None:
+        """The lines ``data`` completes as one block of bytes, with its offset in the body.
+
+        The block ends with a line break; ``None`` if ``data`` completes no
+        line. ``split`` makes lines of it, as ``feed`` does: a decoder that
+        can read a run of lines at once, without a Python step per line,
+        takes the block and splits only what it cannot read so.
+        """
         if self._skip_lf:
             self._skip_lf = False
             if data[:1] == b"\n":
                 self._offset += 1
                 data = data[1:]
         if not data:
-            return []
+            return None
         pending = self._pending
         searched = len(pending)
         pending += data
@@ -61,14 +72,14 @@ class Lines:
         if self._cr:
             last = max(last, pending.rfind(b"\r", searched))
         if last < 0:
-            return []
+            return None
         if self._cr and pending[last] == 0x0D and last == len(pending) - 1:
             self._skip_lf = True  # perhaps the first half of a ``\r\n``
         complete = bytes(pending[: last + 1])
         del pending[: last + 1]
-        lines = self._split(complete)
+        offset = self._offset
         self._offset += len(complete)
-        return lines
+        return offset, complete
 
     def close(self) -> Line | None:
         """The last line if the body ended without a line break after it."""
@@ -79,10 +90,9 @@ class Lines:
         self._pending.clear()
         return start, _text(rest, start)
 
-    def _split(self, complete: bytes) -> list[Line]:
-        """``complete`` (ending with a line break) as lines, from ``self._offset``."""
+    def split(self, offset: int, complete: bytes) -> list[Line]:
+        """``complete``, lines ending with a line break taken at ``offset``, as lines."""
         lines: list[Line] = []
-        offset = self._offset
         if self._cr and b"\r" in complete:
             start = 0
             for found in _BREAK.finditer(complete):

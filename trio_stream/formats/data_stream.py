@@ -41,9 +41,10 @@ from ..chunks import (
     ToolResultChunk,
     UpdateStateChunk,
 )
-from ._decoder import StreamDecoder, json_value
+from ._decoder import StreamDecoder, json_value, merged_deltas
+from ._delta_runs import next_run
 from ._encoder import StreamEncoder
-from ._lines import Lines
+from ._lines import Line, Lines
 from ._message import (
     MessageOutcome,
     ToolArguments,
@@ -575,8 +576,42 @@ class DataStreamDecoder(StreamDecoder):
         self._calls: dict[str, _ToolCall] = {}
 
     def feed(self, data: bytes) -> list[Chunk]:
+        return self._read(self._lines.feed(data))
+
+    def feed_merged(self, data: bytes) -> list[Chunk]:
+        """``feed`` with deltas merged, each run of delta lines read at once.
+
+        Runs of text and reasoning lines are read without a step per line
+        (``trio_stream.formats._delta_runs``); the lines between them, and a
+        run with a line that is not well-formed, are read as ``feed`` reads
+        them. A body with ``\\r`` line breaks is read line by line throughout.
+        """
+        taken = self._lines.take(data)
+        if taken is None:
+            return []
+        offset, block = taken
+        if b"\r" in block:
+            return merged_deltas(self._read(self._lines.split(offset, block)))
         chunks: list[Chunk] = []
-        for offset, line in self._lines.feed(data):
+        done = 0
+        while (run := next_run(block, done)) is not None:
+            start, stop, read = run
+            chunks += self._read_lines(offset, block, done, start)
+            chunks += self._read_lines(offset, block, start, stop) if read is None else read
+            done = stop
+        chunks += self._read_lines(offset, block, done, len(block))
+        return merged_deltas(chunks)
+
+    def _read_lines(self, offset: int, block: bytes, start: int, stop: int) -> list[Chunk]:
+        """The chunks of the lines ``block[start:stop]``, read one by one; ``block`` is at
+        ``offset`` in the body."""
+        if start == stop:
+            return []
+        return self._read(self._lines.split(offset + start, block[start:stop]))
+
+    def _read(self, lines: list[Line]) -> list[Chunk]:
+        chunks: list[Chunk] = []
+        for offset, line in lines:
             chunks += self._line(offset, line)
         return chunks
 
