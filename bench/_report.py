@@ -143,7 +143,11 @@ def _targets_of(figure: Figure) -> list[Target]:
         return []
     ours, reference = figure.ours or OURS, figure.reference or REFERENCE
     if ours not in figure.runs:
-        return [Target(figure.target, "not measured", figure.met)]
+        # A figure of rows of its own (hops, formats, settings): each row's median.
+        medians = "; ".join(
+            f"{name} {_value(figure.median(name), figure.unit)}" for name in figure.runs
+        )
+        return [Target(figure.target, f"{medians} ({figure.unit})", figure.met)]
     measured = f"{_value(figure.median(ours), figure.unit)} {figure.unit}"
     if reference in figure.runs:
         measured += f", {figure.ratio(ours, reference):.2f}x {reference}"
