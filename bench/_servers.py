@@ -11,9 +11,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 ROOT = Path(__file__).parent.parent
 
@@ -112,11 +112,32 @@ def ceilings_of(contenders: list[Contender]) -> dict[str, str]:
     return {c.name: ceiling for c in contenders if (ceiling := ceiling_of(c)) is not None}
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback port free at the time of asking."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def wait_for_port(
+    process: subprocess.Popen[Any], port: int, timeout: float, failure: Callable[[], str]
+) -> None:
+    """Return once ``port`` accepts connections.
+
+    Raises ``RuntimeError(failure())`` if ``process`` exits first or
+    ``timeout`` seconds pass: ``failure`` is called only then, so that it can
+    read what the process wrote.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(failure()) from None
+            time.sleep(0.05)
 
 
 def _command(contender: Contender, port: int) -> list[str]:
@@ -151,7 +172,7 @@ def serving(contender: Contender, env: Mapping[str, str] | None = None) -> Itera
     the workers may still be starting. The server runs in a session of its
     own, so that whatever it started is killed with it at the end.
     """
-    port = _free_port()
+    port = free_port()
     with tempfile.TemporaryFile() as errors:
         process = subprocess.Popen(
             _command(contender, port),
@@ -161,20 +182,13 @@ def serving(contender: Contender, env: Mapping[str, str] | None = None) -> Itera
             stderr=errors,
             start_new_session=True,
         )
+
+        def failure() -> str:
+            errors.seek(0)
+            return f"{contender.name} did not start:\n{errors.read().decode(errors='replace')}"
+
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    if process.poll() is not None or time.monotonic() > deadline:
-                        errors.seek(0)
-                        raise RuntimeError(
-                            f"{contender.name} did not start:\n"
-                            f"{errors.read().decode(errors='replace')}"
-                        ) from None
-                    time.sleep(0.05)
+            wait_for_port(process, port, 30, failure)
             yield Server(f"http://127.0.0.1:{port}", process.pid)
         finally:
             process.terminate()

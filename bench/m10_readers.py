@@ -47,7 +47,6 @@ import gc
 import math
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -64,6 +63,7 @@ import trio
 from trio_stream.resumable.redis import RedisStore
 
 from ._results import Figure
+from ._servers import free_port, wait_for_port
 
 __all__ = ["measure"]
 
@@ -102,20 +102,13 @@ SMOKE = Size(streams=20, readers=100, seconds=2.0, warm_up=0.5)
 # -- Redis -------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextlib.contextmanager
 def _redis() -> Iterator[str]:
     """A ``redis-server`` on a free loopback port, keeping nothing on disk; its URL."""
     executable = shutil.which("redis-server")
     if executable is None:
         raise RuntimeError("m10 needs redis-server (Debian: apt-get install redis-server)")
-    port = _free_port()
+    port = free_port()
     with tempfile.TemporaryDirectory() as directory:
         arguments = ["--port", str(port), "--bind", "127.0.0.1", "--save", ""]
         arguments += ["--appendonly", "no", "--dir", directory]
@@ -123,15 +116,7 @@ def _redis() -> Iterator[str]:
             [executable, *arguments], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         try:
-            deadline = time.monotonic() + 10
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    if process.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError("redis-server did not start") from None
-                    time.sleep(0.05)
+            wait_for_port(process, port, 10, lambda: "redis-server did not start")
             yield f"redis://127.0.0.1:{port}/0"
         finally:
             process.kill()

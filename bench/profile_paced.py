@@ -43,7 +43,7 @@ from typing import Any
 import trio
 from starlette.types import Receive, Scope, Send
 
-from ._servers import ROOT, Server, _free_port
+from ._servers import ROOT, Server, free_port, wait_for_port
 from .apps_load import trio_app
 
 # -- the server side -------------------------------------------------------------
@@ -218,17 +218,8 @@ def _start(port: int, tracing: bool) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "trio_stream", "serve", "bench.profile_paced:app"]
     command += ["--port", str(port), "--no-access-log"]
     process = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
-    import socket
-
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return process
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the server did not start") from None
-            time.sleep(0.05)
+    wait_for_port(process, port, 30, lambda: "the server did not start")
+    return process
 
 
 def _client_process(
@@ -240,7 +231,7 @@ def _client_process(
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
-    port = _free_port()
+    port = free_port()
     process = _start(port, args.tracemalloc)
     server = Server(f"http://127.0.0.1:{port}", process.pid)
     tokens = round(args.rate * args.seconds)

@@ -77,7 +77,7 @@ from trio.abc import Instrument
 from trio.lowlevel import Task
 
 from ._gc import SERVE_GC_THRESHOLDS
-from ._servers import BACKLOG, ROOT, Server
+from ._servers import BACKLOG, ROOT, Server, free_port, wait_for_port
 from .m5_concurrency import RssSampler
 
 __all__ = ["main"]
@@ -211,16 +211,9 @@ def _serve_main(args: argparse.Namespace) -> None:
 # -- the harness -------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextlib.contextmanager
 def _serving(args: argparse.Namespace, profile: str | None) -> Iterator[Server]:
-    port = _free_port()
+    port = free_port()
     argv = [sys.executable, "-m", "bench.profile_server", "--serve", str(port)]
     argv += ["--app", args.app, "--via", args.via, "--gc", args.gc, "--lines", str(args.lines)]
     argv += [f"--set={setting}" for setting in args.set]
@@ -234,17 +227,13 @@ def _serving(args: argparse.Namespace, profile: str | None) -> Iterator[Server]:
         argv += ["--memory", args.memory]
     with tempfile.TemporaryFile() as errors:
         process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=errors)
+
+        def failure() -> str:
+            errors.seek(0)
+            return errors.read().decode(errors="replace")
+
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    if process.poll() is not None or time.monotonic() > deadline:
-                        errors.seek(0)
-                        raise RuntimeError(errors.read().decode(errors="replace")) from None
-                    time.sleep(0.05)
+            wait_for_port(process, port, 30, failure)
             yield Server(f"http://127.0.0.1:{port}", process.pid)
         finally:
             process.send_signal(signal.SIGTERM)
