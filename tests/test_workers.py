@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import cast
 
@@ -59,12 +60,37 @@ def serving_pids(log_path: Path, count: int, *, timeout: float = 30) -> list[int
         time.sleep(0.05)
 
 
+HOLD_SECONDS = 1.0
+
+
+@contextlib.asynccontextmanager
+async def holding_a_worker(url: str) -> AsyncIterator[int]:
+    """Block one worker's event loop (whichever takes the request) while the block runs.
+
+    The kernel hands a connection on the shared socket to whichever worker
+    accepts it first, and a worker that is already awake tends to win every
+    race: ten connections made together can all land on one worker, and so
+    can a hundred. A worker whose loop is blocked accepts nothing, so the
+    connections made inside the block go to the others. Yields the held
+    worker's pid; the block should take well under ``HOLD_SECONDS``.
+    """
+    async with (
+        httpx.AsyncClient(base_url=url, timeout=30) as client,
+        client.stream("GET", "/hold", params={"seconds": HOLD_SECONDS}) as response,
+    ):
+        pieces = response.aiter_raw()
+        first = await anext(pieces)
+        yield int(first.split(b"\n")[0])
+        async for _ in pieces:
+            pass
+
+
 def answers_by_pid(url: str, path: str, wanted: set[int]) -> dict[int, bytes]:
     """One answer to ``GET path`` from each of the ``wanted`` workers.
 
     Requests go ten at a time, each on a connection of its own, as clients
-    arriving together do: the kernel hands each connection to whichever
-    worker accepts it first.
+    arriving together do; after the first round, each round holds a worker
+    (``holding_a_worker``) so that the next answers come from another.
     """
     answers: dict[int, bytes] = {}
 
@@ -74,13 +100,18 @@ def answers_by_pid(url: str, path: str, wanted: set[int]) -> dict[int, bytes]:
         pid = json.loads(body)["pid"] if path in {"/gc", "/slot"} else int(body)
         answers.setdefault(pid, body)
 
+    async def round_of_ten() -> None:
+        async with trio.open_nursery() as nursery:
+            for _ in range(10):
+                nursery.start_soon(one)
+
     async def main() -> None:
+        await round_of_ten()
         for _ in range(20):
-            async with trio.open_nursery() as nursery:
-                for _ in range(10):
-                    nursery.start_soon(one)
             if wanted <= answers.keys():
                 return
+            async with holding_a_worker(url):
+                await round_of_ten()
 
     trio.run(main)
     assert wanted <= answers.keys(), f"only {sorted(answers)} answered"
@@ -122,19 +153,30 @@ class Stream:
 async def open_streams_on_each(
     nursery: trio.Nursery, url: str, pids: list[int], at_least: int
 ) -> list[Stream]:
-    """Streams of a minute, opened ten at a time until each worker serves ``at_least``."""
+    """Streams of a minute, opened ten at a time until each worker serves ``at_least``.
+
+    Each batch after the first is opened while a worker is held
+    (``holding_a_worker``), so that it goes to another.
+    """
     streams: list[Stream] = []
-    while len(streams) < 100:
+    on: Counter[int] = Counter()
+
+    async def open_batch() -> None:
         batch = [Stream(60) for _ in range(10)]
         for stream in batch:
             nursery.start_soon(stream.read, url)
         with trio.fail_after(10):
             for stream in batch:
                 await stream.started.wait()
-        streams += batch
-        on = Counter(stream.pid for stream in streams)
+        streams.extend(batch)
+        on.update(stream.pid for stream in batch)
+
+    await open_batch()
+    while len(streams) < 100:
         if all(on[pid] >= at_least for pid in pids):
             return streams
+        async with holding_a_worker(url):
+            await open_batch()
     raise AssertionError(f"streams by worker: {on}")
 
 

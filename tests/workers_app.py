@@ -14,6 +14,10 @@ it. Every answer says which process gave it:
     a data stream: ``pid <pid>``, then a tick every 50 ms for ``S`` seconds
     and `` finished``; the run logs ``workers-app: run cleaned up (pid <pid>)``
     when its clean-up has run.
+``GET /hold?seconds=S``
+    the worker's process id, then the worker's event loop blocked for
+    ``S`` seconds: the worker accepts no connection until the answer ends,
+    so the connections made meanwhile go to the other workers.
 ``GET /stuck``
     starts a response, then waits for an hour shielded from cancellation:
     its worker cannot shut down by itself.
@@ -32,6 +36,7 @@ import gc
 import json
 import logging
 import os
+import time
 from pathlib import Path
 
 import anyio
@@ -85,6 +90,14 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     elif scope["path"] == "/stream":
         seconds = float(scope["query_string"].decode().partition("seconds=")[2])
         await _ticking(seconds)(scope, receive, send)
+    elif scope["path"] == "/hold":
+        seconds = float(scope["query_string"].decode().partition("seconds=")[2])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        pid = f"{os.getpid()}\n".encode()
+        await send({"type": "http.response.body", "body": pid, "more_body": True})
+        # Deliberately blocking: nothing else runs in this worker, nothing is accepted.
+        time.sleep(seconds)  # noqa: ASYNC251
+        await send({"type": "http.response.body", "body": b"released"})
     elif scope["path"] == "/stuck":
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"stuck", "more_body": True})
