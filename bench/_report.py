@@ -69,6 +69,13 @@ def write_report(figures: list[Figure], env: dict[str, Any], out: Path) -> None:
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()) + ".",
         "",
+        *(
+            f"Measured again on {u['date']} ({u['seconds']} s), the rest kept: "
+            + ", ".join(u["modules"])
+            + "."
+            for u in env.get("updates", [])
+        ),
+        *([""] if env.get("updates") else []),
         "Each cell is the median of the runs, with min-max. The ratio is how many "
         f"times better ours ({OURS}, unless a figure names another) is than the "
         "contender of that row; on our own row, than the figure's reference "

@@ -68,6 +68,13 @@ class Figure:
         self.target = "; ".join(target.text for target in self.targets)
         self.met = all(target.met for target in self.targets)
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Figure:
+        """The figure ``to_json`` wrote."""
+        fields = {k: v for k, v in data.items() if k != "summary"}
+        fields["targets"] = [Target(**target) for target in fields.get("targets", [])]
+        return cls(**fields)
+
     def to_json(self) -> dict[str, Any]:
         return {
             **dataclasses.asdict(self),

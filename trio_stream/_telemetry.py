@@ -25,6 +25,7 @@ stable ``trio_stream.*`` keys.
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
@@ -43,6 +44,7 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
+    from opentelemetry.metrics import CallbackOptions, Observation
     from opentelemetry.trace import Span
 
 __all__ = [
@@ -130,6 +132,40 @@ _DURATION_BUCKETS: Final = (
 """Histogram bucket bounds in seconds: store calls of a millisecond to tools of minutes."""
 
 
+class _Tally:
+    """Counts by attribute value, kept as plain integers and observed at collection.
+
+    What is in flight (runs, responses, tool calls, sub-streams) and the bytes
+    sent change several times per response; an SDK instrument's ``add``
+    costs some 5 µs each (the attributes hashed, a lock, an aggregation), an
+    integer here a fraction of one. The SDK's metric reader calls ``observe``
+    when it collects, from its own thread; the lock makes each change and
+    each snapshot whole, since responses may run in several threads' event
+    loops. A value once seen stays, at zero when nothing is in flight, so
+    that the series is continuous rather than absent.
+    """
+
+    __slots__ = ("_attribute", "_counts", "_lock")
+
+    def __init__(self, attribute: str | None = None) -> None:
+        self._attribute = attribute
+        self._counts: dict[str | None, int] = {}
+        self._lock = threading.Lock()
+
+    def add(self, amount: int, value: str | None = None) -> None:
+        with self._lock:
+            self._counts[value] = self._counts.get(value, 0) + amount
+
+    def observe(self, options: CallbackOptions) -> list[Observation]:
+        with self._lock:
+            counts = list(self._counts.items())
+        key = self._attribute
+        return [
+            metrics.Observation(count, None if key is None else {key: value})
+            for value, count in counts
+        ]
+
+
 class _Instruments:
     """The package's tracer and metric instruments, made once, from the global providers.
 
@@ -146,25 +182,45 @@ class _Instruments:
             ours = ""
         self.tracer = trace.get_tracer("trio_stream", ours)
         meter = metrics.get_meter("trio_stream", ours)
-        self.runs_active = meter.create_up_down_counter(
-            "trio_stream.runs.active", unit="{run}", description="Runs entered and not yet exited."
+        self.runs_active = _Tally()
+        self.tool_calls_active = _Tally("trio_stream.tool_call.name")
+        self.substreams_active = _Tally()
+        self.responses_active = _Tally("trio_stream.format")
+        self.bytes_sent = _Tally("trio_stream.format")
+        self.observed = (
+            meter.create_observable_up_down_counter(
+                "trio_stream.runs.active",
+                [self.runs_active.observe],
+                unit="{run}",
+                description="Runs entered and not yet exited.",
+            ),
+            meter.create_observable_up_down_counter(
+                "trio_stream.tool_calls.active",
+                [self.tool_calls_active.observe],
+                unit="{tool_call}",
+                description="Tool calls opened and without their result yet.",
+            ),
+            meter.create_observable_up_down_counter(
+                "trio_stream.substreams.active",
+                [self.substreams_active.observe],
+                unit="{substream}",
+                description="Sub-streams open.",
+            ),
+            meter.create_observable_up_down_counter(
+                "trio_stream.responses.active",
+                [self.responses_active.observe],
+                unit="{response}",
+                description="Runs being streamed to a client (resumable streams' readers "
+                "included), by format.",
+            ),
+            meter.create_observable_counter(
+                "trio_stream.response.bytes_sent",
+                [self.bytes_sent.observe],
+                unit="By",
+                description="Body bytes of streamed runs written to clients, by format.",
+            ),
         )
-        self.tool_calls_active = meter.create_up_down_counter(
-            "trio_stream.tool_calls.active",
-            unit="{tool_call}",
-            description="Tool calls opened and without their result yet.",
-        )
-        self.substreams_active = meter.create_up_down_counter(
-            "trio_stream.substreams.active",
-            unit="{substream}",
-            description="Sub-streams open.",
-        )
-        self.responses_active = meter.create_up_down_counter(
-            "trio_stream.responses.active",
-            unit="{response}",
-            description="Runs being streamed to a client (resumable streams' readers "
-            "included), by format.",
-        )
+        """The instruments that observe the tallies, when the SDK's reader collects."""
         self.time_to_first_byte = meter.create_histogram(
             "trio_stream.response.time_to_first_byte",
             unit="s",
@@ -187,11 +243,6 @@ class _Instruments:
             unit="{chunk}",
             description="Error chunks sent, by kind; remote: error chunks received from a "
             "remote run.",
-        )
-        self.bytes_sent = meter.create_counter(
-            "trio_stream.response.bytes_sent",
-            unit="By",
-            description="Body bytes of streamed runs written to clients, by format.",
         )
         self.store_duration = meter.create_histogram(
             "trio_stream.resumable.store.duration",
@@ -397,7 +448,7 @@ class ToolTelemetry:
             span.set_attribute("gen_ai.tool.name", tool_name)
             span.set_attribute("gen_ai.tool.call.id", tool_call_id)
         self.trace_context = trace.set_span_in_context(span, parent)
-        instruments.tool_calls_active.add(1, {"trio_stream.tool_call.name": tool_name})
+        instruments.tool_calls_active.add(1, tool_name)
 
     @contextmanager
     def current(self) -> Iterator[None]:
@@ -422,10 +473,10 @@ class ToolTelemetry:
             return
         instruments = _INSTRUMENTS
         assert instruments is not None
-        name = {"trio_stream.tool_call.name": self.name}
-        instruments.tool_calls_active.add(-1, name)
+        instruments.tool_calls_active.add(-1, self.name)
         instruments.tool_call_duration.record(
-            time.perf_counter() - self._started, {**name, "trio_stream.tool_call.outcome": outcome}
+            time.perf_counter() - self._started,
+            {"trio_stream.tool_call.name": self.name, "trio_stream.tool_call.outcome": outcome},
         )
         _set_outcome(self.span, "trio_stream.tool_call.outcome", outcome, failure)
         self.span.end()
@@ -527,7 +578,7 @@ class Serving:
         run.format = format_name(encoder)
         if _INSTRUMENTS is not None:
             run.parent, run.remote_parent = _request_parent(scope)
-            _INSTRUMENTS.responses_active.add(1, {"trio_stream.format": run.format})
+            _INSTRUMENTS.responses_active.add(1, run.format)
 
     def counting(
         self, write: Callable[..., Awaitable[None]]
@@ -552,9 +603,8 @@ class Serving:
         instruments = _INSTRUMENTS
         if instruments is None:
             return
-        attributes = {"trio_stream.format": self.run.format}
-        instruments.responses_active.add(-1, attributes)
-        instruments.bytes_sent.add(self.bytes, attributes)
+        instruments.responses_active.add(-1, self.run.format)
+        instruments.bytes_sent.add(self.bytes, self.run.format)
         self.run.end()
 
 
@@ -575,7 +625,7 @@ class Reading:
         self._first = True
         self._started = time.perf_counter()
         assert _INSTRUMENTS is not None
-        _INSTRUMENTS.responses_active.add(1, {"trio_stream.format": format})
+        _INSTRUMENTS.responses_active.add(1, format)
 
     def counting(
         self, write: Callable[..., Awaitable[None]]
@@ -601,9 +651,8 @@ class Reading:
 
     def ended(self) -> None:
         assert _INSTRUMENTS is not None
-        attributes = {"trio_stream.format": self.format}
-        _INSTRUMENTS.responses_active.add(-1, attributes)
-        _INSTRUMENTS.bytes_sent.add(self.bytes, attributes)
+        _INSTRUMENTS.responses_active.add(-1, self.format)
+        _INSTRUMENTS.bytes_sent.add(self.bytes, self.format)
 
 
 def reading(headers: Mapping[str, str]) -> Reading | None:

@@ -12,6 +12,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from bench._gc import SERVE_GC_THRESHOLDS
 from trio_stream._cli import GC_THRESHOLDS
@@ -75,6 +76,33 @@ def test_every_measurement_runs_for_every_contender(tmp_path: Path) -> None:
     for figure in figures:
         for target in figure["targets"]:
             assert f"| {target['text']} | {target['measured']} |" in targets, target
+    _measuring_one_module_again_keeps_the_others(tmp_path, report)
+
+
+def _measuring_one_module_again_keeps_the_others(out: Path, before: dict[str, Any]) -> None:
+    result = subprocess.run(
+        [
+            *(sys.executable, "-m", "bench", "--smoke"),
+            *("--only", "m12_telemetry", "--update", "--out", str(out)),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    after = json.loads((out / "latest.json").read_text())
+    assert [f["key"] for f in after["figures"]] == [f["key"] for f in before["figures"]]
+    for old, new in zip(before["figures"], after["figures"], strict=True):
+        if not old["key"].startswith("telemetry"):
+            assert new == old, old["key"]
+    [update] = after["environment"]["updates"]
+    assert update["modules"] == ["m12_telemetry"]
+    assert after["environment"]["seconds"] == before["environment"]["seconds"]
+    markdown = (out / "latest.md").read_text()
+    assert f"Measured again on {update['date']}" in markdown
+    assert markdown.count("| contender |") == len(after["figures"])
 
 
 def test_the_peer_row_with_our_collector_thresholds_has_those_trio_stream_serve_sets() -> None:
