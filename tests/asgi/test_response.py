@@ -456,6 +456,67 @@ async def test_the_response_is_a_plain_asgi_callable_on_any_backend() -> None:
 
 
 @pytest.mark.anyio
+async def test_the_last_batch_leaves_with_the_ending_in_the_final_message(
+    anyio_backend: str,
+) -> None:
+    async def callback(controller: RunController) -> None:
+        controller.append_text("a")
+        await anyio.sleep(0.01)
+        controller.append_text("b")
+
+    sent = SentMessages()
+    await sent.call(DataStreamResponse(create_run(callback)))
+    bodies = [(m["body"], m["more_body"]) for m in sent if m["type"] == "http.response.body"]
+    if anyio_backend == "trio":
+        assert bodies == [(b'0:"a"\n', True), (b'0:"b"\n' + DATA_STREAM_END, False)]
+    else:
+        # AnyIO's task group on asyncio yields once more when the run's
+        # nursery closes, so the last batch is read before the run has ended.
+        assert bodies == [(b'0:"a"\n', True), (b'0:"b"\n', True), (DATA_STREAM_END, False)]
+
+
+@pytest.mark.anyio
+async def test_a_runs_only_batch_is_written_at_once_before_the_ending() -> None:
+    async def callback(controller: RunController) -> None:
+        controller.append_text("a")
+
+    sent = SentMessages()
+    await sent.call(DataStreamResponse(create_run(callback)))
+    bodies = [(m["body"], m["more_body"]) for m in sent if m["type"] == "http.response.body"]
+    assert bodies == [(b'0:"a"\n', True), (DATA_STREAM_END, False)]
+
+
+@pytest.mark.anyio
+async def test_a_failed_runs_body_ends_before_it_raises() -> None:
+    async def callback(controller: RunController) -> None:
+        controller.append_text("a")
+        await anyio.sleep(0.01)
+        raise ValueError("broken")
+
+    sent = SentMessages()
+    with pytest.raises(ValueError, match="broken"):
+        await sent.call(DataStreamResponse(create_run(callback)))
+    assert sent.body == b'0:"a"\n3:"broken"\n'
+    assert sent[-1]["more_body"] is False
+
+
+def test_a_paced_stream_ends_in_two_writes_over_http() -> None:
+    async def callback(controller: RunController) -> None:
+        for text in "abc":
+            await trio.sleep(0.02)
+            controller.append_text(text)
+
+    recorder = Recorder(app_for(lambda: DataStreamResponse(create_run(callback))))
+    with running(recorder) as url:
+        body = httpx.get(url).content
+    assert body == b'0:"a"\n0:"b"\n0:"c"\n' + DATA_STREAM_END
+    last = recorder.sends[-1]
+    assert last["body"] == b'0:"c"\n' + DATA_STREAM_END
+    assert last["more_body"] is False
+    assert recorder.body_sends == 3
+
+
+@pytest.mark.anyio
 async def test_a_server_refusing_writes_counts_as_a_disconnect() -> None:
     cancelled = anyio.Event()
 
