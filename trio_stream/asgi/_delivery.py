@@ -35,7 +35,7 @@ from .._errors import HIDDEN_RUN_ERROR, SerializationError, collapse, describe, 
 from .._run import ChunkStream
 from .._shutdown import Shutdown
 from .._taskgroups import TaskGroup, create_task_group
-from ..chunks import ErrorChunk
+from ..chunks import Chunk, ErrorChunk
 from ..formats import StreamEncoder
 from ._heartbeats import watch_silence
 
@@ -106,13 +106,22 @@ def body_sender(send: Send) -> BodySender:
     a store's) from passing for a disconnect.
     """
 
-    async def send_body(body: bytes, *, more_body: bool = True) -> None:
+    return _BodySender(send)
+
+
+class _BodySender:
+    """``body_sender``'s result: one slotted object per response, not a closure and its cell."""
+
+    __slots__ = ("_send",)
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+
+    async def __call__(self, body: bytes, *, more_body: bool = True) -> None:
         try:
-            await send({"type": "http.response.body", "body": body, "more_body": more_body})
+            await self._send({"type": "http.response.body", "body": body, "more_body": more_body})
         except OSError as exc:
             raise ClientGone from exc
-
-    return send_body
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +251,7 @@ async def write_chunks_but_last(
     receive_batch = buffer.receive_batch
     silence = None if heartbeat is None else watch_silence(chunks, heartbeat)
     last_write = -math.inf
+    next_batch: list[Chunk] | None = None
     try:
         while True:
             try:
@@ -265,6 +275,9 @@ async def write_chunks_but_last(
                 body = encoder.encode(batch)
             except Exception as exc:
                 await _refuse(exc, encoder, write, chunks.expose_errors)
+            # Not held while the stream waits for its next batch.
+            del batch
+            next_batch = None
             if buffer.closed and len(buffer) == 0 and last_write > -math.inf:
                 return body  # the run has ended: nothing can follow this batch
             if body:

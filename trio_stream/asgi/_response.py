@@ -86,9 +86,14 @@ class ListeningResponse(Response, abc.ABC):
     """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        start = {"type": "http.response.start", "status": self.status_code}
         try:
-            await send({**start, "headers": self.raw_headers})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": self.status_code,
+                    "headers": self.raw_headers,
+                }
+            )
         except OSError:
             self.left_before_start(scope)
             return
@@ -172,11 +177,24 @@ class RunResponse(ListeningResponse):
         self.media_type = encoder.media_type
         self.background = background
         self.init_headers(headers)
-        for name, value in encoder.headers.items():
-            self.headers.setdefault(name, value)
+        self._add_format_headers(encoder)
         self._failure: Exception | None = None
         self._serving: Serving | None = None
         self._last_body = b""
+
+    def _add_format_headers(self, encoder: StreamEncoder) -> None:
+        """Add the format's headers to ``raw_headers``, but those already set.
+
+        As ``self.headers.setdefault`` would, without building the headers
+        object for a response that never reads it.
+        """
+        raw_headers = self.raw_headers
+        present = {name for name, _ in raw_headers}
+        for name, value in encoder.headers.items():
+            key = name.lower().encode("latin-1")
+            if key not in present:
+                present.add(key)
+                raw_headers.append((key, value.encode("latin-1")))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # The run's span continues the caller's trace, and its log lines name
