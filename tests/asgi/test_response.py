@@ -607,3 +607,71 @@ async def test_a_client_gone_before_the_headers_means_no_run() -> None:
 
     await DataStreamResponse(create_run(callback))(SCOPE, never_disconnect, send)
     assert not started
+
+
+@pytest.mark.anyio
+async def test_a_client_gone_as_the_body_starts_leaves_no_run_behind() -> None:
+    happened: list[str] = []
+
+    async def callback(controller: RunController) -> None:
+        happened.append("started")
+        try:
+            await anyio.sleep_forever()
+        finally:
+            happened.append("cleaned up")
+
+    async def gone() -> Message:
+        return {"type": "http.disconnect"}
+
+    sent = SentMessages()
+    await DataStreamResponse(create_run(callback))(SCOPE, gone, sent.send)
+    # Cancelled before its first step, or cancelled and cleaned up: never left running.
+    assert happened in ([], ["started", "cleaned up"])
+    assert [m["type"] for m in sent] == ["http.response.start"]
+
+
+@pytest.mark.anyio
+async def test_a_run_failing_in_its_clean_up_after_the_client_left_raises_that_failure() -> None:
+    written = anyio.Event()
+
+    async def callback(controller: RunController) -> None:
+        controller.append_text("a")
+        try:
+            await anyio.sleep_forever()
+        finally:
+            raise ValueError("clean-up failed")
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            written.set()
+
+    async def leave_after_the_first_write() -> Message:
+        await written.wait()
+        return {"type": "http.disconnect"}
+
+    with pytest.raises(ValueError, match="clean-up failed"):
+        await DataStreamResponse(create_run(callback))(SCOPE, leave_after_the_first_write, send)
+
+
+@pytest.mark.anyio
+async def test_a_response_cancelled_from_outside_returns_after_its_runs_clean_up() -> None:
+    happened: list[str] = []
+
+    async def tool(call: ToolCallController) -> str:
+        try:
+            await anyio.sleep_forever()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.sleep(0.05)  # a clean-up that takes a while
+            happened.append("tool cleaned up")
+        return "never"
+
+    async def callback(controller: RunController) -> None:
+        controller.spawn_tool_call("slow", tool)
+        controller.append_text("a")
+
+    sent = SentMessages()
+    with anyio.move_on_after(0.1):
+        await sent.call(DataStreamResponse(create_run(callback)))
+    assert happened == ["tool cleaned up"]
+    assert sent.body.endswith(b'0:"a"\n')  # and no ending: the response was cut short
