@@ -22,6 +22,13 @@ inside the supervisor task, which turns a failure into error chunks, ends the
 stream, and keeps the exception until the consumer leaves the block, where it
 is raised.
 
+A response enters its run differently (``Run._start_in`` and ``_leave``):
+it already holds a task group open for as long as the run lasts, its
+disconnect listener's, and starts the supervisor there instead of opening
+one more per response. The supervisor then keeps whatever it raises, so that
+the response's group never sees it, and leaving waits for it as a task
+group's exit would.
+
 Why not an async generator: an ``async for`` over a generator that owns a
 nursery would yield to its caller from inside that nursery, which breaks
 cancellation (PEP 789). The ``async with`` form keeps the nursery and the
