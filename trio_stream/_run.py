@@ -22,13 +22,6 @@ inside the supervisor task, which turns a failure into error chunks, ends the
 stream, and keeps the exception until the consumer leaves the block, where it
 is raised.
 
-A response enters its run differently (``Run._start_in`` and ``_leave``):
-it already holds a task group open for as long as the run lasts, its
-disconnect listener's, and starts the supervisor there instead of opening
-one more per response. The supervisor then keeps whatever it raises, so that
-the response's group never sees it, and leaving waits for it as a task
-group's exit would.
-
 Why not an async generator: an ``async for`` over a generator that owns a
 nursery would yield to its caller from inside that nursery, which breaks
 cancellation (PEP 789). The ``async with`` form keeps the nursery and the
@@ -43,7 +36,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import anyio
-import trio
 
 from ._buffer import ChunkBuffer
 from ._controller import RunController
@@ -131,16 +123,12 @@ class Run:
         "__weakref__",
         "_buffer",
         "_callback",
-        "_cancel_at_start",
         "_entered",
         "_expose_errors",
         "_failure",
-        "_finished",
         "_high_water_mark",
         "_high_water_size",
-        "_hosted",
         "_initial_state",
-        "_raised",
         "_root",
         "_task_group",
         "_telemetry",
@@ -165,12 +153,6 @@ class Run:
         self._root: Scope | None = None
         self._failure: BaseException | None = None
         self._telemetry = RunTelemetry(callback)
-        # Started in a task group of the caller's (``_start_in``): what the
-        # supervisor raised, whether it has finished, and who waits for it.
-        self._hosted = False
-        self._cancel_at_start = False
-        self._raised: BaseException | None = None
-        self._finished: bool | trio.Event | anyio.Event = False
 
     @property
     def run_id(self) -> str:
@@ -183,55 +165,16 @@ class Run:
             raise UsageError(_ITERATE_UNENTERED)
 
     async def __aenter__(self) -> ChunkStream:
-        buffer = self._begin()
-        task_group = create_task_group()
-        await task_group.__aenter__()
-        self._task_group = task_group
-        task_group.start_soon(self._supervise, buffer, name=f"trio_stream run {self._callback!r}")
-        return ChunkStream(buffer, self._expose_errors)
-
-    def _begin(self) -> ChunkBuffer:
         if self._entered:
             raise UsageError("a run can be entered only once; call create_run() again")
         self._entered = True
         self._telemetry.entered()
         buffer = self._buffer = ChunkBuffer(self._high_water_mark, self._high_water_size)
-        return buffer
-
-    def _start_in(self, task_group: TaskGroup) -> ChunkStream:
-        """Enter the run with its supervisor in ``task_group``, a group of the caller's.
-
-        ``__aenter__`` without a task group of the run's own, for a caller
-        that already holds one open for as long as the run lasts (a
-        response: its disconnect listener's). A task group is a nursery,
-        its cancel scope and their sets, held for the response's whole life.
-        Nothing the run raises reaches the caller's group: the supervisor
-        keeps it for ``_leave``, which handles it as ``__aexit__`` handles
-        what the run's own group raises. Leave with ``_leave``, however the
-        body is left; ``task_group`` must outlive that.
-        """
-        buffer = self._begin()
-        self._hosted = True
+        task_group = create_task_group()
+        await task_group.__aenter__()
         self._task_group = task_group
-        task_group.start_soon(
-            self._supervise_hosted, buffer, name=f"trio_stream run {self._callback!r}"
-        )
+        task_group.start_soon(self._supervise, buffer, name=f"trio_stream run {self._callback!r}")
         return ChunkStream(buffer, self._expose_errors)
-
-    async def _supervise_hosted(self, buffer: ChunkBuffer) -> None:
-        try:
-            if self._cancel_at_start:
-                buffer.close()  # left before the run began: it never will
-            else:
-                await self._supervise(buffer)
-        except BaseException as exc:
-            # A cancellation, a KeyboardInterrupt, or a failure arriving with
-            # a cancellation: for ``_leave``, not for the caller's group.
-            self._raised = exc
-        finally:
-            finished, self._finished = self._finished, True
-            if not isinstance(finished, bool):
-                finished.set()
 
     async def _supervise(self, buffer: ChunkBuffer) -> None:
         telemetry = self._telemetry
@@ -239,8 +182,6 @@ class Run:
         try:
             async with create_task_group() as task_group:
                 self._root = Scope(task_group, None, telemetry.trace_context)
-                if self._cancel_at_start:
-                    self._root.cancel()
                 state = StateTree(self._initial_state, buffer.add_operations)
                 controller = RunController(
                     buffer,
@@ -279,7 +220,7 @@ class Run:
         traceback: TracebackType | None,
     ) -> None:
         task_group, buffer = self._task_group, self._buffer
-        if task_group is None or buffer is None or self._hosted:
+        if task_group is None or buffer is None:
             raise UsageError("the run was not entered, or has already been exited")
         self._task_group = None
         left_early = not buffer.closed
@@ -295,36 +236,6 @@ class Run:
             await task_group.__aexit__(None, None, None)
         except BaseException as raised:
             failure = raised
-        self._end(exc, left_early, failure)
-
-    async def _leave(self, exc: BaseException | None) -> None:
-        """``__aexit__`` for a run entered with ``_start_in``: call it however the body is left.
-
-        Waits for the supervisor as a task group's exit would: even when the
-        caller is cancelled, for the run's tasks must not outlive this.
-        """
-        buffer = self._buffer
-        if self._task_group is None or buffer is None or not self._hosted:
-            raise UsageError("the run was not entered, or has already been exited")
-        self._task_group = None
-        left_early = not buffer.closed
-        if left_early:
-            if self._root is not None:
-                self._root.cancel()
-            else:
-                self._cancel_at_start = True
-        if self._finished is False:
-            in_trio = trio.lowlevel.in_trio_run()
-            finished = self._finished = trio.Event() if in_trio else anyio.Event()
-            with trio.CancelScope(shield=True) if in_trio else anyio.CancelScope(shield=True):
-                await finished.wait()
-        raised, self._raised = self._raised, None
-        self._end(exc, left_early, raised)
-
-    def _end(
-        self, exc: BaseException | None, left_early: bool, failure: BaseException | None
-    ) -> None:
-        """Report how the run ended, and raise its failure, given what its task group raised."""
         stored, self._failure = self._failure, None
         cancelled = anyio.get_cancelled_exc_class()
         failure = _real_failure(failure, stored, cancelled)
@@ -332,8 +243,8 @@ class Run:
             self._outcome(left_early, failure, cancelled),
             failure if isinstance(failure, Exception) else None,
         )
-        if failure is None or (isinstance(failure, cancelled) and isinstance(exc, cancelled)):
-            return  # (the consumer's own cancellation propagates)
+        if failure is None:
+            return
         if exc is not None and not isinstance(exc, cancelled):
             # The consumer's own error wins; the run's must not vanish silently.
             if not isinstance(failure, cancelled):

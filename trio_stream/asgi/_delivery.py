@@ -49,7 +49,6 @@ __all__ = [
     "body_sender",
     "heartbeat_interval",
     "until_interrupted",
-    "until_interrupted_hosting",
     "write_chunks",
     "write_chunks_but_last",
 ]
@@ -147,28 +146,10 @@ async def until_interrupted(
     Returns ``None`` if ``work`` finished, else the interruption; a
     ``ClientGone`` from a write counts as a disconnect.
     """
-    return await until_interrupted_hosting(receive, work, None, shutdown=shutdown)
-
-
-async def until_interrupted_hosting(
-    receive: Receive,
-    work: Callable[[], Awaitable[None]],
-    host: Callable[[TaskGroup], None] | None,
-    *,
-    shutdown: Shutdown | None = None,
-) -> Interruption | None:
-    """``until_interrupted``, handing ``host`` the listener's task group before ``work`` starts.
-
-    ``work`` may start tasks of its own in that group, which is cancelled
-    with it, provided it waits for them before it returns: a response
-    starts its run's supervisor there rather than open a group for it.
-    """
     listener = _Listener(receive)
     try:
         async with create_task_group() as request:
             listener.request = request
-            if host is not None:
-                host(request)
             request.start_soon(listener.listen)
             withdraw = None
             if shutdown is not None:

@@ -31,7 +31,7 @@ import abc
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from functools import partial
 from typing import Any, ClassVar
 
@@ -39,9 +39,8 @@ from starlette.background import BackgroundTask
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from .._run import ChunkStream, Run
+from .._run import Run
 from .._shutdown import SHUTDOWN_MESSAGE, Shutdown, shutdown_of
-from .._taskgroups import TaskGroup
 from .._telemetry import Serving, log_extra
 from ..chunks import ErrorChunk
 from ..formats import StreamEncoder
@@ -58,7 +57,7 @@ from ._delivery import (
     Interruption,
     body_sender,
     heartbeat_interval,
-    until_interrupted_hosting,
+    until_interrupted,
     write_chunks_but_last,
 )
 
@@ -99,8 +98,8 @@ class ListeningResponse(Response, abc.ABC):
             self.left_before_start(scope)
             return
         send_body = body_sender(send)
-        interruption = await until_interrupted_hosting(
-            receive, partial(self.produce, send_body), self._host, shutdown=self.shutdown(scope)
+        interruption = await until_interrupted(
+            receive, partial(self.produce, send_body), shutdown=self.shutdown(scope)
         )
         if interruption is not None and interruption.reason == "disconnect":
             self.left(scope, interruption)
@@ -120,9 +119,6 @@ class ListeningResponse(Response, abc.ABC):
     def shutdown(self, scope: Scope) -> Shutdown | None:
         """The shutdown whose cut-off interrupts ``produce``; none by default."""
         return None
-
-    def _host(self, task_group: TaskGroup) -> None:
-        """Note the task group ``produce`` runs in; a subclass may start its tasks there."""
 
     def left_before_start(self, scope: Scope) -> None:
         """The client left before the headers went out: nothing was produced."""
@@ -185,7 +181,6 @@ class RunResponse(ListeningResponse):
         self._failure: Exception | None = None
         self._serving: Serving | None = None
         self._last_body = b""
-        self._task_group: TaskGroup | None = None
 
     def _add_format_headers(self, encoder: StreamEncoder) -> None:
         """Add the format's headers to ``raw_headers``, but those already set.
@@ -228,36 +223,17 @@ class RunResponse(ListeningResponse):
             if opening:
                 await send_body(opening)
                 serving.bytes += len(opening)
-            run, write = self.run, serving.counting(send_body)
-            task_group, self._task_group = self._task_group, None
-            if task_group is None:  # called on its own, not by __call__
-                async with run as chunks:
-                    self._last_body = await self._write(chunks, write)
-                return
-            # The run's supervisor in the listener's task group: one group
-            # less per response. ``_leave`` is ``async with``'s exit.
-            chunks = run._start_in(task_group)
-            try:
-                self._last_body = await self._write(chunks, write)
-            except BaseException as exc:
-                await run._leave(exc)
-                raise
-            await run._leave(None)
+            async with self.run as chunks:
+                # The last batch's bytes go out with the ending: one write less.
+                self._last_body = await write_chunks_but_last(
+                    chunks, self.encoder, serving.counting(send_body), self.heartbeat
+                )
         except ClientGone:
             raise
         except Exception as exc:
             # The error chunk is in the body already; the failure is raised
             # once the body has ended.
             self._failure = exc
-
-    def _host(self, task_group: TaskGroup) -> None:
-        self._task_group = task_group
-
-    def _write(
-        self, chunks: ChunkStream, write: Callable[[bytes], Awaitable[None]]
-    ) -> Awaitable[bytes]:
-        # The last batch's bytes go out with the ending: one write less.
-        return write_chunks_but_last(chunks, self.encoder, write, self.heartbeat)
 
     def left(self, scope: Scope, interruption: Interruption) -> None:
         # Leaving the run's block waited for every task of the run.
