@@ -206,7 +206,10 @@ async def test_the_shutdown_cut_off_is_an_event_and_an_error_chunk_of_its_kind(
     assert [(p.attributes, p.value) for p in metrics["trio_stream.error_chunks"]] == [
         ({"trio_stream.error.kind": "shutdown"}, 1)
     ]
-    assert [p.value for p in metrics["trio_stream.responses.active"]] == [0]
+    active = metric_points(
+        metrics, "trio_stream.responses.active", **{"trio_stream.format": "data-stream"}
+    )
+    assert [p.value for p in active] == [0]
 
 
 async def test_tool_outcomes_error_references_and_what_the_metrics_count() -> None:
@@ -328,7 +331,10 @@ async def test_a_served_run_continues_the_caller_s_trace_and_counts_its_bytes() 
     (first_byte,) = metrics["trio_stream.response.time_to_first_byte"]
     assert first_byte.count == 1
     assert 0 < first_byte.value < 5
-    assert [p.value for p in metrics["trio_stream.responses.active"]] == [0]
+    active = metric_points(
+        metrics, "trio_stream.responses.active", **{"trio_stream.format": "data-stream"}
+    )
+    assert [p.value for p in active] == [0]
 
 
 async def test_a_client_that_leaves_ends_the_run_s_span_as_disconnected() -> None:
