@@ -32,9 +32,10 @@ OWN_CONTENDERS = ("inprocess", "decode", "remote")
 """Figures whose rows are not the servers: in process, per format, per relay depth."""
 
 
-def test_every_measurement_runs_for_every_contender(tmp_path: Path) -> None:
+def smoke_run(out: Path, *options: str) -> dict[str, Any]:
+    """``python -m bench --smoke`` with ``options`` into ``out``: its ``latest.json``."""
     result = subprocess.run(
-        [sys.executable, "-m", "bench", "--smoke", "--out", str(tmp_path)],
+        [sys.executable, "-m", "bench", "--smoke", *options, "--out", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -42,7 +43,12 @@ def test_every_measurement_runs_for_every_contender(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    report = json.loads((tmp_path / "latest.json").read_text())
+    report: dict[str, Any] = json.loads((out / "latest.json").read_text())
+    return report
+
+
+def test_every_measurement_runs_for_every_contender(tmp_path: Path) -> None:
+    report = smoke_run(tmp_path)
     assert report["environment"]["smoke"] is True
     figures = report["figures"]
     modules = {
@@ -80,19 +86,7 @@ def test_every_measurement_runs_for_every_contender(tmp_path: Path) -> None:
 
 
 def _measuring_one_module_again_keeps_the_others(out: Path, before: dict[str, Any]) -> None:
-    result = subprocess.run(
-        [
-            *(sys.executable, "-m", "bench", "--smoke"),
-            *("--only", "m12_telemetry", "--update", "--out", str(out)),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    after = json.loads((out / "latest.json").read_text())
+    after = smoke_run(out, "--only", "m12_telemetry", "--update")
     assert [f["key"] for f in after["figures"]] == [f["key"] for f in before["figures"]]
     for old, new in zip(before["figures"], after["figures"], strict=True):
         if not old["key"].startswith("telemetry"):
