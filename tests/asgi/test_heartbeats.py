@@ -30,7 +30,7 @@ def paced(pieces: int, every: float):  # type: ignore[no-untyped-def]
 
 async def test_a_stream_that_writes_within_its_interval_sends_no_keepalive() -> None:
     body = await writes(
-        RunResponse(create_run(paced(8, 0.03)), encoder=Passthrough(), heartbeat=0.1)
+        RunResponse(create_run(paced(8, 0.01)), encoder=Passthrough(), heartbeat=0.2)
     )
     assert SSE_COMMENT not in body
     assert len(body) == 8
@@ -50,7 +50,7 @@ async def test_each_stream_keeps_its_own_interval_next_to_others() -> None:
 
     async def writing(heartbeat: float) -> None:
         response = RunResponse(
-            create_run(paced(12, heartbeat * 0.6)), encoder=Passthrough(), heartbeat=heartbeat
+            create_run(paced(12, heartbeat * 0.1)), encoder=Passthrough(), heartbeat=heartbeat
         )
         results["often"] = await writes(response)
 
@@ -60,7 +60,9 @@ async def test_each_stream_keeps_its_own_interval_next_to_others() -> None:
         streams.start_soon(serve, "long", 5.0, 0.4)
         await anyio.sleep(0.01)
         streams.start_soon(serve, "short", 0.05, 0.4)
-        streams.start_soon(writing, 0.05)
+        # Writes every 20 ms against a 200 ms interval: only a stall of the
+        # whole machine longer than 180 ms could put a comment between them.
+        streams.start_soon(writing, 0.2)
     assert results["long"] == [b"data: a\n\n", b"data: b\n\n"]
     assert SSE_COMMENT not in results["often"]
     short = results["short"]

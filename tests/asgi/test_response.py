@@ -338,7 +338,7 @@ def test_a_slow_producers_chunks_leave_one_by_one_at_once() -> None:
 
     async def callback(controller: RunController) -> None:
         for i in range(8):
-            await trio.sleep(0.05)
+            await trio.sleep(0.1)
             produced[i] = time.monotonic()
             controller.append_text(f"{i}")
 
@@ -351,9 +351,10 @@ def test_a_slow_producers_chunks_leave_one_by_one_at_once() -> None:
             if line.startswith("0:"):
                 arrived[int(line[3:-1])] = time.monotonic()
     assert sorted(arrived) == list(range(8))
-    delays = [arrived[i] - produced[i] for i in range(8)]
-    # Each chunk arrived long before the next one was made (50 ms later).
-    assert max(delays) < 0.04, delays
+    # Each chunk reached the client before the next one was made (100 ms
+    # later): nothing waits for company.
+    early = [arrived[i] < produced[i + 1] for i in range(7)]
+    assert all(early), [arrived[i] - produced[i] for i in range(8)]
 
 
 def test_heartbeats_fill_silence_and_stop_with_the_stream() -> None:
@@ -385,7 +386,12 @@ def test_the_data_stream_heartbeat_is_a_blank_line_and_off_by_default() -> None:
         )
     ) as url:
         assert httpx.get(url + "/off").content == b'0:"a"\n' + DATA_STREAM_END
-        assert httpx.get(url + "/on").content == b'\n\n0:"a"\n' + DATA_STREAM_END
+        on = httpx.get(url + "/on").content
+    # About two blank lines in the 250 ms silence; a busy machine may move one.
+    silence, rest = on.split(b"0:", 1)
+    assert 1 <= len(silence) <= 3
+    assert silence == b"\n" * len(silence)
+    assert b"0:" + rest == b'0:"a"\n' + DATA_STREAM_END
 
 
 # -- what a Starlette response does ------------------------------------------------

@@ -366,7 +366,7 @@ async def test_the_encoders_give_the_same_message_on_any_backend(decoder: str) -
 
 async def pauses(controller: RunController) -> None:
     controller.append_text("before")
-    await anyio.sleep(0.05)
+    await anyio.sleep(0.1)
     controller.append_text(" after")
 
 
