@@ -43,7 +43,7 @@ from ._errors import HIDDEN_RUN_ERROR, UsageError, collapse, leaf_exceptions, wi
 from ._json import normalized
 from ._scope import Scope
 from ._state import StateTree
-from ._taskgroups import TaskGroup, create_task_group
+from ._taskgroups import TaskGroup, create_task_group, runs_no_task
 from ._telemetry import RunOutcome, RunTelemetry, log_extra
 from .chunks import Chunk, ErrorChunk
 
@@ -192,6 +192,14 @@ class Run:
                     telemetry=telemetry,
                 )
                 await self._callback(controller)
+                if runs_no_task(task_group):
+                    # Nothing of the run is left to add a chunk. Ending the
+                    # stream now, in the step that queued the last chunk,
+                    # rather than after the nursery's closing checkpoint, lets
+                    # the consumer read that chunk knowing it is the last (a
+                    # response sends it with the format's ending, one write
+                    # less).
+                    buffer.close()
         except Exception as exc:
             # Only a group of Exceptions lands here: a failure that arrives
             # together with a cancellation is a BaseExceptionGroup and

@@ -8,7 +8,8 @@ objects more per task group and per task, all of them held for the
 response's whole life and walked by the garbage collector. ``TrioTaskGroup``
 is the nursery with the few names this package calls, and nothing more.
 
-``exit_task_group`` closes either kind so that one failure surfaces as itself.
+``exit_task_group`` closes either kind so that one failure surfaces as itself;
+``runs_no_task`` tells whether one is known to have no task left.
 """
 
 from __future__ import annotations
@@ -22,7 +23,14 @@ import trio
 
 from ._errors import collapse
 
-__all__ = ["Cancellable", "TaskGroup", "TrioTaskGroup", "create_task_group", "exit_task_group"]
+__all__ = [
+    "Cancellable",
+    "TaskGroup",
+    "TrioTaskGroup",
+    "create_task_group",
+    "exit_task_group",
+    "runs_no_task",
+]
 
 
 class Cancellable(Protocol):
@@ -105,6 +113,18 @@ class TrioTaskGroup:
             raise
         finally:
             del exc, traceback
+
+
+def runs_no_task(task_group: TaskGroup) -> bool:
+    """Whether ``task_group`` is known to have no task left.
+
+    A nursery's tasks are known; AnyIO's task group does not say, so for it
+    the answer is ``False``, as if some might still run.
+    """
+    if isinstance(task_group, TrioTaskGroup):
+        nursery = task_group._nursery
+        return nursery is not None and not nursery.child_tasks
+    return False
 
 
 def create_task_group() -> TaskGroup:

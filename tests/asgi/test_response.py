@@ -462,6 +462,67 @@ async def test_the_response_is_a_plain_asgi_callable_on_any_backend() -> None:
 
 
 @pytest.mark.anyio
+async def test_the_last_batch_leaves_with_the_ending_in_the_final_message(
+    anyio_backend: str,
+) -> None:
+    async def callback(controller: RunController) -> None:
+        controller.append_text("a")
+        await anyio.sleep(0.01)
+        controller.append_text("b")
+
+    sent = SentMessages()
+    await sent.call(DataStreamResponse(create_run(callback)))
+    bodies = [(m["body"], m["more_body"]) for m in sent if m["type"] == "http.response.body"]
+    if anyio_backend == "trio":
+        assert bodies == [(b'0:"a"\n', True), (b'0:"b"\n' + DATA_STREAM_END, False)]
+    else:
+        # AnyIO's task group on asyncio yields once more when the run's
+        # nursery closes, so the last batch is read before the run has ended.
+        assert bodies == [(b'0:"a"\n', True), (b'0:"b"\n', True), (DATA_STREAM_END, False)]
+
+
+@pytest.mark.anyio
+async def test_a_runs_only_batch_is_written_at_once_before_the_ending() -> None:
+    async def callback(controller: RunController) -> None:
+        controller.append_text("a")
+
+    sent = SentMessages()
+    await sent.call(DataStreamResponse(create_run(callback)))
+    bodies = [(m["body"], m["more_body"]) for m in sent if m["type"] == "http.response.body"]
+    assert bodies == [(b'0:"a"\n', True), (DATA_STREAM_END, False)]
+
+
+@pytest.mark.anyio
+async def test_a_failed_runs_body_ends_before_it_raises() -> None:
+    async def callback(controller: RunController) -> None:
+        controller.append_text("a")
+        await anyio.sleep(0.01)
+        raise ValueError("broken")
+
+    sent = SentMessages()
+    with pytest.raises(ValueError, match="broken"):
+        await sent.call(DataStreamResponse(create_run(callback)))
+    assert sent.body == b'0:"a"\n3:"broken"\n'
+    assert sent[-1]["more_body"] is False
+
+
+def test_a_paced_stream_ends_in_two_writes_over_http() -> None:
+    async def callback(controller: RunController) -> None:
+        for text in "abc":
+            await trio.sleep(0.02)
+            controller.append_text(text)
+
+    recorder = Recorder(app_for(lambda: DataStreamResponse(create_run(callback))))
+    with running(recorder) as url:
+        body = httpx.get(url).content
+    assert body == b'0:"a"\n0:"b"\n0:"c"\n' + DATA_STREAM_END
+    last = recorder.sends[-1]
+    assert last["body"] == b'0:"c"\n' + DATA_STREAM_END
+    assert last["more_body"] is False
+    assert recorder.body_sends == 3
+
+
+@pytest.mark.anyio
 async def test_a_server_refusing_writes_counts_as_a_disconnect() -> None:
     cancelled = anyio.Event()
 
@@ -552,3 +613,71 @@ async def test_a_client_gone_before_the_headers_means_no_run() -> None:
 
     await DataStreamResponse(create_run(callback))(SCOPE, never_disconnect, send)
     assert not started
+
+
+@pytest.mark.anyio
+async def test_a_client_gone_as_the_body_starts_leaves_no_run_behind() -> None:
+    happened: list[str] = []
+
+    async def callback(controller: RunController) -> None:
+        happened.append("started")
+        try:
+            await anyio.sleep_forever()
+        finally:
+            happened.append("cleaned up")
+
+    async def gone() -> Message:
+        return {"type": "http.disconnect"}
+
+    sent = SentMessages()
+    await DataStreamResponse(create_run(callback))(SCOPE, gone, sent.send)
+    # Cancelled before its first step, or cancelled and cleaned up: never left running.
+    assert happened in ([], ["started", "cleaned up"])
+    assert [m["type"] for m in sent] == ["http.response.start"]
+
+
+@pytest.mark.anyio
+async def test_a_run_failing_in_its_clean_up_after_the_client_left_raises_that_failure() -> None:
+    written = anyio.Event()
+
+    async def callback(controller: RunController) -> None:
+        controller.append_text("a")
+        try:
+            await anyio.sleep_forever()
+        finally:
+            raise ValueError("clean-up failed")
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            written.set()
+
+    async def leave_after_the_first_write() -> Message:
+        await written.wait()
+        return {"type": "http.disconnect"}
+
+    with pytest.raises(ValueError, match="clean-up failed"):
+        await DataStreamResponse(create_run(callback))(SCOPE, leave_after_the_first_write, send)
+
+
+@pytest.mark.anyio
+async def test_a_response_cancelled_from_outside_returns_after_its_runs_clean_up() -> None:
+    happened: list[str] = []
+
+    async def tool(call: ToolCallController) -> str:
+        try:
+            await anyio.sleep_forever()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.sleep(0.05)  # a clean-up that takes a while
+            happened.append("tool cleaned up")
+        return "never"
+
+    async def callback(controller: RunController) -> None:
+        controller.spawn_tool_call("slow", tool)
+        controller.append_text("a")
+
+    sent = SentMessages()
+    with anyio.move_on_after(0.1):
+        await sent.call(DataStreamResponse(create_run(callback)))
+    assert happened == ["tool cleaned up"]
+    assert sent.body.endswith(b'0:"a"\n')  # and no ending: the response was cut short

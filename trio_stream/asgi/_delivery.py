@@ -10,6 +10,13 @@ Writes are coalesced: each write sends every chunk that was queued while the
 previous write was in flight, so a fast producer costs one ASGI ``send`` per
 batch rather than per token, and a slow one's chunks still leave one by one,
 as soon as they are made.
+
+A response also saves the write of its last batch: when a run has ended by
+the time its last batch is encoded, those bytes are handed back rather than
+written (``write_chunks_but_last``), to leave together with the format's
+ending in the body's final message. Every ASGI body message is a write of
+its own on the server, and the end of the body one more, so a stream's end
+costs two writes instead of three.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from .._errors import HIDDEN_RUN_ERROR, SerializationError, collapse, describe, 
 from .._run import ChunkStream
 from .._shutdown import Shutdown
 from .._taskgroups import TaskGroup, create_task_group
-from ..chunks import ErrorChunk
+from ..chunks import Chunk, ErrorChunk
 from ..formats import StreamEncoder
 from ._heartbeats import watch_silence
 
@@ -43,6 +50,7 @@ __all__ = [
     "heartbeat_interval",
     "until_interrupted",
     "write_chunks",
+    "write_chunks_but_last",
 ]
 
 DEFAULT_HEARTBEAT_INTERVAL = 15.0
@@ -98,13 +106,22 @@ def body_sender(send: Send) -> BodySender:
     a store's) from passing for a disconnect.
     """
 
-    async def send_body(body: bytes, *, more_body: bool = True) -> None:
+    return _BodySender(send)
+
+
+class _BodySender:
+    """``body_sender``'s result: one slotted object per response, not a closure and its cell."""
+
+    __slots__ = ("_send",)
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+
+    async def __call__(self, body: bytes, *, more_body: bool = True) -> None:
         try:
-            await send({"type": "http.response.body", "body": body, "more_body": more_body})
+            await self._send({"type": "http.response.body", "body": body, "more_body": more_body})
         except OSError as exc:
             raise ClientGone from exc
-
-    return send_body
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,12 +224,34 @@ async def write_chunks(
     thousands of writes into a few hundred. A chunk that comes after a pause
     of a millisecond or more goes out at once, so paced tokens are not delayed.
     """
+    last = await write_chunks_but_last(chunks, encoder, write, heartbeat)
+    if last:
+        await write(last)
+
+
+async def write_chunks_but_last(
+    chunks: ChunkStream,
+    encoder: StreamEncoder,
+    write: Callable[[bytes], Awaitable[None]],
+    heartbeat: float | None,
+) -> bytes:
+    """``write_chunks``, but the body of the run's last batch is returned, not written.
+
+    A batch is the last when the run had ended by the time it was received:
+    nothing can follow it, so its bytes can wait for the format's ending and
+    go out in the same message (one write less per stream). Returns ``b""``
+    when the run's end is only seen after its last body was written. The
+    first body is always written at once, even if it is also the last: it is
+    the one the client, and the time to the first byte, wait for.
+    """
     clock, sleep_until = _clock()
     # The queue's own method: the stream's checks of the limit, and its frame
     # held while a paced stream waits, are not needed here.
-    receive_batch = chunks._buffer.receive_batch
+    buffer = chunks._buffer
+    receive_batch = buffer.receive_batch
     silence = None if heartbeat is None else watch_silence(chunks, heartbeat)
     last_write = -math.inf
+    next_batch: list[Chunk] | None = None
     try:
         while True:
             try:
@@ -226,7 +265,7 @@ async def write_chunks(
                         continue
                     batch = next_batch
             except anyio.EndOfStream:
-                return
+                return b""
             linger_until = last_write + COALESCE_WINDOW
             if len(batch) < _BATCH_LIMIT and linger_until > clock():
                 await sleep_until(linger_until)
@@ -236,6 +275,11 @@ async def write_chunks(
                 body = encoder.encode(batch)
             except Exception as exc:
                 await _refuse(exc, encoder, write, chunks.expose_errors)
+            # Not held while the stream waits for its next batch.
+            del batch
+            next_batch = None
+            if buffer.closed and len(buffer) == 0 and last_write > -math.inf:
+                return body  # the run has ended: nothing can follow this batch
             if body:
                 await write(body)
                 last_write = clock()

@@ -16,7 +16,10 @@ until its next chunk, or forever.
 When the run fails, its error chunk is already in the stream; the response
 sends it, then the format's closing bytes and the end of the body, and only
 then raises, so the client sees a complete body and the server's error
-handling sees the exception. When the server shuts down gracefully
+handling sees the exception. A run that has ended by the time its last
+batch is encoded has that batch sent with the closing bytes, in the body's
+final message: each message is a write of its own on the server, and the end
+of the body one more. When the server shuts down gracefully
 (``trio_stream.serve``), a run still going at the cut-off is cancelled the
 same way, and the client is sent an error chunk saying so and the closing
 bytes: a complete body, in time.
@@ -55,7 +58,7 @@ from ._delivery import (
     body_sender,
     heartbeat_interval,
     until_interrupted,
-    write_chunks,
+    write_chunks_but_last,
 )
 
 __all__ = [
@@ -83,9 +86,14 @@ class ListeningResponse(Response, abc.ABC):
     """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        start = {"type": "http.response.start", "status": self.status_code}
         try:
-            await send({**start, "headers": self.raw_headers})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": self.status_code,
+                    "headers": self.raw_headers,
+                }
+            )
         except OSError:
             self.left_before_start(scope)
             return
@@ -169,10 +177,24 @@ class RunResponse(ListeningResponse):
         self.media_type = encoder.media_type
         self.background = background
         self.init_headers(headers)
-        for name, value in encoder.headers.items():
-            self.headers.setdefault(name, value)
+        self._add_format_headers(encoder)
         self._failure: Exception | None = None
         self._serving: Serving | None = None
+        self._last_body = b""
+
+    def _add_format_headers(self, encoder: StreamEncoder) -> None:
+        """Add the format's headers to ``raw_headers``, but those already set.
+
+        As ``self.headers.setdefault`` would, without building the headers
+        object for a response that never reads it.
+        """
+        raw_headers = self.raw_headers
+        present = {name for name, _ in raw_headers}
+        for name, value in encoder.headers.items():
+            key = name.lower().encode("latin-1")
+            if key not in present:
+                present.add(key)
+                raw_headers.append((key, value.encode("latin-1")))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # The run's span continues the caller's trace, and its log lines name
@@ -202,7 +224,8 @@ class RunResponse(ListeningResponse):
                 await send_body(opening)
                 serving.bytes += len(opening)
             async with self.run as chunks:
-                await write_chunks(
+                # The last batch's bytes go out with the ending: one write less.
+                self._last_body = await write_chunks_but_last(
                     chunks, self.encoder, serving.counting(send_body), self.heartbeat
                 )
         except ClientGone:
@@ -224,10 +247,11 @@ class RunResponse(ListeningResponse):
         )
 
     def ending(self, scope: Scope, interruption: Interruption | None) -> bytes:
+        last_body, self._last_body = self._last_body, b""
         if interruption is None:
-            # Also after a failure: the error chunk went out with the rest,
+            # Also after a failure: the error chunk goes out with the rest,
             # and a client must see a complete body, not a truncated transfer.
-            return self._counted(self.encoder.finish())
+            return self._counted(last_body + self.encoder.finish())
         if self._serving is not None:
             self._serving.run.cut_off()
         logger.warning(
@@ -238,7 +262,7 @@ class RunResponse(ListeningResponse):
             extra=log_extra(),
         )
         return self._counted(
-            self.encoder.encode([ErrorChunk(SHUTDOWN_MESSAGE)]) + self.encoder.finish()
+            last_body + self.encoder.encode([ErrorChunk(SHUTDOWN_MESSAGE)]) + self.encoder.finish()
         )
 
     def _counted(self, body: bytes) -> bytes:
