@@ -78,24 +78,25 @@ def test_a_run_that_outgrows_its_stream_stops_with_an_error_chunk() -> None:
 
 
 def test_a_slow_reader_does_not_grow_the_worker(redis: RedisServer, tmp_path: Path) -> None:
-    """The run writes 32 MB to Redis at full speed while its client reads slowly; the
+    """The run writes 48 MB to Redis at full speed while its client reads slowly; the
     worker holds one batch at a time, not the backlog.
 
     The measure is the worker's peak during that run against its peak during
     the same kind of run of 8 MB. Both peaks hold what any such run holds
     (buffers, the allocator's free lists, the collector's timing), so their
-    difference is what grows with the backlog: about 22 MB if the worker kept
-    it, nothing if it does not.
+    difference is what grows with the backlog: about 35 MB if the worker kept
+    it. Measured: 6-10 MiB, the same for a run of 32 MB, so it does not
+    follow the backlog.
     """
     env = {"TEST_REDIS_URL": redis.url, "TEST_REDIS_PREFIX": f"slow-{secrets.token_hex(4)}:"}
     with running_cli(tmp_path / "worker.log", "serve", "tests.resumable.app:app", env=env) as url:
         for _ in range(2):  # warm up: imports, connection pools, first allocations
             httpx.post(f"{url}/start/data-stream", params={"size": 1 << 20}, timeout=60)
         small = peak_while_read_slowly(url, 8 << 20)
-        large = peak_while_read_slowly(url, 32 << 20)
+        large = peak_while_read_slowly(url, 48 << 20)
         growth = large - small
-        print(f"worker memory: peaks {small >> 20} and {large >> 20} MiB for 8 and 32 MB")
-        assert growth < 10 * 1024 * 1024
+        print(f"worker memory: peaks {small >> 20} and {large >> 20} MiB for 8 and 48 MB")
+        assert growth < 20 * 1024 * 1024
 
 
 def peak_while_read_slowly(url: str, size: int) -> int:
