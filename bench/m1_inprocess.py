@@ -57,6 +57,7 @@ from trio_stream.formats.assistant_transport import AssistantTransportEncoder
 from trio_stream.formats.data_stream import DataStreamEncoder
 
 from . import apps_stream
+from ._loops import switch_seconds
 from ._results import Figure
 
 __all__ = ["measure"]
@@ -134,28 +135,6 @@ def _assistant_stream(encoder_name: str, loop: str) -> Measure:
         return asyncio.run(main())
 
     return measure
-
-
-def _bare_switch_seconds(n: int) -> dict[str, float]:
-    """Seconds per ``sleep(0)`` of one task alone on each event loop: the loop's own cost."""
-
-    async def trio_loop() -> float:
-        started = time.perf_counter()
-        for _ in range(n):
-            await trio.lowlevel.checkpoint()
-        return (time.perf_counter() - started) / n
-
-    async def asyncio_loop() -> float:
-        started = time.perf_counter()
-        for _ in range(n):
-            await asyncio.sleep(0)
-        return (time.perf_counter() - started) / n
-
-    return {
-        "trio": trio.run(trio_loop),
-        "asyncio": asyncio.run(asyncio_loop()),
-        "uvloop": uvloop.run(asyncio_loop()),
-    }
 
 
 def _check_data_stream(body: bytes, n: int) -> None:
@@ -253,7 +232,7 @@ def measure(smoke: bool) -> list[Figure]:
         ),
     ]
     checkpointed = figures[-1]
-    switch = _bare_switch_seconds(n)
+    switch = switch_seconds(n)
     bound = 1 / checkpointed.median(REFERENCE) / switch["trio"]
     checkpointed.note += (
         f" The event loops alone, one task awaiting sleep(0) {n:,} times: "

@@ -7,7 +7,8 @@ Starts ``trio-stream serve bench.profile_paced:app`` as users run it (its GC
 thresholds included, no access log), warms it up, then opens ``--streams``
 streams of ``GET /paced`` at once from a client process (uvloop, raw
 sockets), each a text delta ``--rate`` times a second for ``--seconds``,
-with heartbeats on. It prints the server's CPU seconds over the run, its
+with heartbeats on. It prints the server's CPU seconds over the run (and the
+cyclic garbage collector's share of them), its
 memory per open stream (RSS; and Python's own allocations with
 ``--tracemalloc``, which slows the server down), the objects the garbage
 collector tracks per open stream, and, with ``--profile``, cProfile's top
@@ -44,12 +45,26 @@ import trio
 from starlette.types import Receive, Scope, Send
 
 from ._servers import ROOT, Server, free_port, wait_for_port
+from .apps_bare import trio_app as bare_trio_app
 from .apps_load import trio_app
 
 # -- the server side -------------------------------------------------------------
 
 _profiler: cProfile.Profile | None = None
 _idle_snapshot: tracemalloc.Snapshot | None = None
+_collecting = {"since": 0.0, "seconds": 0.0, "count": 0.0}
+
+
+def _time_collections(phase: str, info: dict[str, int]) -> None:
+    """A ``gc.callbacks`` entry: adds up the time the cyclic collector takes."""
+    if phase == "start":
+        _collecting["since"] = time.thread_time()
+    else:
+        _collecting["seconds"] += time.thread_time() - _collecting["since"]
+        _collecting["count"] += 1
+
+
+gc.callbacks.append(_time_collections)
 
 
 def _count_tasks() -> int:
@@ -109,13 +124,33 @@ async def _json(send: Send, value: Any) -> None:
 
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
     """``bench.apps_load.trio_app``, with the probe and the profiler's switches."""
-    global _profiler
     path = scope.get("path", "")
     if scope["type"] != "http" or not path.startswith("/_"):
         await trio_app(scope, receive, send)
-        return
+    else:
+        await _tools(path, scope, send)
+
+
+async def ceiling(scope: Scope, receive: Receive, send: Send) -> None:
+    """The ceiling's bare app (``bench.apps_bare``) in place of the library's, same tools.
+
+    Its ``/tokens`` sends the lines ``/paced`` sends, with the same pacing,
+    and no heartbeats: what the server alone costs for the same streams.
+    """
+    path = scope.get("path", "")
+    if scope["type"] == "http" and path.startswith("/_"):
+        await _tools(path, scope, send)
+    else:
+        bare = {**scope, "path": "/tokens"} if path == "/paced" else dict(scope)
+        await bare_trio_app(bare, receive, send)  # type: ignore[arg-type]
+
+
+async def _tools(path: str, scope: Scope, send: Send) -> None:
+    global _profiler
     if path == "/_probe":
+        gc.callbacks.remove(_time_collections)  # the probe's own collection is not the run's
         gc.collect()
+        gc.callbacks.append(_time_collections)
         traced = tracemalloc.get_traced_memory()[0] if tracemalloc.is_tracing() else None
         objects = gc.get_objects()
         counts: dict[str, Any] = {
@@ -128,6 +163,8 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if traced is not None:
             counts["growth"] = _growth()
         await _json(send, counts)
+    elif path == "/_collecting":
+        await _json(send, {"seconds": _collecting["seconds"], "count": _collecting["count"]})
     elif path == "/_profile/start":
         _profiler = cProfile.Profile()
         _profiler.enable()
@@ -213,9 +250,9 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _start(port: int, tracing: bool) -> subprocess.Popen[bytes]:
+def _start(port: int, tracing: bool, app: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, **({"PYTHONTRACEMALLOC": "1"} if tracing else {})}
-    command = [sys.executable, "-m", "trio_stream", "serve", "bench.profile_paced:app"]
+    command = [sys.executable, "-m", "trio_stream", "serve", f"bench.profile_paced:{app}"]
     command += ["--port", str(port), "--no-access-log"]
     process = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
     wait_for_port(process, port, 30, lambda: "the server did not start")
@@ -232,7 +269,7 @@ def _client_process(
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     port = free_port()
-    process = _start(port, args.tracemalloc)
+    process = _start(port, args.tracemalloc, args.app)
     server = Server(f"http://127.0.0.1:{port}", process.pid)
     tokens = round(args.rate * args.seconds)
     interval = 1 / args.rate
@@ -244,6 +281,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         if args.profile:
             _get(server, "/_profile/start")
         cpu = _cpu_seconds(process.pid)
+        collecting = _get(server, "/_collecting")
         peak_rss = 0
         client = _client_process(port, args.streams, tokens, interval)
         probe_at = time.monotonic() + args.seconds / 2 + 2
@@ -254,6 +292,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 peak = _get(server, "/_probe")
             time.sleep(0.1)
         cpu = _cpu_seconds(process.pid) - cpu
+        collected = _get(server, "/_collecting")
         if args.profile:
             _get(server, f"/_profile/stop?path={os.path.abspath(args.profile)}")
         outcome = json.loads(client.communicate()[0])
@@ -265,6 +304,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         **outcome,
         "cpu_seconds": round(cpu, 2),
         "cpu_ms_per_delta": round(cpu * 1000 / (n * tokens), 4),
+        "gc_seconds": round(collected["seconds"] - collecting["seconds"], 2),
+        "gc_collections": collected["count"] - collecting["count"],
         "rss_kib_per_stream": round((peak_rss - idle_rss) / 1024 / n, 1),
     }
     if peak is not None:
@@ -297,6 +338,12 @@ def main() -> None:
     parser.add_argument("--profile", metavar="PATH", help="write the server's cProfile here")
     parser.add_argument("--top", type=int, default=25, help="profile entries to print")
     parser.add_argument("--tracemalloc", action="store_true")
+    parser.add_argument(
+        "--app",
+        choices=("app", "ceiling"),
+        default="app",
+        help="the library's app, or the ceiling's bare app on the same server",
+    )
     parser.add_argument("--client", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--tokens", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--interval", type=float, help=argparse.SUPPRESS)
