@@ -1,27 +1,31 @@
 """Where a paced stream's time and memory go: a reproducible profile of one worker.
 
     python -m bench.profile_paced [--streams 1000] [--rate 30] [--seconds 10]
-                                  [--profile out.prof] [--tracemalloc]
+                                  [--profile out.prof] [--tracemalloc] [--app ceiling]
 
 Starts ``trio-stream serve bench.profile_paced:app`` as users run it (its GC
 thresholds included, no access log), warms it up, then opens ``--streams``
 streams of ``GET /paced`` at once from a client process (uvloop, raw
 sockets), each a text delta ``--rate`` times a second for ``--seconds``,
-with heartbeats on. It prints the server's CPU seconds over the run (and the
-cyclic garbage collector's share of them), its
-memory per open stream (RSS; and Python's own allocations with
-``--tracemalloc``, which slows the server down), the objects the garbage
-collector tracks per open stream, and, with ``--profile``, cProfile's top
-entries for the server over the run.
+with heartbeats on. It prints the server's CPU seconds over the run and the
+cyclic garbage collector's share of them, its memory per open stream (RSS;
+and Python's own allocations with ``--tracemalloc``, which slows the server
+down), the objects the garbage collector tracks per open stream, what only
+the collector could free once the streams had ended, and, with
+``--profile``, cProfile's top entries for the server over the run.
+``--app ceiling`` serves the ceiling's bare app (``bench.apps_bare``) on the
+same server instead: the same figures for the server alone.
 
 These figures are robust to a shared machine where wall-clock ones are not:
 CPU time and counts do not depend on what else runs, so long as the server
 keeps up with the pace.
 
-``app`` is ``bench.apps_load``'s trio-stream app with two routes of its own:
+``app`` is ``bench.apps_load``'s trio-stream app with routes of its own:
 ``/_probe`` (counts taken at the peak: GC-tracked objects, allocated blocks,
-traced memory, Trio tasks) and ``/_profile/start``, ``/_profile/stop?path=``
-(cProfile of the server's own thread over the run).
+traced memory, Trio tasks), ``/_collecting`` (the collector's seconds so
+far), ``/_unreachable`` (a collection's unreachable objects, by type) and
+``/_profile/start``, ``/_profile/stop?path=`` (cProfile of the server's own
+thread over the run).
 """
 
 from __future__ import annotations
@@ -163,6 +167,13 @@ async def _tools(path: str, scope: Scope, send: Send) -> None:
         if traced is not None:
             counts["growth"] = _growth()
         await _json(send, counts)
+    elif path == "/_unreachable":
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        gc.set_debug(0)
+        found = _types(gc.garbage)
+        gc.garbage.clear()
+        await _json(send, sorted(found.items(), key=lambda item: -item[1]))
     elif path == "/_collecting":
         await _json(send, {"seconds": _collecting["seconds"], "count": _collecting["count"]})
     elif path == "/_profile/start":
@@ -293,6 +304,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             time.sleep(0.1)
         cpu = _cpu_seconds(process.pid) - cpu
         collected = _get(server, "/_collecting")
+        unreachable = _get(server, "/_unreachable")
         if args.profile:
             _get(server, f"/_profile/stop?path={os.path.abspath(args.profile)}")
         outcome = json.loads(client.communicate()[0])
@@ -306,6 +318,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "cpu_ms_per_delta": round(cpu * 1000 / (n * tokens), 4),
         "gc_seconds": round(collected["seconds"] - collecting["seconds"], 2),
         "gc_collections": collected["count"] - collecting["count"],
+        # The ended streams' objects that reference counting did not free.
+        "unreachable_after_run_per_stream": round(sum(c for _, c in unreachable) / n, 1),
+        "unreachable_after_run_by_type": unreachable[:8],
         "rss_kib_per_stream": round((peak_rss - idle_rss) / 1024 / n, 1),
     }
     if peak is not None:

@@ -102,3 +102,31 @@ def _measuring_one_module_again_keeps_the_others(out: Path, before: dict[str, An
 def test_the_peer_row_with_our_collector_thresholds_has_those_trio_stream_serve_sets() -> None:
     # The harness repeats them: the package does not export them.
     assert SERVE_GC_THRESHOLDS == GC_THRESHOLDS
+
+
+def profile_paced(*options: str) -> dict[str, Any]:
+    """``python -m bench.profile_paced`` at a small size: its figures."""
+    size = ["--streams", "50", "--rate", "2", "--seconds", "6"]  # the peak is probed 5 s in
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.profile_paced", *size, *options],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    figures: dict[str, Any] = json.loads(result.stdout)
+    return figures
+
+
+def test_the_paced_profile_measures_the_library_and_the_server_alone() -> None:
+    ours, ceiling = profile_paced(), profile_paced("--app", "ceiling")
+    for figures in (ours, ceiling):
+        assert figures["complete"] == 50
+        assert figures["cpu_seconds"] > 0
+        assert figures["gc_seconds"] >= 0
+        assert figures["unreachable_after_run_per_stream"] >= 0
+    # A run, its response and their tasks: more per stream than the bare app's.
+    assert ours["tasks_per_stream"] > ceiling["tasks_per_stream"]
+    assert ours["gc_objects_per_stream"] > ceiling["gc_objects_per_stream"]
