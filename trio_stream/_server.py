@@ -1,6 +1,7 @@
 """Serving ASGI apps with hypercorn's Trio worker.
 
-``serve`` is a thin layer over ``hypercorn.trio.serve`` that adds two things:
+``serve`` runs hypercorn's connections from an accept loop of its own
+(``_accepting.py``: it drains a burst of clients at once) and adds two things:
 streams that end cleanly when the server shuts down (``_shutdown.py``), and
 a guard for the ASGI lifespan protocol. Hypercorn on Trio sends the app a
 ``lifespan`` scope at start-up; an app that returns from it without
@@ -18,9 +19,9 @@ from collections.abc import Awaitable, Callable
 
 import trio
 from hypercorn.config import Config
-from hypercorn.trio import serve as hypercorn_serve
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from . import _accepting
 from ._shutdown import Shutdown, ShutdownNotice
 
 __all__ = ["DEFAULT_BACKLOG", "LifespanGuard", "default_config", "serve"]
@@ -149,12 +150,11 @@ async def serve(
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(shutdown.cut_off_when_due)
-        await hypercorn_serve(
-            _Served(app, shutdown),  # type: ignore[arg-type]
+        await _accepting.run(
+            _Served(app, shutdown),
             config,
             shutdown_trigger=shutdown_begins,
             task_status=task_status,
-            mode="asgi",
         )
         nursery.cancel_scope.cancel()
 
