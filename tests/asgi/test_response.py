@@ -447,15 +447,16 @@ def test_bad_arguments_are_refused_at_once() -> None:
 # -- any backend, without a server ------------------------------------------------
 
 
+async def a_pause_b(controller: RunController) -> None:
+    controller.append_text("a")
+    await anyio.sleep(0.01)
+    controller.append_text("b")
+
+
 @pytest.mark.anyio
 async def test_the_response_is_a_plain_asgi_callable_on_any_backend() -> None:
-    async def callback(controller: RunController) -> None:
-        controller.append_text("a")
-        await anyio.sleep(0.01)
-        controller.append_text("b")
-
     sent = SentMessages()
-    await sent.call(DataStreamResponse(create_run(callback)))
+    await sent.call(DataStreamResponse(create_run(a_pause_b)))
     assert sent[0]["type"] == "http.response.start"
     assert sent.body == b'0:"a"\n0:"b"\n' + DATA_STREAM_END
     assert sent[-1]["more_body"] is False
@@ -465,13 +466,8 @@ async def test_the_response_is_a_plain_asgi_callable_on_any_backend() -> None:
 async def test_the_last_batch_leaves_with_the_ending_in_the_final_message(
     anyio_backend: str,
 ) -> None:
-    async def callback(controller: RunController) -> None:
-        controller.append_text("a")
-        await anyio.sleep(0.01)
-        controller.append_text("b")
-
     sent = SentMessages()
-    await sent.call(DataStreamResponse(create_run(callback)))
+    await sent.call(DataStreamResponse(create_run(a_pause_b)))
     bodies = [(m["body"], m["more_body"]) for m in sent if m["type"] == "http.response.body"]
     if anyio_backend == "trio":
         assert bodies == [(b'0:"a"\n', True), (b'0:"b"\n' + DATA_STREAM_END, False)]

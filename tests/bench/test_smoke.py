@@ -32,17 +32,23 @@ OWN_CONTENDERS = ("inprocess", "decode", "remote")
 """Figures whose rows are not the servers: in process, per format, per relay depth."""
 
 
-def smoke_run(out: Path, *options: str) -> dict[str, Any]:
-    """``python -m bench --smoke`` with ``options`` into ``out``: its ``latest.json``."""
+def run_module(*argv: str, timeout: float) -> str:
+    """``python -m`` with ``argv``, from the project's root: its output, once it exits 0."""
     result = subprocess.run(
-        [sys.executable, "-m", "bench", "--smoke", *options, "--out", str(out)],
+        [sys.executable, "-m", *argv],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def smoke_run(out: Path, *options: str) -> dict[str, Any]:
+    """``python -m bench --smoke`` with ``options`` into ``out``: its ``latest.json``."""
+    run_module("bench", "--smoke", *options, "--out", str(out), timeout=600)
     report: dict[str, Any] = json.loads((out / "latest.json").read_text())
     return report
 
@@ -107,16 +113,9 @@ def test_the_peer_row_with_our_collector_thresholds_has_those_trio_stream_serve_
 def profile_paced(*options: str) -> dict[str, Any]:
     """``python -m bench.profile_paced`` at a small size: its figures."""
     size = ["--streams", "50", "--rate", "2", "--seconds", "6"]  # the peak is probed 5 s in
-    result = subprocess.run(
-        [sys.executable, "-m", "bench.profile_paced", *size, *options],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    figures: dict[str, Any] = json.loads(
+        run_module("bench.profile_paced", *size, *options, timeout=120)
     )
-    assert result.returncode == 0, result.stdout + result.stderr
-    figures: dict[str, Any] = json.loads(result.stdout)
     return figures
 
 
