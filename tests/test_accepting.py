@@ -13,6 +13,7 @@ import httpx
 import pytest
 import trio
 import trio.testing
+from hypercorn.config import Config
 
 from trio_stream import serve
 from trio_stream._accepting import ACCEPT_BATCH, _accept
@@ -102,6 +103,7 @@ async def test_a_client_that_left_is_passed_over_and_a_full_table_waits(
     other.send(b"x")  # ``readable`` stays readable: every wait ends at once
     script: list[OSError | socket.socket] = [
         OSError(errno.ECONNABORTED, "gone before it was accepted"),
+        OSError(errno.EHOSTUNREACH, "its network failed while it waited"),
         OSError(errno.EMFILE, "too many open files"),
         client,
     ]
@@ -166,3 +168,14 @@ async def test_a_shutdown_refuses_new_clients_while_an_open_stream_finishes() ->
                 await client.get(url, headers={"connection": "close"})
             release.set()
             assert await open_stream.aread() == b"finished"
+
+
+async def test_http3_is_refused_by_name() -> None:
+    async def app(scope: dict[str, object], receive: object, send: object) -> None:
+        raise AssertionError("never started")
+
+    config = Config()
+    config.bind = ["127.0.0.1:0"]
+    config.quic_bind = ["127.0.0.1:0"]
+    with pytest.raises(ValueError, match="does not serve HTTP/3"):
+        await serve(app, config=config)  # type: ignore[arg-type]

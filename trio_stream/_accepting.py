@@ -42,15 +42,24 @@ from starlette.types import ASGIApp
 
 from ._telemetry import log_extra
 
-__all__ = ["ACCEPT_BATCH", "run"]
+__all__ = ["ACCEPT_BATCH", "check", "run"]
 
 logger = logging.getLogger("trio_stream")
 
 ACCEPT_BATCH = 64
 """Connections accepted from one socket at most per wake, before others get a turn."""
 
-_SKIPPED = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EPERM})
-"""Errors of one queued connection (its client gave up before it was accepted)."""
+_SKIPPED = frozenset(
+    getattr(errno, name)
+    for name in (
+        *("ECONNABORTED", "EPERM", "EPROTO", "ENETDOWN", "ENOPROTOOPT", "EHOSTDOWN"),
+        *("ENONET", "EHOSTUNREACH", "EOPNOTSUPP", "ENETUNREACH"),
+    )
+    if hasattr(errno, name)
+)
+"""Errors of one queued connection, not of the socket: its client gave up before it was
+accepted, or a firewall refused it, or (on Linux) its network failed meanwhile. The
+next one is accepted as usual."""
 
 _EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
 """Errors that say the process or the kernel is out of room: wait, then try again."""
@@ -60,6 +69,12 @@ _EXHAUSTED_PAUSE = 0.1
 Handler = Callable[[trio.abc.Stream], Awaitable[Any]]
 
 
+def check(config: Config) -> None:
+    """Refuse what ``run`` does not serve: HTTP/3 (``quic_bind``)."""
+    if config.quic_bind:
+        raise ValueError("trio_stream.serve does not serve HTTP/3: leave quic_bind empty")
+
+
 async def run(
     app: ASGIApp,
     config: Config,
@@ -67,9 +82,10 @@ async def run(
     shutdown_trigger: Callable[[], Awaitable[None]],
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve ``app`` on ``config``'s sockets until ``shutdown_trigger`` returns, then drain."""
-    if config.quic_bind:
-        raise ValueError("trio_stream.serve does not serve HTTP/3: leave quic_bind empty")
+    """Serve ``app`` on ``config``'s sockets until ``shutdown_trigger`` returns, then drain.
+
+    ``config`` has passed ``check``.
+    """
     config.set_statsd_logger_class(StatsdLogger)
     wrapped = wrap_app(app, config.wsgi_max_body_size, "asgi")  # type: ignore[arg-type]
     state: LifespanState = {}

@@ -139,6 +139,7 @@ async def serve(
         config = default_config()
     if host is not None or port is not None:
         config.bind = [f"{host or '127.0.0.1'}:{8000 if port is None else port}"]
+    _accepting.check(config)
     if shutdown_trigger is None:
         shutdown_trigger = _signalled
     shutdown = Shutdown()
