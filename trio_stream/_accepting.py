@@ -122,10 +122,10 @@ async def _accept_until(
     listening += [(sock, None) for sock in sockets.insecure_sockets]
     try:
         urls = []
-        for sock, context_of_tls in listening:
+        for sock, ssl_context in listening:
             sock.listen(config.backlog)
             sock.setblocking(False)
-            scheme = "https" if context_of_tls is not None else "http"
+            scheme = "https" if ssl_context is not None else "http"
             urls.append(f"{scheme}://{repr_socket_addr(sock.family, sock.getsockname())}")
         for url in urls:
             await config.log.info(f"Running on {url} (CTRL + C to quit)")
@@ -133,8 +133,8 @@ async def _accept_until(
         async with trio.open_nursery() as accepting:
             accepting.start_soon(_cancel_after, shutdown_trigger, accepting.cancel_scope)
             accepting.start_soon(_cancel_after, context.terminate.wait, accepting.cancel_scope)
-            for sock, context_of_tls in listening:
-                accepting.start_soon(_accept, sock, context_of_tls, connections, handle)
+            for sock, ssl_context in listening:
+                accepting.start_soon(_accept, sock, ssl_context, connections, handle)
     finally:
         for sock, _ in listening:
             sock.close()  # new clients are refused while the open ones drain
