@@ -129,6 +129,10 @@ async def serve(
     ``shutdown_trigger`` is an async function whose return starts a graceful
     shutdown; by default, in the main thread, SIGINT and SIGTERM do.
 
+    Connections are accepted here, a burst at a time (``_accepting.py``),
+    and served by hypercorn's own connection handler. HTTP/3
+    (``config.quic_bind``) is not served: ``ValueError``.
+
     In a graceful shutdown, the server stops accepting connections and gives
     the open ones ``config.graceful_timeout`` seconds (3 by default). Streams
     in flight get until one second before that deadline to end by
