@@ -55,6 +55,7 @@ PEER = "assistant-stream · uvicorn"
 PEER_GC = "assistant-stream · uvicorn · trio-stream serve's GC thresholds"
 PEER_HYPERCORN = "assistant-stream · hypercorn-asyncio"
 CEILING = "ceiling · hypercorn-trio"
+SERVE_CEILING = "ceiling · trio-stream serve"
 PEER_CEILING = "ceiling · uvicorn"
 
 
@@ -72,14 +73,18 @@ def assistant_stream_gc(app: str) -> Contender:
 
 
 def ceilings() -> list[Contender]:
-    """The bare apps of ``bench.apps_bare``, on hypercorn-trio (ours) and on uvicorn (the peer's).
+    """The bare apps of ``bench.apps_bare`` on hypercorn-trio, ``trio-stream serve`` and uvicorn.
 
-    On hypercorn-trio with the collector thresholds of ``trio-stream serve``,
-    so that the distance from our row to the ceiling's is the library's
-    alone; on uvicorn with Python's defaults, as the peer's row runs.
+    On hypercorn-trio as it ships (``hypercorn.trio.serve``, Trio's accept
+    loop) with the collector thresholds of ``trio-stream serve``: the server
+    alone. Through ``trio-stream serve`` itself (hypercorn's connections
+    driven from the command's own accept loop): the same server command as
+    our row, so that the distance between the two is the library's alone.
+    On uvicorn with Python's defaults, as the peer's row runs.
     """
     return [
         Contender(CEILING, "bench.apps_bare:trio_app", "hypercorn-trio", serve_gc=True),
+        Contender(SERVE_CEILING, "bench.apps_bare:trio_app", "trio-stream serve"),
         Contender(PEER_CEILING, "bench.apps_bare:asyncio_app", "uvicorn"),
     ]
 
@@ -98,9 +103,11 @@ class Server:
 
 def ceiling_of(contender: Contender) -> str | None:
     """The name of the ceiling on ``contender``'s server, if it is one of ``ceilings()``."""
-    if contender.name in (CEILING, PEER_CEILING) or contender.workers is not None:
+    if contender.name in (CEILING, SERVE_CEILING, PEER_CEILING) or contender.workers is not None:
         return None
-    if contender.server in ("trio-stream serve", "hypercorn-trio"):
+    if contender.server == "trio-stream serve":
+        return SERVE_CEILING
+    if contender.server == "hypercorn-trio":
         return CEILING
     if contender.server == "uvicorn":
         return PEER_CEILING

@@ -15,9 +15,10 @@ Routes (``GET``, parameters in the query string):
 - ``/paced?n=N&rate=R`` (m3): ``N`` lines at ``R`` per second, each
   carrying the ``time.monotonic_ns()`` at which it was made, paced as
   ``bench.apps_stream``'s ``/paced`` paces its deltas.
-- ``/tokens?n=N&interval=S`` (m5): ``N`` lines ``token<i>``, one every ``S``
-  seconds, as ``bench.apps_load``'s ``/tokens`` runs send them, without the
-  heartbeats (a 15-second stream gets at most one of those).
+- ``/tokens?n=N&interval=S&phase=`` (m5): ``N`` lines ``token<i>``, one
+  every ``S`` seconds, as ``bench.apps_load``'s ``/tokens`` runs send them
+  (``phase=random`` included), without the heartbeats (a 15-second stream
+  gets at most one of those).
 
 The lines are written out here rather than made by trio-stream's encoder, so
 that a ceiling process holds no library at all; m2 checks the ``/text`` body
@@ -30,6 +31,7 @@ hypercorn (which has no ``LifespanGuard``).
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -94,6 +96,8 @@ async def _paced(query: dict[str, str], send: Send, sleep: Sleep) -> None:
 
 async def _tokens(query: dict[str, str], send: Send, sleep: Sleep) -> None:
     n, interval = int(query.get("n", 10)), float(query.get("interval", 1.0))
+    if query.get("phase") == "random":
+        await sleep(random.random() * interval)
     for i in range(n):
         await _line(send, b'0:"token%d "\n' % i)
         await sleep(interval)

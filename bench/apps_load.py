@@ -12,8 +12,10 @@ only differences are the library's own calls (``spawn_tool_call`` against
 
 Routes:
 
-``GET /tokens?n=&interval=``
-    m5: ``n`` text deltas, one every ``interval`` seconds.
+``GET /tokens?n=&interval=&phase=``
+    m5: ``n`` text deltas, one every ``interval`` seconds. With
+    ``phase=random``, the first waits a random fraction of ``interval``:
+    streams started together then do not fall due together.
 ``GET /paced?n=&interval=``
     m11: ``n`` text deltas, delta ``i`` at ``i * interval`` seconds after the
     run began, as a model's tokens arrive: a delta delivered late does not
@@ -45,6 +47,7 @@ import contextlib
 import functools
 import json
 import os
+import random
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -114,6 +117,11 @@ def _float(request: Request, name: str, default: float) -> float:
     return float(request.query_params.get(name, default))
 
 
+def _phase(request: Request, interval: float) -> float:
+    """Seconds before the first delta: 0, or a random fraction of ``interval``."""
+    return random.random() * interval if request.query_params.get("phase") == "random" else 0.0
+
+
 def _heartbeat(request: Request) -> bool:
     return request.query_params.get("heartbeat", "1") != "0"
 
@@ -129,8 +137,11 @@ _trio_trials: dict[str, _Trial] = {}
 
 async def _trio_tokens(request: Request) -> Response:
     n, interval = _int(request, "n", 10), _float(request, "interval", 1.0)
+    phase = _phase(request, interval)
 
     async def run(controller: RunController) -> None:
+        if phase:
+            await trio.sleep(phase)
         for i in range(n):
             controller.append_text(f"token{i} ")
             await trio.sleep(interval)
@@ -230,8 +241,11 @@ _as_trials: dict[str, _Trial] = {}
 
 async def _as_tokens(request: Request) -> Response:
     n, interval = _int(request, "n", 10), _float(request, "interval", 1.0)
+    phase = _phase(request, interval)
 
     async def run(controller: Any) -> None:
+        if phase:
+            await asyncio.sleep(phase)
         for i in range(n):
             controller.append_text(f"token{i} ")
             await asyncio.sleep(interval)

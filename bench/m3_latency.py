@@ -22,9 +22,12 @@ when the token was actually made, so a late timer does not count against a
 library). The client checks it received every token, in order.
 
 The ceilings: the same paced lines from a bare ASGI app (``bench.apps_bare``,
-no framework and no library) on hypercorn-trio and on uvicorn, the least
-delay each server allows; the distance from a library's row to its server's
-ceiling is what the library and its framework add.
+no framework and no library) on hypercorn-trio (as hypercorn ships it, and
+through ``trio-stream serve``, our row's own command) and on uvicorn, the
+least delay each server allows; the distance from a library's row to its
+server's ceiling is what the library and its framework add. The target is
+checked against the ceiling on our row's own command; the report also gives
+the distance to hypercorn's.
 
 Fair: the same run code and server settings, each server in a process of its
 own, contenders measured in turn run after run after a warm-up request, the
@@ -49,6 +52,7 @@ from ._servers import (
     CEILING,
     OURS,
     PEER,
+    SERVE_CEILING,
     Contender,
     Server,
     assistant_stream,
@@ -67,7 +71,7 @@ RATE = 100.0
 MAX_P99 = 2.0
 """Milliseconds: the 99th percentile of a token's delay, at most."""
 CEILING_FACTOR = 1.2
-"""Our 99th percentile over the bare server's on hypercorn-trio, at most."""
+"""Our 99th percentile over the bare server's on hypercorn-trio (our row's command), at most."""
 
 _TOKEN = re.compile(rb'0:"(\d+) "\n')
 
@@ -187,7 +191,8 @@ def measure(smoke: bool) -> list[Figure]:
 
 def _check(p99: Figure) -> None:
     """The targets of the 99th percentile: absolute, against the peer, against the ceiling."""
-    ours, peer, ceiling = p99.median(OURS), p99.median(PEER), p99.median(CEILING)
+    ours, peer, ceiling = p99.median(OURS), p99.median(PEER), p99.median(SERVE_CEILING)
+    shipped = p99.median(CEILING)
     p99.check(f"<= {MAX_P99:g} ms", f"{ours:.3g} ms", ours <= MAX_P99)
     p99.check(
         f"no worse than {PEER}",
@@ -195,8 +200,9 @@ def _check(p99: Figure) -> None:
         ours <= peer,
     )
     p99.check(
-        f"within {CEILING_FACTOR:g}x of the {CEILING} (the bare server)",
-        f"{ours / ceiling:.2f}x the ceiling's ({ours:.3g} ms against {ceiling:.3g} ms)",
+        f"within {CEILING_FACTOR:g}x of the {SERVE_CEILING} (the bare server, our command)",
+        f"{ours / ceiling:.2f}x the ceiling's ({ours:.3g} ms against {ceiling:.3g} ms; "
+        f"{ours / shipped:.2f}x the {CEILING}'s, {shipped:.3g} ms)",
         ours <= CEILING_FACTOR * ceiling,
     )
 

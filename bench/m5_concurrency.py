@@ -36,13 +36,22 @@ command, its defaults), on uvicorn with the collector thresholds that
 ``trio-stream serve`` ships (so that the setting is not what tells the
 libraries apart), and on hypercorn-asyncio; and the ceilings, a bare ASGI app
 (``bench.apps_bare``) sending the same lines at the same pace, without
-heartbeats, on hypercorn-trio (with ``trio-stream serve``'s thresholds) and on
-uvicorn: each row's distance to its server's ceiling is what the library and
-its framework cost.
+heartbeats, on hypercorn-trio as hypercorn ships it (with ``trio-stream
+serve``'s thresholds), through ``trio-stream serve`` itself, and on uvicorn:
+each row's distance to its own server's ceiling is what the library and its
+framework cost.
+
+Each stream's first token goes out as soon as its run starts, so streams
+that a server starts in one pass of its loop stay in step: their tokens fall
+due together and share the loop's wake-ups. A last run at 5,000 starts each
+stream's pacing from a random fraction of the interval instead (ours, the
+peer on uvicorn and both servers' ceilings), which takes that alignment away
+from every server, as streams begun at random moments would.
 
 Fair: the same app code shape for both libraries, a fresh server process for
 each run, the same client, the same backlog. Full mode makes two runs at
-1,000 and one at 5,000 (about eight minutes in all).
+1,000, one at 5,000 and one at 5,000 from a random phase (about twelve
+minutes in all).
 """
 
 from __future__ import annotations
@@ -58,13 +67,15 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
 from ._results import Figure
 from ._servers import (
     OURS,
     PEER,
+    PEER_CEILING,
+    SERVE_CEILING,
     Contender,
     Server,
     assistant_stream,
@@ -84,6 +95,13 @@ MEMORY_FACTOR = 0.8
 """Our memory per open stream over the peer's on uvicorn, at most."""
 CPU_AIM = 1.5
 """How many times less server CPU than the peer's on uvicorn we aim for (1.0 is the target)."""
+
+
+Phase = Literal["zero", "random"]
+"""When each stream's first delta is due: at once, or after a random fraction of the interval."""
+
+RANDOM_PHASE = (OURS, PEER, SERVE_CEILING, PEER_CEILING)
+"""The contenders of the extra run whose streams start from a random phase."""
 
 
 def _contenders() -> list[Contender]:
@@ -169,7 +187,7 @@ def _verdict(outcome: str, data: bytes, tokens: int) -> str:
 
 
 async def _client(
-    url: str, n: int, tokens: int, interval: float, patience: float
+    url: str, n: int, tokens: int, interval: float, phase: str, patience: float
 ) -> dict[str, Any]:
     """Open ``n`` streams of ``tokens`` tokens at once; what became of them.
 
@@ -179,7 +197,7 @@ async def _client(
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     request = (
-        f"GET /tokens?n={tokens}&interval={interval} HTTP/1.1\r\n"
+        f"GET /tokens?n={tokens}&interval={interval}&phase={phase} HTTP/1.1\r\n"
         f"Host: {host}:{port}\r\nAccept: */*\r\n\r\n"
     ).encode()
     loop = asyncio.get_running_loop()
@@ -248,17 +266,23 @@ def _client_main(argv: list[str]) -> None:
     parser.add_argument("--n", type=int, required=True)
     parser.add_argument("--tokens", type=int, required=True)
     parser.add_argument("--interval", type=float, required=True)
+    parser.add_argument("--phase", choices=("zero", "random"), default="zero")
     args = parser.parse_args(argv)
     import uvloop
 
     patience = args.tokens * args.interval + 60
-    result = uvloop.run(_client(args.client, args.n, args.tokens, args.interval, patience))
+    result = uvloop.run(
+        _client(args.client, args.n, args.tokens, args.interval, args.phase, patience)
+    )
     print(json.dumps(result))
 
 
-def _run_client(server: Server, n: int, tokens: int, interval: float) -> dict[str, Any]:
+def _run_client(
+    server: Server, n: int, tokens: int, interval: float, phase: Phase = "zero"
+) -> dict[str, Any]:
     argv = [sys.executable, "-m", "bench.m5_concurrency", "--client", server.url]
     argv += ["--n", str(n), "--tokens", str(tokens), "--interval", str(interval)]
+    argv += ["--phase", phase]
     done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=600)
     if done.returncode != 0:
         raise RuntimeError(f"the m5 client failed:\n{done.stderr}")
@@ -301,7 +325,9 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _one(contender: Contender, n: int, tokens: int, interval: float) -> dict[str, Any]:
+def _one(
+    contender: Contender, n: int, tokens: int, interval: float, phase: Phase = "zero"
+) -> dict[str, Any]:
     """One run: a fresh server, a warm-up, then ``n`` streams at once."""
     with serving(contender) as server:
         _run_client(server, 20, 2, 0.05)  # warm-up: imports, first allocations
@@ -309,7 +335,7 @@ def _one(contender: Contender, n: int, tokens: int, interval: float) -> dict[str
         idle = server.rss()
         cpu = _cpu_seconds(server.pid)
         with RssSampler(server, 0.1) as sampler:
-            result = _run_client(server, n, tokens, interval)
+            result = _run_client(server, n, tokens, interval, phase)
         result["cpu_seconds"] = _cpu_seconds(server.pid) - cpu
         result["us_per_delta"] = result["cpu_seconds"] / max(result["delivered"], 1) * 1e6
         result["idle_rss"] = idle
@@ -325,6 +351,7 @@ class _Figures:
     """The figures of one N, filled run by run."""
 
     n: int
+    phase: Phase
     complete: Figure
     at_once: Figure
     start: Figure
@@ -333,44 +360,32 @@ class _Figures:
     memory: Figure
 
     @classmethod
-    def of(cls, n: int) -> _Figures:
+    def of(cls, n: int, phase: Phase) -> _Figures:
+        key = f"concurrency-{n}" + ("-random-phase" if phase == "random" else "")
+        streams = f"{n:,} streams" + (" from a random phase" if phase == "random" else "")
+
+        def figure(what: str, title: str, unit: str, better: Literal["higher", "lower"]) -> Figure:
+            return Figure(key=f"{key}-{what}", title=f"m5 · {title}", unit=unit, better=better)
+
         return cls(
             n,
-            complete=Figure(
-                key=f"concurrency-{n}-complete",
-                title=f"m5 · Streams served to the end, of {n:,}",
-                unit="streams",
-                better="higher",
+            phase,
+            complete=figure(
+                "complete", f"Streams served to the end, of {streams}", "streams", "higher"
             ),
-            at_once=Figure(
-                key=f"concurrency-{n}-open",
-                title=f"m5 · Streams open at once (peak), of {n:,}",
-                unit="streams",
-                better="higher",
+            at_once=figure(
+                "open", f"Streams open at once (peak), of {streams}", "streams", "higher"
             ),
-            start=Figure(
-                key=f"concurrency-{n}-start",
-                title=f"m5 · Time to the last response start, {n:,} streams",
-                unit="s",
-                better="lower",
+            start=figure("start", f"Time to the last response start, {streams}", "s", "lower"),
+            cpu=figure("cpu", f"Server CPU time, {streams}", "CPU s", "lower"),
+            cpu_per_delta=figure(
+                "cpu-per-delta",
+                f"Server CPU per delivered delta, {streams}",
+                "µs per delta",
+                "lower",
             ),
-            cpu=Figure(
-                key=f"concurrency-{n}-cpu",
-                title=f"m5 · Server CPU time, {n:,} streams",
-                unit="CPU s",
-                better="lower",
-            ),
-            cpu_per_delta=Figure(
-                key=f"concurrency-{n}-cpu-per-delta",
-                title=f"m5 · Server CPU per delivered delta, {n:,} streams",
-                unit="µs per delta",
-                better="lower",
-            ),
-            memory=Figure(
-                key=f"concurrency-{n}-memory",
-                title=f"m5 · Server memory per open stream, {n:,} streams",
-                unit="KiB per stream",
-                better="lower",
+            memory=figure(
+                "memory", f"Server memory per open stream, {streams}", "KiB per stream", "lower"
             ),
         )
 
@@ -394,55 +409,87 @@ class _Figures:
 
 
 def measure(smoke: bool) -> list[Figure]:
-    """Figures per N: streams complete and open at once, start, CPU, memory per stream."""
+    """Figures per N: streams complete and open at once, start, CPU, memory per stream.
+
+    The streams of a burst start their pacing when their run starts, so a
+    server that starts a batch of them in one pass of its loop has their
+    deltas fall due together; the last run starts each stream's pacing from
+    a random phase instead, which takes that alignment away from every
+    server, as streams begun at random moments would.
+    """
+    tokens, interval = (3, 0.2) if smoke else (15, 1.0)
+    plan: list[tuple[int, int, Phase]]
     if smoke:
-        plan, tokens, interval = [(50, 1)], 3, 0.2
+        plan = [(50, 1, "zero"), (50, 1, "random")]
     else:
-        # Runs: 2 at 1,000 and 1 at 5,000 keep the module within ~8 minutes.
-        plan, tokens, interval = [(1000, 2), (5000, 1)], 15, 1.0
-    contenders = _contenders()
+        # 2 runs at 1,000, 1 at 5,000 and 1 at 5,000 from a random phase: about
+        # twelve minutes.
+        plan = [(1000, 2, "zero"), (5000, 1, "zero"), (5000, 1, "random")]
+    capacity = max(n for n, _, _ in plan)
     figures: list[Figure] = []
-    for n, repeats in plan:
-        of_n = _Figures.of(n)
+    for n, repeats, phase in plan:
+        contenders = _contenders()
+        if phase == "random":
+            contenders = [c for c in contenders if c.name in RANDOM_PHASE]
+        of_n = _Figures.of(n, phase)
         details: dict[str, list[dict[str, Any]]] = {}
         for _ in range(repeats):
             for contender in contenders:
-                result = _one(contender, n, tokens, interval)
+                result = _one(contender, n, tokens, interval, phase)
                 of_n.add(contender.name, result)
                 details.setdefault(contender.name, []).append(result)
-        _check(of_n, capacity=n == plan[-1][0])
-        setting = (
-            f"{n:,} streams of {tokens} tokens, one every {interval:g} s (heartbeats on; "
-            f"none from the ceilings), opened at most {BURST:,} at a time, on one server "
-            "process; the client is a separate process on raw asyncio sockets."
-        )
-        of_n.complete.note = _note(setting, details, _failures)
-        of_n.at_once.note = _note(setting, details, _timing)
-        of_n.start.note = of_n.at_once.note
-        of_n.cpu.note = of_n.cpu_per_delta.note = _note(
-            setting + " CPU: user and system time of the server process during the run, "
-            "and that time over the text deltas the client received.",
-            details,
-            _cpu,
-        )
-        of_n.memory.note = _note(
-            setting + " Memory per stream: (peak RSS - idle RSS) / streams open at the peak.",
-            details,
-            _memory,
-        )
+        _check(of_n, capacity=n == capacity and phase == "zero")
+        _describe(of_n, _setting(n, tokens, interval, phase), details)
         for figure in of_n.all():
             figure.ceilings = ceilings_of(contenders)
         figures += of_n.all()
     return figures
 
 
+def _setting(n: int, tokens: int, interval: float, phase: Phase) -> str:
+    start = (
+        "each stream's first token after a random fraction of the interval (lateness includes it)"
+        if phase == "random"
+        else "each stream's first token at once"
+    )
+    return (
+        f"{n:,} streams of {tokens} tokens, one every {interval:g} s, {start} (heartbeats "
+        f"on; none from the ceilings), opened at most {BURST:,} at a time, on one server "
+        "process; the client is a separate process on raw asyncio sockets."
+    )
+
+
+def _describe(of_n: _Figures, setting: str, details: dict[str, list[dict[str, Any]]]) -> None:
+    """The figures' notes: the setting, and what each contender's runs came to."""
+    of_n.complete.note = _note(setting, details, _failures)
+    of_n.at_once.note = _note(setting, details, _timing)
+    of_n.start.note = of_n.at_once.note
+    of_n.cpu.note = of_n.cpu_per_delta.note = _note(
+        setting + " CPU: user and system time of the server process during the run, "
+        "and that time over the text deltas the client received.",
+        details,
+        _cpu,
+    )
+    of_n.memory.note = _note(
+        setting + " Memory per stream: (peak RSS - idle RSS) / streams open at the peak.",
+        details,
+        _memory,
+    )
+
+
 def _check(of_n: _Figures, capacity: bool) -> None:
-    """The targets of one N; those of the burst (``capacity``) only at the largest N."""
+    """The targets of one N; those of the burst (``capacity``) only at the largest N.
+
+    The run from a random phase is checked only for serving every stream:
+    the targets are set on the burst.
+    """
     n = of_n.n
     for figure, what in ((of_n.complete, "complete"), (of_n.at_once, "open at once")):
         values = figure.runs[OURS]
         measured = ", ".join(f"{value:,.0f}" for value in values) + " in each run"
         figure.check(f"all {n:,} {what}", measured, all(value == n for value in values))
+    if of_n.phase == "random":
+        return
     memory = of_n.memory
     ours, peer = memory.median(OURS), memory.median(PEER)
     memory.check(

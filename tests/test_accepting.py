@@ -5,6 +5,7 @@ open ones finish."""
 from __future__ import annotations
 
 import errno
+import gc
 import logging
 import socket
 from collections.abc import Iterator
@@ -168,6 +169,42 @@ async def test_a_shutdown_refuses_new_clients_while_an_open_stream_finishes() ->
                 await client.get(url, headers={"connection": "close"})
             release.set()
             assert await open_stream.aread() == b"finished"
+
+
+async def test_an_ended_connection_is_freed_without_the_garbage_collector() -> None:
+    async def app(scope: dict[str, object], receive: object, send: object) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})  # type: ignore[operator]
+        await send({"type": "http.response.body", "body": b"ok"})  # type: ignore[operator]
+
+    stop = trio.Event()
+    gc.collect()
+    gc.disable()
+    try:
+        async with trio.open_nursery() as nursery:
+            [url] = await nursery.start(
+                lambda task_status: serve(
+                    app,  # type: ignore[arg-type]
+                    port=0,
+                    shutdown_trigger=stop.wait,
+                    task_status=task_status,
+                )
+            )
+            async with httpx.AsyncClient(timeout=10) as client:
+                for _ in range(5):
+                    response = await client.get(url, headers={"connection": "close"})
+                    assert response.content == b"ok"
+            await trio.testing.wait_all_tasks_blocked()  # the connections' tasks have ended
+            gc.set_debug(gc.DEBUG_SAVEALL)
+            gc.collect()
+            left = [type(o).__qualname__ for o in gc.garbage if "hypercorn" in type(o).__module__]
+            stop.set()
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert left == []
 
 
 async def test_http3_is_refused_by_name() -> None:

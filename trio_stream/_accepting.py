@@ -27,8 +27,6 @@ import random
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
-from functools import partial
-from typing import Any
 
 import trio
 from hypercorn.config import Config
@@ -36,7 +34,7 @@ from hypercorn.trio.lifespan import Lifespan
 from hypercorn.trio.statsd import StatsdLogger
 from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.trio.worker_context import WorkerContext
-from hypercorn.typing import ConnectionState, LifespanState
+from hypercorn.typing import AppWrapper, ConnectionState, LifespanState
 from hypercorn.utils import repr_socket_addr, wrap_app
 from starlette.types import ASGIApp
 
@@ -66,7 +64,7 @@ _EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
 
 _EXHAUSTED_PAUSE = 0.1
 
-Handler = Callable[[trio.abc.Stream], Awaitable[Any]]
+Handler = Callable[[trio.abc.Stream], Awaitable[None]]
 
 
 def check(config: Config) -> None:
@@ -91,7 +89,7 @@ async def run(
     state: LifespanState = {}
     lifespan = Lifespan(wrapped, config, state)
     context = WorkerContext(_request_budget(config))
-    handle: Handler = partial(TCPServer, wrapped, config, context, ConnectionState(state.copy()))
+    handle = _connection_handler(wrapped, config, context, ConnectionState(state.copy()))
     async with trio.open_nursery() as app_nursery:
         await app_nursery.start(lifespan.handle_lifespan)
         await lifespan.wait_for_startup()
@@ -105,6 +103,31 @@ async def run(
                 connections.cancel_scope.deadline = trio.current_time() + config.graceful_timeout
         await lifespan.wait_for_shutdown()
         app_nursery.cancel_scope.cancel()
+
+
+def _connection_handler(
+    app: AppWrapper, config: Config, context: WorkerContext, state: ConnectionState
+) -> Handler:
+    """Serve one connection with hypercorn's connection handler, then let it go.
+
+    hypercorn's objects of a connection refer to each other (the
+    ``TCPServer`` and its protocol, through the protocol's ``send``; its
+    task group and locks), so, left as they are, an ended connection is
+    freed only when the garbage collector next examines the middle
+    generation: thousands of them at once after a burst, and work for the
+    collector at every pass until then. Emptying the server's attributes
+    once it has returned breaks those cycles, and the connection is freed
+    as it ends.
+    """
+
+    async def handle(stream: trio.abc.Stream) -> None:
+        server = TCPServer(app, config, context, state, stream)  # type: ignore[arg-type]
+        try:
+            await server.run()
+        finally:
+            vars(server).clear()
+
+    return handle
 
 
 async def _accept_until(

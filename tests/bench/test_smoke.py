@@ -25,9 +25,12 @@ THEIRS = ["assistant-stream · uvicorn", "assistant-stream · hypercorn-asyncio"
 CAPACITY = [
     "assistant-stream · uvicorn · trio-stream serve's GC thresholds",
     "ceiling · hypercorn-trio",
+    "ceiling · trio-stream serve",
     "ceiling · uvicorn",
 ]
 """The rows that the latency and concurrency figures have besides those of every figure."""
+RANDOM_PHASE = {OURS, THEIRS[0], "ceiling · trio-stream serve", "ceiling · uvicorn"}
+"""The rows of the concurrency run whose streams start from a random phase."""
 OWN_CONTENDERS = ("inprocess", "decode", "remote")
 """Figures whose rows are not the servers: in process, per format, per relay depth."""
 
@@ -73,14 +76,17 @@ def test_every_measurement_runs_for_every_contender(tmp_path: Path) -> None:
             # A figure with contenders of its own names them.
             assert figure["ours"] in runs, figure["key"]
             assert figure["reference"] is None or figure["reference"] in runs, figure["key"]
+        elif "random-phase" in figure["key"]:
+            assert set(runs) == RANDOM_PHASE, figure["key"]
         elif not figure["key"].startswith(OWN_CONTENDERS):
             assert OURS in runs, figure["key"]
             assert all(name in runs for name in THEIRS), figure["key"]
-        if figure["key"].startswith(("latency", "concurrency")):
+        if figure["key"].startswith(("latency", "concurrency")) and "random" not in figure["key"]:
             assert all(name in runs for name in CAPACITY), figure["key"]
         assert (tmp_path / f"{figure['key']}.png").stat().st_size > 1000
     keys = {f["key"] for f in figures}
     assert {"concurrency-50-cpu", "concurrency-50-cpu-per-delta", "concurrency-50-start"} <= keys
+    assert {"concurrency-50-random-phase-cpu", "concurrency-50-random-phase-open"} <= keys
     markdown = (tmp_path / "latest.md").read_text()
     assert markdown.startswith("# Benchmark results")
     assert markdown.count("| contender |") == len(figures)
