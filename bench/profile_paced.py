@@ -2,6 +2,7 @@
 
     python -m bench.profile_paced [--streams 1000] [--rate 30] [--seconds 10]
                                   [--profile out.prof] [--tracemalloc] [--app ceiling]
+                                  [--gc G0,G1,G2]
 
 Starts ``trio-stream serve bench.profile_paced:app`` as users run it (its GC
 thresholds included, no access log), warms it up, then opens ``--streams``
@@ -14,7 +15,8 @@ down), the objects the garbage collector tracks per open stream, what only
 the collector could free once the streams had ended, and, with
 ``--profile``, cProfile's top entries for the server over the run.
 ``--app ceiling`` serves the ceiling's bare app (``bench.apps_bare``) on the
-same server instead: the same figures for the server alone.
+same server instead: the same figures for the server alone. ``--gc`` sets the
+collector's thresholds in the server in place of the command's.
 
 These figures are robust to a shared machine where wall-clock ones are not:
 CPU time and counts do not depend on what else runs, so long as the server
@@ -69,6 +71,9 @@ def _time_collections(phase: str, info: dict[str, int]) -> None:
 
 
 gc.callbacks.append(_time_collections)
+if _THRESHOLDS := os.environ.get("BENCH_GC_THRESHOLDS"):
+    # ``--gc``: set here, as the server imports the app, after the command set its own.
+    gc.set_threshold(*(int(part) for part in _THRESHOLDS.split(",")))
 
 
 def _count_tasks() -> int:
@@ -261,8 +266,10 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _start(port: int, tracing: bool, app: str) -> subprocess.Popen[bytes]:
+def _start(port: int, tracing: bool, app: str, thresholds: str | None) -> subprocess.Popen[bytes]:
     env = {**os.environ, **({"PYTHONTRACEMALLOC": "1"} if tracing else {})}
+    if thresholds is not None:
+        env["BENCH_GC_THRESHOLDS"] = thresholds
     command = [sys.executable, "-m", "trio_stream", "serve", f"bench.profile_paced:{app}"]
     command += ["--port", str(port), "--no-access-log"]
     process = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
@@ -280,7 +287,7 @@ def _client_process(
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     port = free_port()
-    process = _start(port, args.tracemalloc, args.app)
+    process = _start(port, args.tracemalloc, args.app, args.gc)
     server = Server(f"http://127.0.0.1:{port}", process.pid)
     tokens = round(args.rate * args.seconds)
     interval = 1 / args.rate
@@ -358,6 +365,11 @@ def main() -> None:
         choices=("app", "ceiling"),
         default="app",
         help="the library's app, or the ceiling's bare app on the same server",
+    )
+    parser.add_argument(
+        "--gc",
+        metavar="G0,G1,G2",
+        help="the collector's thresholds in the server, in place of those the command sets",
     )
     parser.add_argument("--client", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--tokens", type=int, help=argparse.SUPPRESS)
