@@ -47,6 +47,19 @@ def listening() -> socket.socket:
     return listener
 
 
+async def start_serving(nursery: trio.Nursery, app: object, stop: trio.Event) -> str:
+    """Start ``serve(app)`` on a free port in ``nursery``, until ``stop`` is set: its URL."""
+    [url] = await nursery.start(
+        lambda task_status: serve(
+            app,  # type: ignore[arg-type]
+            port=0,
+            shutdown_trigger=stop.wait,
+            task_status=task_status,
+        )
+    )
+    return str(url)
+
+
 async def test_a_burst_of_clients_takes_a_step_per_batch_not_per_client() -> None:
     clients = 3 * ACCEPT_BATCH
     with listening() as listener:
@@ -151,14 +164,7 @@ async def test_a_shutdown_refuses_new_clients_while_an_open_stream_finishes() ->
 
     stop = trio.Event()
     async with trio.open_nursery() as nursery:
-        [url] = await nursery.start(
-            lambda task_status: serve(
-                app,  # type: ignore[arg-type]
-                port=0,
-                shutdown_trigger=stop.wait,
-                task_status=task_status,
-            )
-        )
+        url = await start_serving(nursery, app, stop)
         async with (
             httpx.AsyncClient(timeout=10) as client,
             client.stream("GET", url) as open_stream,
@@ -183,14 +189,7 @@ async def test_an_ended_connection_is_freed_without_the_garbage_collector() -> N
     gc.disable()
     try:
         async with trio.open_nursery() as nursery:
-            [url] = await nursery.start(
-                lambda task_status: serve(
-                    app,  # type: ignore[arg-type]
-                    port=0,
-                    shutdown_trigger=stop.wait,
-                    task_status=task_status,
-                )
-            )
+            url = await start_serving(nursery, app, stop)
             async with httpx.AsyncClient(timeout=10) as client:
                 for _ in range(5):
                     response = await client.get(url, headers={"connection": "close"})
