@@ -67,7 +67,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Literal, cast
+from typing import Any, Literal, cast, get_args
 from urllib.parse import urlsplit
 
 from ._results import Figure
@@ -187,7 +187,7 @@ def _verdict(outcome: str, data: bytes, tokens: int) -> str:
 
 
 async def _client(
-    url: str, n: int, tokens: int, interval: float, phase: str, patience: float
+    url: str, n: int, tokens: int, interval: float, phase: Phase, patience: float
 ) -> dict[str, Any]:
     """Open ``n`` streams of ``tokens`` tokens at once; what became of them.
 
@@ -266,7 +266,7 @@ def _client_main(argv: list[str]) -> None:
     parser.add_argument("--n", type=int, required=True)
     parser.add_argument("--tokens", type=int, required=True)
     parser.add_argument("--interval", type=float, required=True)
-    parser.add_argument("--phase", choices=("zero", "random"), default="zero")
+    parser.add_argument("--phase", choices=get_args(Phase), default="zero")
     args = parser.parse_args(argv)
     import uvloop
 
